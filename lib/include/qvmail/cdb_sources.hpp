@@ -1,0 +1,61 @@
+// The table of text sources that `qmailctl cdb` compiles into cdb databases. Each kind of source
+// registers how its files are found and how a file is compiled; later kinds (users/assign, the
+// files backend's user databases) are added to the same table.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "qvmail/cdb.hpp"
+
+namespace qv {
+
+class LineReader;
+struct Paths;
+
+using CdbCompiler = CompileStats (*)(LineReader& in, CdbSink& sink);
+
+struct CdbSource {
+    std::string name;              // what the administrator types: tcp.smtp, morercpthosts, ...
+    std::filesystem::path source;  // the text file
+    std::filesystem::path target;  // the cdb
+    std::string_view format;       // "tcprules", "qmail-newmrh", ...
+    CdbCompiler compile;
+};
+
+// Every known source, in table order (tcp rules first, by name). Sources are listed whether or not
+// their files exist, so that a missing source can be reported by name.
+std::vector<CdbSource> cdb_sources(const Paths& paths);
+
+// Compiler for qmail-newmrh-style line files (morercpthosts, relaymailfrom): each line lower-cased,
+// trailing spaces and tabs removed, blank and '#' lines skipped; key = the line, value empty.
+CompileStats compile_lowercase_lines(LineReader& in, CdbSink& sink);
+
+struct CdbBuildOptions {
+    bool force = false;    // rebuild even when the cdb is newer than its source
+    bool check = false;    // compile into nothing: validate only
+    bool dry_run = false;  // say what would be rebuilt (sources are still compiled, to count)
+};
+
+enum class CdbStatus { rebuilt, up_to_date, would_rebuild, valid };
+std::string_view to_string(CdbStatus s) noexcept;
+
+struct CdbReport {
+    CdbStatus status = CdbStatus::up_to_date;
+    bool was_up_to_date = false;  // the cdb was newer than its source (and undamaged) before the run
+    std::string reason;           // why it was (or would be) rebuilt
+    std::uint64_t records = 0;
+    std::uint64_t bytes = 0;
+    std::vector<CompileWarning> warnings;
+};
+
+// Brings one database up to date (or checks it). Throws Error: 66 when the source is missing or
+// unreadable, 65 (ParseError) for a bad line, 73/74 when the cdb cannot be written. On any error the
+// old cdb is left untouched and no temporary file remains.
+CdbReport build_cdb(const CdbSource& src, const CdbBuildOptions& opts);
+
+}  // namespace qv

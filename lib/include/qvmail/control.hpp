@@ -1,0 +1,43 @@
+// Line-oriented control files (rcpthosts, morercpthosts, relayclients, outgoingip, ...): read the
+// entries, add and remove exact lines, keep comments, blank lines and order, write atomically.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace qv {
+
+// A line's entry: the line without trailing blanks (space, tab, CR); empty for comment ('#') lines.
+std::string_view control_entry(std::string_view line) noexcept;
+
+class ControlFile {
+public:
+    // Loads `path`; a missing file is an empty one (exists() is false). Throws Error 66 if unreadable.
+    static ControlFile load(const std::filesystem::path& path);
+
+    const std::filesystem::path& path() const noexcept { return path_; }
+    bool exists() const noexcept { return exists_; }
+    const std::vector<std::string>& lines() const noexcept { return lines_; }
+    // The entries, in order: non-comment, non-blank lines without trailing blanks.
+    std::vector<std::string> entries() const;
+
+    bool contains(std::string_view entry) const;
+    // Appends `entry` unless an identical entry is present; returns whether it was added.
+    bool add(std::string_view entry);
+    // Removes every line whose entry equals `entry` exactly (never a prefix); returns how many.
+    std::size_t remove(std::string_view entry);
+    // Writes the file atomically (new files get `mode_if_new`).
+    void save(mode_t mode_if_new = 0644) const;
+
+private:
+    std::filesystem::path path_;
+    bool exists_ = false;
+    std::vector<std::string> lines_;
+};
+
+}  // namespace qv

@@ -1,0 +1,64 @@
+// Typed errors carrying a sysexits exit code. Library modules throw these; commands print them.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace qv {
+
+// sysexits(3) codes used by the admin commands (DESIGN.md, "Command conventions").
+enum class Exit : int {
+    ok = 0,
+    usage = 64,        // EX_USAGE: bad command line
+    dataerr = 65,      // EX_DATAERR: bad input data (a rules line, an address)
+    noinput = 66,      // EX_NOINPUT: an input file is missing or unreadable
+    nouser = 67,       // EX_NOUSER
+    nohost = 68,       // EX_NOHOST: no such domain
+    unavailable = 69,  // EX_UNAVAILABLE: a service (database) is down
+    software = 70,     // EX_SOFTWARE: internal error
+    cantcreat = 73,    // EX_CANTCREAT: cannot create an output file
+    ioerr = 74,        // EX_IOERR: write or sync failed
+    tempfail = 75,     // EX_TEMPFAIL: try again later (lock held)
+    noperm = 77,       // EX_NOPERM
+    config = 78,       // EX_CONFIG: configuration error
+};
+
+class Error : public std::runtime_error {
+public:
+    Error(Exit code, const std::string& message) : std::runtime_error(message), code_(code) {}
+    Exit code() const noexcept { return code_; }
+
+private:
+    Exit code_;
+};
+
+// A bad line in an input file: names the file, the line number and the offending text.
+class ParseError : public Error {
+public:
+    ParseError(std::filesystem::path file, std::uint64_t line, std::string reason, std::string text);
+    const std::filesystem::path& file() const noexcept { return file_; }
+    std::uint64_t line() const noexcept { return line_; }
+    const std::string& reason() const noexcept { return reason_; }
+    const std::string& text() const noexcept { return text_; }
+
+private:
+    std::filesystem::path file_;
+    std::uint64_t line_;
+    std::string reason_;
+    std::string text_;
+};
+
+// Error for a failed system call on `path`: "<what> <path>: <strerror(errnum)>".
+Error sys_error(Exit code, std::string_view what, const std::filesystem::path& path, int errnum);
+
+// Exit code for a failure to open or read an input file.
+Exit exit_for_read_errno(int errnum) noexcept;
+
+// Printable form of arbitrary bytes for one-line messages: control bytes and bytes >= 0x7f
+// become \n, \t, \r, \0 or \xNN, backslashes are doubled.
+std::string printable(std::string_view bytes);
+
+}  // namespace qv

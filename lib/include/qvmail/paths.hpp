@@ -1,0 +1,64 @@
+// Every runtime location, derived in one place from the environment and the compiled default.
+//
+//   QMAILHOME    compiled default (/var/indimail); the root of everything below
+//   CONTROLDIR   control files; default "control"; relative values are taken under QMAILHOME
+//   TCP_FILE     the SMTP access rules (tcp.smtp); default QMAILHOME/etc/tcp.smtp. Other tcp.<service>
+//                rules files are looked for in the same directory.
+//   ASSIGNDIR    users/assign and users/cdb; default QMAILHOME/users
+//   DOMAINDIR    parent of domains/ (as IndiMail); default QMAILHOME
+//   BASE_PATH    users' mail homes; default QMAILHOME/home
+//   QUEUEDIR     the queue; default QMAILHOME/queue
+//   SERVICEDIR   envdir-style service variables; default QMAILHOME/service
+//
+// Any relative value (other than QMAILHOME itself, which is made absolute against the current
+// directory) is taken relative to QMAILHOME. Empty variables count as unset.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace qv {
+
+namespace fs = std::filesystem;
+
+// A read-only view of the environment. The process environment by default; tests pass a map.
+class Env {
+public:
+    using Vars = std::map<std::string, std::string>;
+    Env();  // the process environment
+    explicit Env(Vars vars);
+    std::optional<std::string> get(std::string_view name) const;  // unset and empty are both nullopt
+
+private:
+    std::optional<Vars> vars_;
+};
+
+struct Paths {
+    fs::path qmailhome;
+    fs::path controldir;
+    fs::path tcp_file;
+    fs::path assigndir;
+    fs::path domaindir;
+    fs::path base_path;
+    fs::path queuedir;
+    fs::path servicedir;
+
+    static Paths from(const Env& env);
+    static Paths from_env() { return from(Env()); }
+
+    fs::path control(std::string_view name) const { return controldir / std::string(name); }
+    fs::path etc_dir() const { return tcp_file.parent_path(); }
+    fs::path domains_dir() const { return domaindir / "domains"; }
+    fs::path lock_file() const { return qmailhome / ".qvmail.lock"; }
+
+    // `p` shown relative to QMAILHOME when it lies below it, else absolute: for messages.
+    std::string display(const fs::path& p) const;
+};
+
+const char* compiled_qmailhome() noexcept;
+
+}  // namespace qv

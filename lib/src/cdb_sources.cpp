@@ -1,0 +1,163 @@
+#include "qvmail/cdb_sources.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <set>
+
+#include "qvmail/atomic_file.hpp"
+#include "qvmail/error.hpp"
+#include "qvmail/line_reader.hpp"
+#include "qvmail/paths.hpp"
+#include "qvmail/tcprules.hpp"
+
+namespace qv {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// tcp.<service> rules files: the one TCP_FILE names, plus every tcp.<service> (or its cdb) in the same
+// directory. <service> is letters, digits, '_' and '-', so backups such as tcp.smtp.old are left out.
+bool is_service_name(std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    });
+}
+
+void discover_tcp(const Paths& paths, std::vector<CdbSource>& out) {
+    std::set<std::string> names;
+    std::error_code ec;
+    for (fs::directory_iterator it(paths.etc_dir(), ec), end; !ec && it != end; it.increment(ec)) {
+        std::string f = it->path().filename().string();
+        if (f.size() > 4 && f.ends_with(".cdb")) f.resize(f.size() - 4);
+        if (f.starts_with("tcp.") && is_service_name(std::string_view(f).substr(4))) names.insert(f);
+    }
+    std::string main_name = paths.tcp_file.filename().string();
+    out.push_back({main_name, paths.tcp_file, fs::path(paths.tcp_file.string() + ".cdb"), "tcprules", tcprules::compile});
+    for (auto& n : names) {
+        if (n == main_name) continue;
+        fs::path src = paths.etc_dir() / n;
+        out.push_back({n, src, fs::path(src.string() + ".cdb"), "tcprules", tcprules::compile});
+    }
+}
+
+void discover_morercpthosts(const Paths& paths, std::vector<CdbSource>& out) {
+    out.push_back({"morercpthosts", paths.control("morercpthosts"), paths.control("morercpthosts.cdb"), "qmail-newmrh",
+                   compile_lowercase_lines});
+}
+
+void discover_relaymailfrom(const Paths& paths, std::vector<CdbSource>& out) {
+    out.push_back({"relaymailfrom", paths.control("relaymailfrom"), paths.control("relaymailfrom.cdb"), "qmail-cdb",
+                   compile_lowercase_lines});
+}
+
+// The table of source kinds. New kinds of cdb are registered here.
+using Discover = void (*)(const Paths&, std::vector<CdbSource>&);
+constexpr Discover kSourceKinds[] = {
+    discover_tcp,
+    discover_morercpthosts,
+    discover_relaymailfrom,
+};
+
+bool newer(const struct stat& a, const struct stat& b) {
+    if (a.st_mtim.tv_sec != b.st_mtim.tv_sec) return a.st_mtim.tv_sec > b.st_mtim.tv_sec;
+    return a.st_mtim.tv_nsec > b.st_mtim.tv_nsec;
+}
+
+}  // namespace
+
+std::vector<CdbSource> cdb_sources(const Paths& paths) {
+    std::vector<CdbSource> out;
+    for (Discover d : kSourceKinds) d(paths, out);
+    return out;
+}
+
+CompileStats compile_lowercase_lines(LineReader& in, CdbSink& sink) {
+    CompileStats stats;
+    std::string key;
+    std::string_view line;
+    while (in.next(line)) {
+        ++stats.lines;
+        while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
+        if (line.empty() || line[0] == '#') continue;
+        key.assign(line);
+        for (char& c : key)
+            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        if (key.back() == '\r' && stats.warnings.size() < 100)
+            stats.warnings.push_back({in.line_number(), "line ends in a carriage return, which becomes part of the key "
+                                                        "(DOS line endings?)"});
+        sink.add(key, {});
+        ++stats.entries;
+    }
+    return stats;
+}
+
+std::string_view to_string(CdbStatus s) noexcept {
+    switch (s) {
+        case CdbStatus::rebuilt: return "rebuilt";
+        case CdbStatus::up_to_date: return "up-to-date";
+        case CdbStatus::would_rebuild: return "would-rebuild";
+        case CdbStatus::valid: return "valid";
+    }
+    return "?";
+}
+
+CdbReport build_cdb(const CdbSource& src, const CdbBuildOptions& opts) {
+    CdbReport r;
+    struct stat sst {}, tst {};
+    if (::stat(src.source.c_str(), &sst) != 0) {
+        int e = errno;
+        throw sys_error(exit_for_read_errno(e), "cannot read the source of " + src.name + ",", src.source, e);
+    }
+    if (!S_ISREG(sst.st_mode)) throw Error(Exit::noinput, src.source.string() + ": not a regular file");
+
+    // Is the cdb current? Newer than its source, and its header intact.
+    bool have_target = ::stat(src.target.c_str(), &tst) == 0;
+    if (!have_target) {
+        r.reason = "no cdb yet";
+    } else if (newer(sst, tst)) {
+        r.reason = "source changed";
+    } else {
+        try {
+            CdbReader current(src.target);
+            r.was_up_to_date = true;
+            r.records = current.header_records();
+            r.bytes = current.size();
+        } catch (const Error& e) {
+            r.reason = "cdb damaged";
+        }
+    }
+    if (r.was_up_to_date && opts.force) r.reason = "forced";
+
+    bool rebuild = !r.was_up_to_date || opts.force;
+    if (opts.check || (opts.dry_run && rebuild)) {
+        LineReader in(src.source);
+        CdbCounter counter;
+        CompileStats stats = src.compile(in, counter);
+        r.status = opts.check ? CdbStatus::valid : CdbStatus::would_rebuild;
+        r.records = counter.records();
+        r.bytes = counter.bytes();
+        r.warnings = std::move(stats.warnings);
+        return r;
+    }
+    if (!rebuild) {
+        r.status = CdbStatus::up_to_date;
+        return r;
+    }
+
+    LineReader in(src.source);
+    AtomicFile out(src.target, 0644);
+    CdbWriter writer(out.fd(), out.temp_path());
+    CompileStats stats = src.compile(in, writer);
+    writer.finish();
+    out.commit();
+    r.status = CdbStatus::rebuilt;
+    r.records = writer.records();
+    r.bytes = writer.bytes();
+    r.warnings = std::move(stats.warnings);
+    return r;
+}
+
+}  // namespace qv

@@ -1,0 +1,57 @@
+#include "qvmail/paths.hpp"
+
+#include <cstdlib>
+
+#ifndef QV_DEFAULT_QMAILHOME
+#define QV_DEFAULT_QMAILHOME "/var/indimail"
+#endif
+
+namespace qv {
+
+Env::Env() = default;
+Env::Env(Vars vars) : vars_(std::move(vars)) {}
+
+std::optional<std::string> Env::get(std::string_view name) const {
+    if (vars_) {
+        auto it = vars_->find(std::string(name));
+        if (it == vars_->end() || it->second.empty()) return std::nullopt;
+        return it->second;
+    }
+    const char* v = std::getenv(std::string(name).c_str());
+    if (!v || !*v) return std::nullopt;
+    return std::string(v);
+}
+
+const char* compiled_qmailhome() noexcept { return QV_DEFAULT_QMAILHOME; }
+
+Paths Paths::from(const Env& env) {
+    Paths p;
+    p.qmailhome = fs::absolute(env.get("QMAILHOME").value_or(QV_DEFAULT_QMAILHOME)).lexically_normal();
+    auto under_home = [&](std::string_view var, const fs::path& dflt) {
+        auto v = env.get(var);
+        fs::path r = v ? fs::path(*v) : dflt;
+        if (r.is_relative()) r = p.qmailhome / r;
+        return r.lexically_normal();
+    };
+    p.controldir = under_home("CONTROLDIR", "control");
+    p.tcp_file = under_home("TCP_FILE", "etc/tcp.smtp");
+    p.assigndir = under_home("ASSIGNDIR", "users");
+    p.domaindir = under_home("DOMAINDIR", ".");
+    p.base_path = under_home("BASE_PATH", "home");
+    p.queuedir = under_home("QUEUEDIR", "queue");
+    p.servicedir = under_home("SERVICEDIR", "service");
+    // lexically_normal() of "home/." leaves a trailing separator; drop it for clean joins.
+    for (fs::path* d : {&p.qmailhome, &p.controldir, &p.assigndir, &p.domaindir, &p.base_path, &p.queuedir,
+                        &p.servicedir}) {
+        if (!d->has_filename() && d->has_parent_path() && *d != d->root_path()) *d = d->parent_path();
+    }
+    return p;
+}
+
+std::string Paths::display(const fs::path& path) const {
+    auto rel = path.lexically_relative(qmailhome);
+    if (!rel.empty() && *rel.begin() != "..") return rel.string();
+    return path.string();
+}
+
+}  // namespace qv
