@@ -100,7 +100,7 @@ std::vector<std::string> complete(const CLI::App& app, const Program& prog, cons
         }
         if (w.size() > 1 && w[0] == '-') {
             const CLI::Option* o = find_option(*cur, w);
-            want_value = o && o->get_type_size() > 0 && w.find('=') == std::string::npos;
+            want_value = o && o->get_expected_min() > 0 && w.find('=') == std::string::npos;
             continue;
         }
         for (const CLI::App* s : cur->get_subcommands({}))

@@ -1,0 +1,86 @@
+"""qmailctl's help, version, man page and shell completions agree with each other."""
+import os
+import re
+import shutil
+import subprocess
+import unittest
+
+from qvtest import BIN, SOURCE_DIR, HomeTestCase, tool
+
+
+def long_options(help_text):
+    return sorted(set(re.findall(r"(--[a-z][a-z-]+)", help_text)) - {"--help"})
+
+
+class HelpAndManPage(HomeTestCase):
+    def test_help_and_version(self):
+        p = self.home.run("qmailctl", "--help")
+        self.assertEqual(p.returncode, 0)
+        self.assertIn(b"cdb", p.stdout)
+        p = self.home.run("qmailctl", "--version")
+        self.assertEqual(p.returncode, 0)
+        self.assertRegex(p.stdout.decode(), r"^\d+\.\d+\.\d+\n$")
+
+    def test_no_subcommand_is_a_usage_error(self):
+        p = self.home.run("qmailctl")
+        self.assertEqual(p.returncode, 64)
+        self.assertIn(b"Usage:", p.stderr)
+
+    def test_man_page_documents_every_option(self):
+        with open(os.path.join(SOURCE_DIR, "docs", "man", "qmailctl.8"), encoding="utf-8") as f:
+            man = f.read().replace("\\-", "-")
+        help_text = self.home.run("qmailctl", "cdb", "--help").stdout.decode()
+        opts = long_options(help_text)
+        self.assertIn("--force", opts)
+        for opt in opts:
+            with self.subTest(option=opt):
+                self.assertIn(opt, man)
+        # and the exit codes the help footer promises are in the EXIT STATUS section
+        section = man.split(".SH EXIT STATUS", 1)[1].split(".SH", 1)[0]
+        documented = set(re.findall(r"\b\d+\b", section))
+        promised = set(re.findall(r"\b(6[4-9]|7[0-8])\b", help_text))
+        self.assertTrue(promised)
+        self.assertLessEqual(promised, documented)
+
+
+class Completion(HomeTestCase):
+    def complete(self, *words):
+        p = self.home.run("qmailctl", "__complete", "--", *words)
+        self.assertEqual(p.returncode, 0)
+        return p.stdout.decode().split("\n")[:-1]
+
+    def test_subcommands_options_and_database_names(self):
+        self.home.write("etc/tcp.smtp", ":allow\n")
+        self.home.write("etc/tcp.imap", ":allow\n")
+        self.assertEqual(self.complete("c"), ["cdb"])
+        self.assertEqual(self.complete("cdb", "--fo"), ["--force"])
+        help_opts = long_options(self.home.run("qmailctl", "cdb", "--help").stdout.decode())
+        self.assertEqual(sorted(set(self.complete("cdb", "--")) - {"--help"}), help_opts)
+        self.assertEqual(self.complete("cdb", "tcp."), ["tcp.smtp", "tcp.imap"])
+        self.assertEqual(self.complete("cdb", "--lookup", ""), [])  # a value is expected here
+        self.assertIn("morercpthosts", self.complete("cdb", "--force", ""))
+
+    def test_bash_completion_script(self):
+        if shutil.which("bash") is None:
+            self.skipTest("no bash")
+        script = os.path.join(SOURCE_DIR, "completions", "qvmail.bash")
+        snippet = ('source "%s"; COMP_WORDS=(qmailctl cdb --dry); COMP_CWORD=2; _qvmail_complete; '
+                   'printf "%%s\\n" "${COMPREPLY[@]}"; complete -p qmailctl' % script)
+        env = self.home.env(PATH=BIN + os.pathsep + os.environ["PATH"])
+        p = subprocess.run(["bash", "-c", snippet], env=env, capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.splitlines()[0], "--dry-run")
+        self.assertIn("-F _qvmail_complete", p.stdout)
+
+    def test_zsh_and_fish_scripts_parse(self):
+        for shell, args, name in (("zsh", ["-n"], "_qvmail"), ("fish", ["--no-execute"], "qmailctl.fish")):
+            if shutil.which(shell) is None:
+                continue
+            with self.subTest(shell=shell):
+                p = subprocess.run([shell] + args + [os.path.join(SOURCE_DIR, "completions", name)],
+                                   capture_output=True, text=True)
+                self.assertEqual(p.returncode, 0, p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
