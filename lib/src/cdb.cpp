@@ -36,21 +36,9 @@ CdbWriter::CdbWriter(int fd, std::filesystem::path name) : make_(new struct cdb_
 }
 
 CdbWriter::~CdbWriter() {
-    if (!finished_) {
-        // Free the record lists tinycdb allocated; nothing is written.
-        for (auto*& rl : make_->cdb_rec) {
-            struct cdb_rl_head {
-                struct cdb_rl_head* next;
-            };
-            auto* p = reinterpret_cast<cdb_rl_head*>(rl);
-            while (p) {
-                auto* n = p->next;
-                std::free(p);
-                p = n;
-            }
-            rl = nullptr;
-        }
-    }
+    // An unfinished writer (an error unwound past it) still owns tinycdb's record lists: finishing
+    // frees them. What it writes goes to a temporary file that is being discarded anyway.
+    if (!finished_) ::cdb_make_finish(make_);
     delete make_;
 }
 
