@@ -16,8 +16,22 @@ namespace {
 Exit create_exit(int e) { return e == ENOSPC || e == EDQUOT || e == EIO ? Exit::ioerr : Exit::cantcreat; }
 }  // namespace
 
-AtomicFile::AtomicFile(std::filesystem::path target, mode_t mode_if_new)
-    : target_(std::move(target)), mode_if_new_(mode_if_new) {
+void give_to(int fd, const std::filesystem::path& path, Owner owner) {
+    struct stat st {};
+    int r = fd >= 0 ? ::fstat(fd, &st) : ::lstat(path.c_str(), &st);
+    if (r == 0 && st.st_uid == owner.uid && st.st_gid == owner.gid) return;
+    r = fd >= 0 ? ::fchown(fd, owner.uid, owner.gid) : ::lchown(path.c_str(), owner.uid, owner.gid);
+    if (r != 0) {
+        int e = errno;
+        throw sys_error(e == EPERM ? Exit::noperm : Exit::cantcreat,
+                        "cannot give uid " + std::to_string(owner.uid) + " gid " + std::to_string(owner.gid) +
+                            (e == EPERM ? " (that needs root)" : "") + " to",
+                        path, e);
+    }
+}
+
+AtomicFile::AtomicFile(std::filesystem::path target, mode_t mode_if_new, std::optional<Owner> owner_if_new)
+    : target_(std::move(target)), mode_if_new_(mode_if_new), owner_if_new_(owner_if_new) {
     std::filesystem::path dir = target_.parent_path();
     if (dir.empty()) dir = ".";
     std::string pattern = (dir / ("." + target_.filename().string() + ".tmp.XXXXXX")).string();
@@ -59,7 +73,8 @@ void AtomicFile::write(std::string_view data) {
     }
 }
 
-void AtomicFile::commit() {
+void AtomicFile::prepare() {
+    if (prepared_) return;
     if (fd_ < 0) throw Error(Exit::software, "commit of a discarded temporary file for " + target_.string());
     struct stat st {};
     if (::stat(target_.c_str(), &st) == 0) {
@@ -74,9 +89,12 @@ void AtomicFile::commit() {
             int e = errno;
             throw sys_error(Exit::cantcreat, "cannot set the owner of", temp_, e);
         }
-    } else if (::fchmod(fd_, mode_if_new_) != 0) {
-        int e = errno;
-        throw sys_error(Exit::cantcreat, "cannot set the mode of", temp_, e);
+    } else {
+        if (::fchmod(fd_, mode_if_new_) != 0) {
+            int e = errno;
+            throw sys_error(Exit::cantcreat, "cannot set the mode of", temp_, e);
+        }
+        if (owner_if_new_) give_to(fd_, target_, *owner_if_new_);
     }
     if (::fsync(fd_) != 0) {
         int e = errno;
@@ -88,17 +106,27 @@ void AtomicFile::commit() {
         int e = errno;
         throw sys_error(Exit::ioerr, "cannot close", temp_, e);
     }
+    prepared_ = true;
+}
+
+void AtomicFile::publish() {
+    prepare();
     if (::rename(temp_.c_str(), target_.c_str()) != 0) {
         int e = errno;
         throw sys_error(create_exit(e), "cannot rename the temporary file to", target_, e);
     }
     temp_.clear();
+}
+
+void AtomicFile::commit() {
+    publish();
     std::filesystem::path dir = target_.parent_path();
     sync_directory(dir.empty() ? std::filesystem::path(".") : dir);
 }
 
-void replace_file(const std::filesystem::path& target, std::string_view content, mode_t mode_if_new) {
-    AtomicFile f(target, mode_if_new);
+void replace_file(const std::filesystem::path& target, std::string_view content, mode_t mode_if_new,
+                  std::optional<Owner> owner_if_new) {
+    AtomicFile f(target, mode_if_new, owner_if_new);
     f.write(content);
     f.commit();
 }

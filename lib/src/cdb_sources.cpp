@@ -1,12 +1,17 @@
 #include "qvmail/cdb_sources.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <set>
 
+#include "qvmail/assign.hpp"
 #include "qvmail/atomic_file.hpp"
+#include "qvmail/domain.hpp"
+#include "qvmail/store.hpp"
+#include "qvmail/transaction.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/line_reader.hpp"
 #include "qvmail/paths.hpp"
@@ -53,12 +58,26 @@ void discover_relaymailfrom(const Paths& paths, std::vector<CdbSource>& out) {
                    compile_lowercase_lines});
 }
 
+void discover_assign(const Paths& paths, std::vector<CdbSource>& out) {
+    out.push_back({"assign", paths.assigndir / "assign", paths.assigndir / "cdb", "qmail-newu", compile_assign});
+}
+
+// The files backend's user database of every domain: vpasswd.<domain>.
+void discover_vpasswd(const Paths& paths, std::vector<CdbSource>& out) {
+    std::error_code ec;
+    if (!fs::exists(paths.assigndir / "assign", ec)) return;
+    for (auto& e : AssignFile::load(paths.assigndir / "assign").domains())
+        out.push_back({"vpasswd." + e.user, e.dir / "vpasswd", e.dir / "vpasswd.cdb", "vpasswd", compile_vpasswd});
+}
+
 // The table of source kinds. New kinds of cdb are registered here.
 using Discover = void (*)(const Paths&, std::vector<CdbSource>&);
 constexpr Discover kSourceKinds[] = {
     discover_tcp,
     discover_morercpthosts,
     discover_relaymailfrom,
+    discover_assign,
+    discover_vpasswd,
 };
 
 bool newer(const struct stat& a, const struct stat& b) {
@@ -94,6 +113,35 @@ CompileStats compile_lowercase_lines(LineReader& in, CdbSink& sink) {
     return stats;
 }
 
+CompileStats compile_vpasswd(LineReader& in, CdbSink& sink) {
+    CompileStats stats;
+    std::string_view line;
+    while (in.next(line)) {
+        ++stats.lines;
+        if (line.empty() || line[0] == '#') continue;
+        if (!parse_vpasswd_line(line))
+            throw ParseError(in.name(), in.line_number(), "not a vpasswd line (name:passwd:uid:gid:gecos:dir:quota)",
+                             std::string(line));
+        std::size_t colon = line.find(':');
+        sink.add(line.substr(0, colon), line.substr(colon + 1));
+        ++stats.entries;
+    }
+    return stats;
+}
+
+void stage_cdb(FileTransaction& tx, const fs::path& source, const fs::path& target, std::string_view content,
+               CdbCompiler compile) {
+    if (tx.dry_run()) {
+        tx.note("write " + target.string());
+        return;
+    }
+    AtomicFile& f = tx.stage(target, 0644);
+    CdbWriter w(f.fd(), f.temp_path());
+    LineReader in = LineReader::from_text(content, source);
+    compile(in, w);
+    w.finish();
+}
+
 std::string_view to_string(CdbStatus s) noexcept {
     switch (s) {
         case CdbStatus::rebuilt: return "rebuilt";
@@ -102,6 +150,18 @@ std::string_view to_string(CdbStatus s) noexcept {
         case CdbStatus::valid: return "valid";
     }
     return "?";
+}
+
+bool cdb_is_current(const CdbSource& src) {
+    struct stat sst {}, tst {};
+    if (::stat(src.source.c_str(), &sst) != 0) return true;
+    if (::stat(src.target.c_str(), &tst) != 0 || newer(sst, tst)) return false;
+    try {
+        CdbReader current(src.target);
+    } catch (const Error&) {
+        return false;
+    }
+    return true;
 }
 
 CdbReport build_cdb(const CdbSource& src, const CdbBuildOptions& opts) {
@@ -148,7 +208,9 @@ CdbReport build_cdb(const CdbSource& src, const CdbBuildOptions& opts) {
     }
 
     LineReader in(src.source);
-    AtomicFile out(src.target, 0644);
+    std::optional<Owner> owner;
+    if (::geteuid() == 0) owner = Owner{sst.st_uid, sst.st_gid};
+    AtomicFile out(src.target, sst.st_mode & 0666, owner);
     CdbWriter writer(out.fd(), out.temp_path());
     CompileStats stats = src.compile(in, writer);
     writer.finish();

@@ -2,13 +2,16 @@
 
 #include <pwd.h>
 #include <syslog.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "qvmail/error.hpp"
+#include "qvmail/password.hpp"
 #include "qvmail/paths.hpp"
 
 namespace qv {
@@ -19,7 +22,10 @@ void add_common_options(CLI::App& app, CommonOptions& o, unsigned which) {
     if (which & opt_json) app.add_flag("--json", o.json, "Print results as JSON, one object per line");
     if (which & opt_dry_run) app.add_flag("-n,--dry-run", o.dry_run, "Show what would change, change nothing");
     if (which & opt_yes) app.add_flag("-y,--yes", o.yes, "Do not ask for confirmation");
-    if (which & opt_quiet) app.add_flag("-q,--quiet", o.quiet, "Print no warnings");
+    if (which & opt_quiet_short)
+        app.add_flag("-q,--quiet", o.quiet, "Print no warnings");
+    else if (which & opt_quiet)
+        app.add_flag("--quiet", o.quiet, "Print no warnings");
     if (which & opt_verbose) app.add_flag("-v,--verbose", o.verbose, "Say more (repeat for more)");
     if (which & opt_lock_wait)
         app.add_option("--lock-wait", o.lock_wait, "Seconds to wait for the admin lock (default 30; 0: fail at once)")
@@ -174,6 +180,122 @@ int run(CLI::App& app, Program& prog, int argc, char** argv) {
         rep.error(std::string("internal error: ") + e.what(), static_cast<int>(Exit::software));
         return static_cast<int>(Exit::software);
     }
+}
+
+void add_password_options(CLI::App& app, PasswordOptions& o) {
+    app.add_flag("--password-stdin", o.from_stdin, "Read the password from the first line of standard input");
+    app.add_option("--password-file", o.file, "Read the password from the first line of FILE")->type_name("FILE");
+    app.add_option("-r,--random", o.random_length, "Make a random password of LEN characters and print it")
+        ->type_name("LEN")
+        ->check(CLI::Range(8, 128));
+    app.add_flag("-e,--encrypted", o.prehashed, "The password given is already a crypt(3) hash: store it as it is");
+    app.add_option("-h,--hash", o.hash_method, "Hash method: MD5, SHA-256, SHA-512 (default) or YESCRYPT")
+        ->type_name("METHOD");
+}
+
+bool on_terminal() { return ::isatty(0) && ::isatty(2); }
+
+namespace {
+
+std::string read_secret_line(std::istream& in) {
+    std::string line;
+    std::getline(in, line);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    return line;
+}
+
+std::string prompt_secret(const std::string& prompt) {
+    std::cerr << prompt << std::flush;
+    struct termios old {};
+    bool restore = ::tcgetattr(0, &old) == 0;
+    if (restore) {
+        struct termios quiet = old;
+        quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+        ::tcsetattr(0, TCSAFLUSH, &quiet);
+    }
+    std::string line = read_secret_line(std::cin);
+    if (restore) ::tcsetattr(0, TCSAFLUSH, &old);
+    std::cerr << '\n';
+    return line;
+}
+
+}  // namespace
+
+ObtainedPassword obtain_password(const PasswordOptions& o, const Reporter& rep, std::string_view for_whom,
+                                 HashMethod default_method) {
+    int sources = (o.positional ? 1 : 0) + (o.from_stdin ? 1 : 0) + (o.file ? 1 : 0) + (o.random_length ? 1 : 0);
+    if (sources > 1)
+        throw Error(Exit::usage, "give the password one way only: as an argument, --password-stdin, "
+                                 "--password-file or -r");
+    if (o.prehashed && o.random_length) throw Error(Exit::usage, "-e and -r cannot go together");
+    HashMethod method = default_method;
+    if (o.hash_method) {
+        auto m = parse_hash_method(*o.hash_method);
+        if (!m) throw Error(Exit::usage, "unknown hash method '" + *o.hash_method + "' (MD5, SHA-256, SHA-512, YESCRYPT)");
+        method = *m;
+    }
+    ObtainedPassword out;
+    std::string clear;
+    if (o.random_length) {
+        clear = random_password(o.random_length);
+        out.generated = clear;
+    } else if (o.positional) {
+        rep.warning("a password on the command line can be read by other users; prefer --password-stdin or "
+                    "--password-file");
+        clear = *o.positional;
+    } else if (o.from_stdin) {
+        clear = read_secret_line(std::cin);
+    } else if (o.file) {
+        std::ifstream f(*o.file);
+        if (!f) throw sys_error(Exit::noinput, "cannot read the password file", *o.file, errno);
+        clear = read_secret_line(f);
+    } else if (on_terminal()) {
+        for (int attempt = 0;; ++attempt) {
+            std::string a = prompt_secret("New password for " + std::string(for_whom) + ": ");
+            std::string b = prompt_secret("Retype new password: ");
+            if (a == b) {
+                clear = a;
+                break;
+            }
+            if (attempt == 2) throw Error(Exit::dataerr, "the passwords did not match");
+            std::cerr << "Passwords do not match, try again\n";
+        }
+    } else {
+        throw Error(Exit::usage, "no password for " + std::string(for_whom) +
+                                     ": use --password-stdin, --password-file FILE or -r LEN (or run on a terminal)");
+    }
+    if (o.prehashed && !o.hash_method) {
+        if (!is_crypt_hash(clear))
+            throw Error(Exit::dataerr, "-e: the value given is not a crypt(3) hash this system can check");
+        out.hash = clear;
+        return out;
+    }
+    if (auto why = password_problem(clear)) throw Error(Exit::dataerr, *why);
+    out.hash = hash_password(clear, method);
+    std::fill(clear.begin(), clear.end(), '\0');
+    return out;
+}
+
+bool confirm(const std::string& question) {
+    if (!on_terminal()) return false;
+    std::cerr << question << " [y/N] " << std::flush;
+    std::string answer;
+    std::getline(std::cin, answer);
+    return answer == "y" || answer == "Y" || answer == "yes" || answer == "YES";
+}
+
+void Unsupported::add(CLI::App& app, const std::string& names, bool takes_value, std::string why) {
+    Entry e{names, std::move(why), std::make_shared<bool>(false), std::make_shared<std::string>()};
+    if (takes_value)
+        app.add_option(names, *e.value)->group("");
+    else
+        app.add_flag(names, *e.flag)->group("");
+    entries_.push_back(std::move(e));
+}
+
+void Unsupported::check() const {
+    for (auto& e : entries_)
+        if (*e.flag || !e.value->empty()) throw Error(Exit::usage, e.name + " is not supported: " + e.why);
 }
 
 void audit(std::string_view program, std::string_view what) {

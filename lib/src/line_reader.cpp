@@ -26,6 +26,29 @@ LineReader::LineReader(const std::filesystem::path& path) : name_(path) {
 
 LineReader::LineReader(int fd, std::filesystem::path name) : fd_(fd), name_(std::move(name)) { buf_.resize(kChunk); }
 
+LineReader::LineReader(LineReader&& o) noexcept
+    : fd_(o.fd_),
+      owns_fd_(o.owns_fd_),
+      name_(std::move(o.name_)),
+      buf_(std::move(o.buf_)),
+      begin_(o.begin_),
+      end_(o.end_),
+      eof_(o.eof_),
+      had_newline_(o.had_newline_),
+      lineno_(o.lineno_) {
+    o.fd_ = -1;
+    o.owns_fd_ = false;
+}
+
+LineReader LineReader::from_text(std::string_view text, std::filesystem::path name) {
+    LineReader r;
+    r.name_ = std::move(name);
+    r.buf_.assign(text.begin(), text.end());
+    r.end_ = r.buf_.size();
+    r.eof_ = true;
+    return r;
+}
+
 LineReader::~LineReader() {
     if (owns_fd_ && fd_ >= 0) ::close(fd_);
 }

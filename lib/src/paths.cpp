@@ -2,6 +2,10 @@
 
 #include <cstdlib>
 
+#ifndef QV_SBINDIR
+#define QV_SBINDIR "/usr/sbin"
+#endif
+
 #ifndef QV_DEFAULT_QMAILHOME
 #define QV_DEFAULT_QMAILHOME "/var/indimail"
 #endif
@@ -40,6 +44,8 @@ Paths Paths::from(const Env& env) {
     p.base_path = under_home("BASE_PATH", "home");
     p.queuedir = under_home("QUEUEDIR", "queue");
     p.servicedir = under_home("SERVICEDIR", "service");
+    p.sbindir = QV_SBINDIR;
+    p.password_hash = env.get("PASSWORD_HASH");
     // lexically_normal() of "home/." leaves a trailing separator; drop it for clean joins.
     for (fs::path* d : {&p.qmailhome, &p.controldir, &p.assigndir, &p.domaindir, &p.base_path, &p.queuedir,
                         &p.servicedir}) {

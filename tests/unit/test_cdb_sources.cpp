@@ -50,7 +50,7 @@ TEST_CASE("sources: tcp.smtp first, other tcp.<service> files by name, then the 
     qvtest::write(h.paths.etc_dir() / "tcp.smtp.old", "");      // backups are not rules files
     qvtest::write(h.paths.etc_dir() / ".tcp.smtp.cdb.tmp.ab12", "");
     auto s = qv::cdb_sources(h.paths);
-    CHECK(names(s) == std::vector<std::string>{"tcp.smtp", "tcp.imap", "tcp.pop3", "morercpthosts", "relaymailfrom"});
+    CHECK(names(s) == std::vector<std::string>{"tcp.smtp", "tcp.imap", "tcp.pop3", "morercpthosts", "relaymailfrom", "assign"});
     CHECK(s[0].target == h.paths.etc_dir() / "tcp.smtp.cdb");
     CHECK(s[3].target == h.paths.controldir / "morercpthosts.cdb");
 }

@@ -189,7 +189,7 @@ void setup_cdb(CLI::App& app, Program& prog) {
     sub->add_option("NAME", args->names, "Databases to work on (default: every one that has a source)");
     sub->add_flag("-f,--force", args->force, "Rebuild even when a cdb is newer than its source");
     auto* check = sub->add_flag("-c,--check", args->check, "Validate the sources and write nothing");
-    add_common_options(*sub, prog.common, opt_json | opt_dry_run | opt_quiet | opt_verbose | opt_lock_wait);
+    add_common_options(*sub, prog.common, opt_json | opt_dry_run | opt_quiet | opt_quiet_short | opt_verbose | opt_lock_wait);
     auto* lookup = sub->add_option("-l,--lookup", args->lookup,
                                    "Explain how a database answers: for tcp.* the client IP address (exit 0 allowed, "
                                    "1 denied), for line databases a key (exit 0 found, 1 not found)");

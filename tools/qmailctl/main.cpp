@@ -11,5 +11,6 @@ int main(int argc, char** argv) {
     app.footer("Exit status: 0 success; 64 usage; 65 bad data; 66 missing input; 73 cannot create;\n"
                "74 I/O error; 75 locked, try again; 78 configuration error. See qmailctl(8).");
     qv::qmailctl::setup_cdb(app, prog);
+    qv::qmailctl::setup_check(app, prog);
     return qv::run(app, prog, argc, argv);
 }

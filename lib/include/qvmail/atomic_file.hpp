@@ -7,16 +7,25 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 
 namespace qv {
 
+struct Owner {
+    uid_t uid;
+    gid_t gid;
+    bool operator==(const Owner&) const = default;
+};
+
 class AtomicFile {
 public:
-    // Creates the temporary file next to `target`. `mode_if_new` applies when `target` does not exist;
-    // otherwise its mode and owner are kept. Throws Error 73 when the directory is not writable.
-    explicit AtomicFile(std::filesystem::path target, mode_t mode_if_new = 0644);
+    // Creates the temporary file next to `target`. When `target` does not exist the new file gets
+    // `mode_if_new` and, if given, `owner_if_new`; otherwise the mode and owner of `target` are kept.
+    // Throws Error 73 when the directory is not writable.
+    explicit AtomicFile(std::filesystem::path target, mode_t mode_if_new = 0644,
+                        std::optional<Owner> owner_if_new = std::nullopt);
     ~AtomicFile();  // discards an uncommitted temporary file
     AtomicFile(const AtomicFile&) = delete;
     AtomicFile& operator=(const AtomicFile&) = delete;
@@ -26,20 +35,29 @@ public:
     const std::filesystem::path& temp_path() const noexcept { return temp_; }
 
     void write(std::string_view data);  // throws Error 74 on a write error
-    void commit();                      // fsync, chmod/chown, close, rename, fsync the directory
+    void prepare();   // set mode and owner, fsync, close (once)
+    void publish();   // rename the prepared file over the target (no directory sync)
+    void commit();    // prepare, publish, fsync the directory
     void discard() noexcept;
 
 private:
     std::filesystem::path target_;
     std::filesystem::path temp_;
     mode_t mode_if_new_;
+    std::optional<Owner> owner_if_new_;
     int fd_ = -1;
+    bool prepared_ = false;
 };
 
 // Whole-file convenience: replace `target` with `content`.
-void replace_file(const std::filesystem::path& target, std::string_view content, mode_t mode_if_new = 0644);
+void replace_file(const std::filesystem::path& target, std::string_view content, mode_t mode_if_new = 0644,
+                  std::optional<Owner> owner_if_new = std::nullopt);
 
 // fsync a directory so that a rename or unlink in it is durable.
 void sync_directory(const std::filesystem::path& dir);
+
+// Gives `path` (opened as `fd`, or by name when fd < 0) to `owner` unless it already belongs to it.
+// Throws Error 77 when that needs privileges the caller lacks.
+void give_to(int fd, const std::filesystem::path& path, Owner owner);
 
 }  // namespace qv

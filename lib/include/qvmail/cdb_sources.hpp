@@ -31,6 +31,9 @@ struct CdbSource {
 // their files exist, so that a missing source can be reported by name.
 std::vector<CdbSource> cdb_sources(const Paths& paths);
 
+// Compiler for the files backend's vpasswd: key = name, value = the rest of the line.
+CompileStats compile_vpasswd(LineReader& in, CdbSink& sink);
+
 // Compiler for qmail-newmrh-style line files (morercpthosts, relaymailfrom): each line lower-cased,
 // trailing spaces and tabs removed, blank and '#' lines skipped; key = the line, value empty.
 CompileStats compile_lowercase_lines(LineReader& in, CdbSink& sink);
@@ -53,7 +56,18 @@ struct CdbReport {
     std::vector<CompileWarning> warnings;
 };
 
-// Brings one database up to date (or checks it). Throws Error: 66 when the source is missing or
+// Stages, in `tx`, the cdb of `source` compiled from `content` (the source's new text, which `tx`
+// writes too). A dry run only notes it.
+class FileTransaction;
+void stage_cdb(FileTransaction& tx, const std::filesystem::path& source, const std::filesystem::path& target,
+               std::string_view content, CdbCompiler compile);
+
+// Whether the cdb exists, is not older than its source and has an intact header. A missing source
+// counts as current (there is nothing to compile).
+bool cdb_is_current(const CdbSource& src);
+
+// Brings one database up to date (or checks it). A new cdb gets its source's mode (without execute
+// bits) and, when run as root, its source's owner; an existing cdb keeps its own. Throws Error: 66 when the source is missing or
 // unreadable, 65 (ParseError) for a bad line, 73/74 when the cdb cannot be written. On any error the
 // old cdb is left untouched and no temporary file remains.
 CdbReport build_cdb(const CdbSource& src, const CdbBuildOptions& opts);

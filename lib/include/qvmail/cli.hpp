@@ -7,10 +7,14 @@
 
 #include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "qvmail/password.hpp"
 
 namespace CLI {
 class App;
@@ -33,9 +37,10 @@ enum CommonOption : unsigned {
     opt_json = 1u << 0,
     opt_dry_run = 1u << 1,
     opt_yes = 1u << 2,
-    opt_quiet = 1u << 3,
+    opt_quiet = 1u << 3,        // --quiet
     opt_verbose = 1u << 4,
     opt_lock_wait = 1u << 5,
+    opt_quiet_short = 1u << 6,  // -q too (IndiMail's commands use -q for the quota)
 };
 
 void add_common_options(CLI::App& app, CommonOptions& opts, unsigned which);
@@ -80,6 +85,47 @@ int run(CLI::App& app, Program& prog, int argc, char** argv);
 // Completion candidates for the words typed after the program name (the last one is the word being
 // completed, possibly empty).
 std::vector<std::string> complete(const CLI::App& app, const Program& prog, const std::vector<std::string>& words);
+
+// How a command gets a password: at most one of a positional argument (accepted with a warning),
+// --password-stdin, --password-file, -r LEN (random); else a prompt on a terminal.
+struct PasswordOptions {
+    std::optional<std::string> positional;
+    bool from_stdin = false;
+    std::optional<std::string> file;
+    std::size_t random_length = 0;
+    bool prehashed = false;                   // -e: the value is already a crypt(3) hash
+    std::optional<std::string> hash_method;   // -h
+};
+void add_password_options(CLI::App& app, PasswordOptions& o);
+
+struct ObtainedPassword {
+    std::string hash;
+    std::optional<std::string> generated;  // the clear text of a random password, to show once
+};
+// Throws Error 64 (no or several sources), 65 (bad password or hash), 66 (unreadable file).
+ObtainedPassword obtain_password(const PasswordOptions& o, const Reporter& rep, std::string_view for_whom,
+                                 HashMethod default_method);
+
+// Asks `question` on the terminal; true for y or yes. False when there is no terminal.
+bool confirm(const std::string& question);
+bool on_terminal();
+
+// Options a command keeps for compatibility but refuses with a clear message (exit 64).
+class Unsupported {
+public:
+    // `names`: CLI11 option names, e.g. "-D"; `takes_value`: whether it has an argument.
+    void add(CLI::App& app, const std::string& names, bool takes_value, std::string why);
+    void check() const;  // throws Error 64 for the first one given
+
+private:
+    struct Entry {
+        std::string name;
+        std::string why;
+        std::shared_ptr<bool> flag;
+        std::shared_ptr<std::string> value;
+    };
+    std::vector<Entry> entries_;
+};
 
 // One audit line to syslog (facility mail) for a change: who ran the command and what changed.
 void audit(std::string_view program, std::string_view what);

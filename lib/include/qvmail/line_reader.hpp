@@ -16,7 +16,10 @@ public:
     explicit LineReader(const std::filesystem::path& path);
     // Reads an already-open descriptor (not closed by the reader); `name` is used in messages.
     LineReader(int fd, std::filesystem::path name);
+    // Reads text held in memory (a file's new content, before it is written).
+    static LineReader from_text(std::string_view text, std::filesystem::path name);
     ~LineReader();
+    LineReader(LineReader&& other) noexcept;
     LineReader(const LineReader&) = delete;
     LineReader& operator=(const LineReader&) = delete;
 
@@ -29,6 +32,7 @@ public:
     const std::filesystem::path& name() const noexcept { return name_; }
 
 private:
+    LineReader() = default;
     bool fill();
 
     int fd_ = -1;

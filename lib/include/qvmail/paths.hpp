@@ -46,6 +46,8 @@ struct Paths {
     fs::path base_path;
     fs::path queuedir;
     fs::path servicedir;
+    fs::path sbindir;                          // where vdelivermail and vfilter are installed (compiled in)
+    std::optional<std::string> password_hash;  // PASSWORD_HASH: the hash method for new passwords
 
     static Paths from(const Env& env);
     static Paths from_env() { return from(Env()); }

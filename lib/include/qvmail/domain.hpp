@@ -1,0 +1,94 @@
+// Virtual domains: what vadddomain creates and vdeldomain removes, and how a domain is found.
+//
+// A domain exists when users/assign has its line. Adding one creates, in one transaction:
+//   <DOMAINDIR>/domains/<domain>/ (0750) with .qmail-default ("| <sbindir>/vdelivermail '' <handler>"),
+//     bulk_mail/, hash_method (with -h) and .base_path (with -B), and the store's per-domain data;
+//   the users/assign line (+ users/cdb), rcpthosts (or morercpthosts + .cdb once rcpthosts holds 50
+//     domains), virtualdomains "<domain>:<domain>", chkrcptdomains (with -R), the domain removed
+//     from locals;
+//   <BASE_PATH>/{A2E,F2K,L2P,Q2S,T2Zsym}/<domain>/ and the postmaster mailbox with its Maildir;
+//   the aliases abuse and mailer-daemon, both to postmaster.
+// Any failure undoes every step already taken.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "qvmail/atomic_file.hpp"
+#include "qvmail/delivery_instruction.hpp"
+#include "qvmail/password.hpp"
+#include "qvmail/store.hpp"
+
+namespace qv {
+
+class FileTransaction;
+struct Paths;
+
+struct Domain {
+    std::string name;
+    Owner owner;
+    std::filesystem::path dir;        // the domain directory
+    std::filesystem::path base_path;  // where its mailboxes live (.base_path, or BASE_PATH)
+    std::optional<HashMethod> hash;   // the domain's hash_method file, if any
+    std::optional<QmailDefault> delivery;  // parsed .qmail-default (nullopt: missing or hand-made)
+
+    DomainRef ref(bool bulk = false) const { return DomainRef{name, dir, owner, bulk}; }
+};
+
+// Reads users/assign (the source of truth, so that bulk adds whose users/cdb is not rebuilt yet are
+// seen too). Unknown domain: nullopt.
+std::optional<Domain> find_domain(const Paths& paths, std::string_view name);
+// As find_domain, but throws Error 68 "no such domain".
+Domain require_domain(const Paths& paths, std::string_view name);
+std::vector<Domain> list_domains(const Paths& paths);
+
+// The hash method for new passwords of a domain: PASSWORD_HASH, the domain's hash_method,
+// control/hash_method, then SHA-512.
+HashMethod domain_hash_method(const Paths& paths, const Domain& d);
+
+// IndiMail's letter bucket of a mailbox name: A2E, F2K, L2P, Q2S or T2Zsym.
+std::string_view mailbox_bucket(std::string_view user);
+std::filesystem::path mailbox_home(const Domain& d, std::string_view user);
+
+// The uid and gid new domains get when none is given: the indimail user and group, else (as root)
+// IndiMail's fallback 555:555, else the caller's own.
+Owner default_domain_owner();
+
+struct AddDomainRequest {
+    std::string name;                            // already normalised
+    Owner owner;
+    std::optional<std::filesystem::path> base_dir;   // -d: the domain goes to <base_dir>/domains/<name>
+    std::optional<std::filesystem::path> base_path;  // -B: mailboxes under this path
+    QmailDefault delivery{false, std::string(kDefaultHandler)};
+    std::optional<HashMethod> hash;  // -h: written to <domain dir>/hash_method
+    bool chkrcpt = false;            // -R
+    bool bulk = false;               // -O: leave users/cdb, morercpthosts.cdb, vpasswd.cdb to qmailctl cdb
+    std::string postmaster_passwd;   // crypt hash
+    std::string postmaster_quota = "NOQUOTA";
+};
+
+struct ChangeReport {
+    std::vector<std::string> steps;  // what was (or would be) done, one line each
+};
+
+// Throws Error 9 when the domain exists (nothing changed), 65 for bad input, 73/74/77 for files
+// that cannot be written (everything undone).
+Domain add_domain(const Paths& paths, Store& store, const AddDomainRequest& req, bool dry_run,
+                  ChangeReport* report = nullptr);
+
+// Removes a domain and everything add_domain made, plus its mailboxes. Throws Error 68 if unknown.
+void delete_domain(const Paths& paths, Store& store, std::string_view name, bool dry_run,
+                   ChangeReport* report = nullptr);
+
+// Rewrites .qmail-default with a new handler and program, atomically.
+void set_domain_delivery(const Paths& paths, const Domain& d, const QmailDefault& delivery, bool dry_run);
+// Writes the domain's hash_method file.
+void set_domain_hash(const Domain& d, HashMethod m, bool dry_run);
+
+// Runs the store's staged changes and the file transaction to completion, or undoes both.
+void apply_change(FileTransaction& tx, Store& store);
+
+}  // namespace qv

@@ -1,0 +1,110 @@
+// Where mailboxes and aliases live. Two backends sit behind this interface: `files` (the embedded
+// default, below) and `mysql` (IndiMail's tables). Domain registration itself (users/assign, the
+// control files, the domain directory) is the same for both and lives in the domain module.
+//
+// The files backend keeps, per domain directory:
+//   vpasswd       one line per mailbox, vpopmail's field order (':' never appears inside a field):
+//                 name:passwd:uid:gid:gecos:dir:quota
+//                 uid holds IndiMail's pw_uid (1 for an ordinary mailbox), gid the pw_gid
+//                 restriction bits (NO_POP, NO_IMAP, ...), quota IndiMail's pw_shell ("NOQUOTA",
+//                 bytes, or "<bytes>S,<count>C").
+//   vpasswd.cdb   key: the name; value: the rest of the line, "passwd:uid:gid:gecos:dir:quota".
+//                 Rebuilt with every change (or by qmailctl cdb after bulk adds); readers use it
+//                 only when it is not older than vpasswd.
+//   .qmail-<alias>  one delivery line per target ('.' in the alias is written ':' as qmail-local
+//                 expects), e.g. "&postmaster@example.com".
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "qvmail/atomic_file.hpp"
+
+namespace qv {
+
+class FileTransaction;
+struct Paths;
+
+// IndiMail's per-user restriction bits, kept in pw_gid (values from IndiMail's indimail.h; note that
+// vpopmail numbers several of them differently).
+namespace userflag {
+constexpr std::uint32_t no_passwd_chng = 0x01;
+constexpr std::uint32_t no_pop = 0x02;
+constexpr std::uint32_t no_webmail = 0x04;
+constexpr std::uint32_t no_imap = 0x08;
+constexpr std::uint32_t bounce_mail = 0x10;
+constexpr std::uint32_t no_relay = 0x20;
+constexpr std::uint32_t no_dialup = 0x40;
+constexpr std::uint32_t qa_admin = 0x80;
+constexpr std::uint32_t v_override = 0x100;
+constexpr std::uint32_t no_smtp = 0x200;
+constexpr std::uint32_t v_user0 = 0x400;
+constexpr std::uint32_t v_user1 = 0x800;
+constexpr std::uint32_t v_user2 = 0x1000;
+constexpr std::uint32_t v_user3 = 0x2000;
+}  // namespace userflag
+
+struct UserRecord {
+    std::string name;              // pw_name, the local part
+    std::string passwd;            // pw_passwd, a crypt(3) hash
+    std::uint32_t uid_flags = 1;   // pw_uid
+    std::uint32_t gid_flags = 0;   // pw_gid: userflag bits
+    std::string gecos;             // pw_gecos
+    std::string dir;               // pw_dir: the mailbox's home (its Maildir is dir/Maildir)
+    std::string quota = "NOQUOTA"; // pw_shell
+};
+
+// What a backend needs to know of a domain.
+struct DomainRef {
+    std::string name;
+    std::filesystem::path dir;  // the domain directory (domains/<name>)
+    Owner owner;                // the domain's uid and gid
+    bool bulk = false;          // defer cdb rebuilds to `qmailctl cdb`
+};
+
+class Store {
+public:
+    virtual ~Store() = default;
+    virtual std::string_view backend() const noexcept = 0;
+
+    // Reads. Throw Error 69 (service down) or 66/74 (unreadable files).
+    virtual std::optional<UserRecord> get_user(const DomainRef& d, std::string_view name) = 0;
+    virtual std::vector<UserRecord> users(const DomainRef& d) = 0;
+    virtual std::vector<std::string> aliases(const DomainRef& d) = 0;  // alias names
+    virtual std::vector<std::string> alias_lines(const DomainRef& d, std::string_view alias) = 0;
+
+    // Changes, collected until stage() and made durable by commit(). Throw Error 9 when adding
+    // something that exists, 67 when changing a mailbox that does not.
+    virtual void create_domain(const DomainRef& d) = 0;
+    virtual void drop_domain(const DomainRef& d) = 0;  // every mailbox and alias of the domain
+    virtual void add_user(const DomainRef& d, const UserRecord& u) = 0;
+    virtual void update_user(const DomainRef& d, const UserRecord& u) = 0;
+    virtual void remove_user(const DomainRef& d, std::string_view name) = 0;
+    // Replaces the delivery lines of an alias; no lines removes it.
+    virtual void set_alias(const DomainRef& d, std::string_view alias, const std::vector<std::string>& lines) = 0;
+
+    // The files backend writes its changes into `tx` here; a database backend has run its statements
+    // in an open transaction and commits in commit(), after the files are in place.
+    virtual void stage(FileTransaction& tx) = 0;
+    virtual void commit() = 0;
+    virtual void rollback() noexcept = 0;
+};
+
+std::unique_ptr<Store> make_files_store();
+// The backend this host uses (files unless MySQL is configured; see DESIGN.md).
+std::unique_ptr<Store> open_store(const Paths& paths);
+
+// vpasswd line format of the files backend (exposed for qmailctl cdb and the tests).
+std::string format_vpasswd_line(const UserRecord& u);
+std::optional<UserRecord> parse_vpasswd_line(std::string_view line);
+// The .qmail file name of an alias ('.' written as ':').
+std::string qmail_alias_file(std::string_view alias);
+
+}  // namespace qv

@@ -1,0 +1,64 @@
+// Mailboxes of virtual domains: vadduser, vdeluser, vpasswd, vmoduser and vuserinfo's data.
+// A mailbox's home is <base path>/<bucket>/<domain>/<name> (buckets as IndiMail: A2E, F2K, L2P,
+// Q2S, T2Zsym by the first letter), with Maildir/{cur,new,tmp}, all 0750 and owned by the domain.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "qvmail/address.hpp"
+#include "qvmail/domain.hpp"
+#include "qvmail/store.hpp"
+
+namespace qv {
+
+// Quota as IndiMail keeps it in pw_shell: NOQUOTA, a size in bytes (k, m, g suffixes accepted), or
+// size and message count "<size>,<count>" (stored "<bytes>S,<count>C"). Throws Error 65.
+std::string normalize_quota(std::string_view text);
+struct Quota {
+    std::optional<std::uint64_t> bytes;  // nullopt: unlimited
+    std::optional<std::uint64_t> count;
+};
+Quota parse_quota(std::string_view stored);
+
+// At most 48 characters, no ':' and no control characters. Throws Error 65.
+std::string check_gecos(std::string_view gecos);
+
+struct AddUserRequest {
+    Address address;
+    std::string passwd;  // crypt hash
+    std::optional<std::string> gecos;  // default: the local part
+    std::string quota = "NOQUOTA";
+};
+
+// Throws Error 68 (no domain), 9 (mailbox or alias of that name exists).
+UserRecord add_user(const Paths& paths, Store& store, const AddUserRequest& req, bool dry_run,
+                    ChangeReport* report = nullptr);
+// Removes the mailbox, its home, its own .qmail file and alias lines that forward to it only.
+// Throws Error 68 or 67.
+void delete_user(const Paths& paths, Store& store, const Address& a, bool dry_run, ChangeReport* report = nullptr);
+// Looks a mailbox up; throws Error 68 or 67.
+UserRecord require_user(Store& store, const Domain& d, std::string_view name);
+// Writes a changed record (password, flags, gecos, quota).
+void update_user(Store& store, const Domain& d, const UserRecord& u, bool dry_run);
+
+struct FlagName {
+    std::uint32_t bit;
+    char letter;             // vmoduser's option letter
+    std::string_view name;   // for --set/--clear and JSON
+    std::string_view text;   // vuserinfo's description
+};
+const std::vector<FlagName>& user_flags();
+std::optional<std::uint32_t> parse_flag_name(std::string_view name);
+
+// Size and number of messages in a Maildir and its folders (Maildir++ .Folder subdirectories).
+struct MaildirUsage {
+    std::uint64_t bytes = 0;
+    std::uint64_t count = 0;
+};
+MaildirUsage maildir_usage(const std::filesystem::path& maildir);
+
+}  // namespace qv

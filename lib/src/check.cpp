@@ -1,0 +1,103 @@
+#include "qvmail/check.hpp"
+
+#include <sys/stat.h>
+
+#include <set>
+
+#include "qvmail/assign.hpp"
+#include "qvmail/cdb_sources.hpp"
+#include "qvmail/control.hpp"
+#include "qvmail/delivery_instruction.hpp"
+#include "qvmail/domain.hpp"
+#include "qvmail/error.hpp"
+#include "qvmail/paths.hpp"
+#include "qvmail/store.hpp"
+
+namespace qv {
+
+namespace fs = std::filesystem;
+
+CheckSummary check_host(const Paths& paths, Store& store) {
+    CheckSummary out;
+    auto add = [&](Finding::Severity s, const std::string& domain, const char* check, std::string msg) {
+        out.findings.push_back(Finding{s, domain, check, std::move(msg)});
+    };
+    auto entries = [&](const char* name) {
+        auto e = ControlFile::load(paths.control(name)).entries();
+        return std::set<std::string>(e.begin(), e.end());
+    };
+    std::set<std::string> rcpthosts = entries("rcpthosts"), more = entries("morercpthosts"),
+                          vdomains = entries("virtualdomains"), locals = entries("locals");
+
+    std::vector<Domain> domains;
+    try {
+        domains = list_domains(paths);
+    } catch (const Error& e) {
+        add(Finding::problem, "", "assign", e.what());
+    }
+    out.domains = domains.size();
+    std::set<std::string> known;
+    for (auto& d : domains) {
+        known.insert(d.name);
+        std::error_code ec;
+        struct stat st {};
+        if (::stat(d.dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+            add(Finding::problem, d.name, "directory", "domain directory " + d.dir.string() + " is missing");
+            continue;
+        }
+        if (st.st_uid != d.owner.uid || st.st_gid != d.owner.gid)
+            add(Finding::problem, d.name, "owner",
+                d.dir.string() + " belongs to " + std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid) +
+                    ", users/assign says " + std::to_string(d.owner.uid) + ":" + std::to_string(d.owner.gid));
+        if (!fs::exists(d.dir / ".qmail-default", ec)) {
+            add(Finding::problem, d.name, "qmail-default", (d.dir / ".qmail-default").string() + " is missing");
+        } else if (!d.delivery) {
+            add(Finding::warning, d.name, "qmail-default",
+                (d.dir / ".qmail-default").string() + " does not run vdelivermail or vfilter (edited by hand?)");
+        } else {
+            try {
+                parse_handler(d.delivery->handler);
+            } catch (const Error& e) {
+                add(Finding::problem, d.name, "handler", e.what());
+            }
+        }
+        if (!rcpthosts.count(d.name) && !more.count(d.name))
+            add(Finding::problem, d.name, "rcpthosts", "not in control/rcpthosts or control/morercpthosts");
+        if (!vdomains.count(d.name + ":" + d.name))
+            add(Finding::problem, d.name, "virtualdomains", "control/virtualdomains lacks " + d.name + ":" + d.name);
+        if (locals.count(d.name))
+            add(Finding::problem, d.name, "locals", "also listed in control/locals, which takes precedence");
+        try {
+            for (auto& u : store.users(d.ref())) {
+                ++out.mailboxes;
+                if (!fs::is_directory(fs::path(u.dir) / "Maildir", ec))
+                    add(Finding::problem, d.name, "home", u.name + "@" + d.name + ": " + u.dir + "/Maildir is missing");
+            }
+            if (!store.get_user(d.ref(), "postmaster"))
+                add(Finding::warning, d.name, "postmaster", "no postmaster mailbox (RFC 5321 wants one)");
+        } catch (const Error& e) {
+            add(Finding::problem, d.name, "store", e.what());
+        }
+    }
+
+    for (auto& v : vdomains) {
+        std::size_t c = v.find(':');
+        std::string dom = v.substr(0, c);
+        if (c != std::string::npos && v.substr(c + 1) == dom && !known.count(dom))
+            add(Finding::problem, dom, "virtualdomains", "control/virtualdomains routes " + dom +
+                                                              " to a virtual domain that users/assign does not have");
+    }
+    std::error_code ec;
+    for (fs::directory_iterator it(paths.domains_dir(), ec), end; !ec && it != end; it.increment(ec)) {
+        std::string n = it->path().filename().string();
+        if (!n.empty() && n[0] != '.' && it->is_directory(ec) && !known.count(n))
+            add(Finding::problem, n, "directory", it->path().string() + " has no users/assign line");
+    }
+    for (auto& src : cdb_sources(paths))
+        if (!cdb_is_current(src))
+            add(Finding::problem, "", "cdb", src.target.string() + " is missing or older than " + src.source.string() +
+                                                 "; run qmailctl cdb");
+    return out;
+}
+
+}  // namespace qv

@@ -1,0 +1,282 @@
+#include "qvmail/domain.hpp"
+
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "qvmail/assign.hpp"
+#include "qvmail/cdb_sources.hpp"
+#include "qvmail/control.hpp"
+#include "qvmail/error.hpp"
+#include "qvmail/paths.hpp"
+#include "qvmail/transaction.hpp"
+
+namespace qv {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::size_t kRcpthostsLimit = 50;  // beyond this, domains go to morercpthosts (+ .cdb)
+constexpr const char* kBuckets[] = {"A2E", "F2K", "L2P", "Q2S", "T2Zsym"};
+
+std::optional<std::string> first_line(const fs::path& p) {
+    std::ifstream f(p);
+    std::string line;
+    if (!f || !std::getline(f, line)) return std::nullopt;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    return line;
+}
+
+std::string slurp(const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+Domain domain_from(const Paths& paths, const AssignEntry& e) {
+    Domain d;
+    d.name = e.user;
+    d.owner = Owner{e.uid, e.gid};
+    d.dir = e.dir;
+    auto bp = first_line(d.dir / ".base_path");
+    d.base_path = bp && !bp->empty() ? fs::path(*bp) : paths.base_path;
+    if (auto h = first_line(d.dir / "hash_method")) d.hash = parse_hash_method(*h);
+    std::error_code ec;
+    if (fs::exists(d.dir / ".qmail-default", ec)) d.delivery = parse_qmail_default(slurp(d.dir / ".qmail-default"));
+    return d;
+}
+
+fs::path assign_file(const Paths& p) { return p.assigndir / "assign"; }
+
+// Adds (or removes) one entry of a control file within the transaction; no write if nothing changes.
+bool edit_control(FileTransaction& tx, const fs::path& file, std::string_view entry, bool add) {
+    ControlFile f = ControlFile::load(file);
+    bool changed = add ? f.add(entry) : f.remove(entry) > 0;
+    if (!changed) return false;
+    std::string text;
+    for (auto& l : f.lines()) text += l + "\n";
+    tx.write(file, text, 0644);
+    return true;
+}
+
+void write_control_and_cdb(FileTransaction& tx, const ControlFile& f, const fs::path& cdb, bool bulk) {
+    std::string text;
+    for (auto& l : f.lines()) text += l + "\n";
+    tx.write(f.path(), text, 0644);
+    if (!bulk) stage_cdb(tx, f.path(), cdb, text, compile_lowercase_lines);
+}
+
+void write_assign(FileTransaction& tx, const Paths& paths, const AssignFile& a, bool bulk) {
+    std::string text = a.content();
+    tx.write(assign_file(paths), text, 0644);
+    if (!bulk) stage_cdb(tx, assign_file(paths), paths.assigndir / "cdb", text, compile_assign);
+}
+
+}  // namespace
+
+std::optional<Domain> find_domain(const Paths& paths, std::string_view name) {
+    auto e = AssignFile::load(assign_file(paths)).domain(name);
+    if (!e) return std::nullopt;
+    return domain_from(paths, *e);
+}
+
+Domain require_domain(const Paths& paths, std::string_view name) {
+    auto d = find_domain(paths, name);
+    if (!d) throw Error(Exit::nohost, "no such domain " + std::string(name));
+    return *d;
+}
+
+std::vector<Domain> list_domains(const Paths& paths) {
+    std::vector<Domain> out;
+    for (auto& e : AssignFile::load(assign_file(paths)).domains()) out.push_back(domain_from(paths, e));
+    return out;
+}
+
+HashMethod domain_hash_method(const Paths& paths, const Domain& d) {
+    if (paths.password_hash) {
+        auto m = parse_hash_method(*paths.password_hash);
+        if (!m) throw Error(Exit::config, "PASSWORD_HASH=" + *paths.password_hash + " is not a hash method");
+        return *m;
+    }
+    if (d.hash) return *d.hash;
+    if (auto h = first_line(paths.control("hash_method")))
+        if (auto m = parse_hash_method(*h)) return *m;
+    return kDefaultHashMethod;
+}
+
+std::string_view mailbox_bucket(std::string_view user) {
+    char c = user.empty() ? 't' : user[0];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c >= 'a' && c <= 'e') return "A2E";
+    if (c >= 'f' && c <= 'k') return "F2K";
+    if (c >= 'l' && c <= 'p') return "L2P";
+    if (c >= 'q' && c <= 's') return "Q2S";
+    return "T2Zsym";
+}
+
+fs::path mailbox_home(const Domain& d, std::string_view user) {
+    return d.base_path / std::string(mailbox_bucket(user)) / d.name / std::string(user);
+}
+
+Owner default_domain_owner() {
+    if (struct passwd* pw = ::getpwnam("indimail")) {
+        gid_t gid = pw->pw_gid;
+        if (struct group* gr = ::getgrnam("indimail")) gid = gr->gr_gid;
+        return Owner{pw->pw_uid, gid};
+    }
+    if (::geteuid() == 0) return Owner{555, 555};
+    return Owner{::geteuid(), ::getegid()};
+}
+
+void apply_change(FileTransaction& tx, Store& store) {
+    if (tx.dry_run()) {
+        store.stage(tx);
+        store.rollback();
+        tx.finish();
+        return;
+    }
+    try {
+        store.stage(tx);
+        tx.publish();
+    } catch (...) {
+        store.rollback();
+        throw;  // the transaction undoes itself when it goes out of scope
+    }
+    try {
+        store.commit();
+    } catch (...) {
+        tx.undo();
+        store.rollback();
+        throw;
+    }
+    tx.finish();
+}
+
+Domain add_domain(const Paths& paths, Store& store, const AddDomainRequest& req, bool dry_run, ChangeReport* report) {
+    const std::string& name = req.name;
+    if (req.owner.uid == 0)
+        throw Error(Exit::usage, "domain " + name + " would belong to root (uid 0); give -u USER or -i UID -g GID");
+    AssignFile assign = AssignFile::load(assign_file(paths));
+    if (assign.domain(name)) throw Error(Exit::exists, "domain " + name + " already exists");
+    fs::path dir = (req.base_dir ? *req.base_dir : paths.domaindir) / "domains" / name;
+    std::error_code ec;
+    if (fs::exists(dir, ec))
+        throw Error(Exit::exists, "domain " + name + ": " + dir.string() +
+                                      " already exists, though users/assign does not list it (see qmailctl check)");
+    ControlFile vdomains = ControlFile::load(paths.control("virtualdomains"));
+    for (auto& e : vdomains.entries())
+        if (e.starts_with(name + ":"))
+            throw Error(Exit::exists, "domain " + name + ": control/virtualdomains already routes it (" + e + ")");
+
+    Domain d;
+    d.name = name;
+    d.owner = req.owner;
+    d.dir = dir;
+    d.base_path = req.base_path ? *req.base_path : paths.base_path;
+    d.hash = req.hash;
+    d.delivery = req.delivery;
+    DomainRef ref = d.ref(req.bulk);
+
+    FileTransaction tx(dry_run);
+    // The domain directory and what lives in it.
+    tx.make_dir(dir.parent_path(), 0755);
+    tx.make_dir(dir, 0750, req.owner);
+    tx.make_dir(dir / "bulk_mail", 0750, req.owner);
+    tx.write(dir / ".qmail-default", format_qmail_default(paths.sbindir, req.delivery), 0600, req.owner);
+    if (req.hash) tx.write(dir / "hash_method", std::string(to_string(*req.hash)) + "\n", 0644, req.owner);
+    if (req.base_path) tx.write(dir / ".base_path", req.base_path->string() + "\n", 0644, req.owner);
+    store.create_domain(ref);
+
+    // users/assign and users/cdb.
+    tx.make_dir(paths.assigndir, 0755);
+    assign.add(domain_assign_entry(name, req.owner.uid, req.owner.gid, dir));
+    write_assign(tx, paths, assign, req.bulk);
+
+    // Control files.
+    tx.make_dir(paths.controldir, 0755);
+    ControlFile rcpthosts = ControlFile::load(paths.control("rcpthosts"));
+    ControlFile more = ControlFile::load(paths.control("morercpthosts"));
+    if (!rcpthosts.contains(name) && !more.contains(name)) {
+        if (rcpthosts.entries().size() < kRcpthostsLimit) {
+            edit_control(tx, rcpthosts.path(), name, true);
+        } else {
+            more.add(name);
+            write_control_and_cdb(tx, more, paths.control("morercpthosts.cdb"), req.bulk);
+        }
+    }
+    edit_control(tx, paths.control("virtualdomains"), name + ":" + name, true);
+    edit_control(tx, paths.control("locals"), name, false);
+    if (req.chkrcpt) edit_control(tx, paths.control("chkrcptdomains"), name, true);
+
+    // Mailbox directories and the postmaster.
+    for (const char* b : kBuckets) {
+        tx.make_dir(d.base_path / b, 0755);
+        tx.make_dir(d.base_path / b / name, 0750, req.owner);
+    }
+    fs::path home = mailbox_home(d, "postmaster");
+    tx.make_dir(home, 0750, req.owner);
+    for (const char* sub : {"Maildir", "Maildir/cur", "Maildir/new", "Maildir/tmp"})
+        tx.make_dir(home / sub, 0750, req.owner);
+    UserRecord pm;
+    pm.name = "postmaster";
+    pm.passwd = req.postmaster_passwd;
+    pm.gecos = "Postmaster";
+    pm.dir = home.string();
+    pm.quota = req.postmaster_quota;
+    store.add_user(ref, pm);
+    for (const char* alias : {"abuse", "mailer-daemon"})
+        store.set_alias(ref, alias, {"&postmaster@" + name});
+
+    apply_change(tx, store);
+    if (report) report->steps = tx.log();
+    return d;
+}
+
+void delete_domain(const Paths& paths, Store& store, std::string_view name, bool dry_run, ChangeReport* report) {
+    Domain d = require_domain(paths, name);
+    DomainRef ref = d.ref();
+    FileTransaction tx(dry_run);
+
+    AssignFile assign = AssignFile::load(assign_file(paths));
+    assign.remove_domain(d.name);
+    write_assign(tx, paths, assign, false);
+
+    edit_control(tx, paths.control("rcpthosts"), d.name, false);
+    ControlFile more = ControlFile::load(paths.control("morercpthosts"));
+    if (more.remove(d.name) > 0) write_control_and_cdb(tx, more, paths.control("morercpthosts.cdb"), false);
+    edit_control(tx, paths.control("virtualdomains"), d.name + ":" + d.name, false);
+    edit_control(tx, paths.control("chkrcptdomains"), d.name, false);
+
+    // Mailboxes kept outside the domain's buckets go one by one; the buckets go whole.
+    std::vector<fs::path> trees;
+    for (const char* b : kBuckets) trees.push_back(d.base_path / b / d.name);
+    for (auto& u : store.users(ref)) {
+        fs::path home(u.dir);
+        bool inside = false;
+        for (auto& t : trees) {
+            auto rel = home.lexically_relative(t);
+            inside = inside || (!rel.empty() && *rel.begin() != "..");
+        }
+        if (!inside && !u.dir.empty()) tx.remove(home);
+    }
+    for (auto& t : trees) tx.remove(t);
+    tx.remove(d.dir);
+    store.drop_domain(ref);
+
+    apply_change(tx, store);
+    if (report) report->steps = tx.log();
+}
+
+void set_domain_delivery(const Paths& paths, const Domain& d, const QmailDefault& delivery, bool dry_run) {
+    if (dry_run) return;
+    replace_file(d.dir / ".qmail-default", format_qmail_default(paths.sbindir, delivery), 0600, d.owner);
+}
+
+void set_domain_hash(const Domain& d, HashMethod m, bool dry_run) {
+    if (dry_run) return;
+    replace_file(d.dir / "hash_method", std::string(to_string(m)) + "\n", 0644, d.owner);
+}
+
+}  // namespace qv

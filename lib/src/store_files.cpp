@@ -1,0 +1,259 @@
+// The files backend of the store: vpasswd (+ vpasswd.cdb) and .qmail-<alias> files per domain.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <map>
+
+#include "qvmail/cdb.hpp"
+#include "qvmail/error.hpp"
+#include "qvmail/line_reader.hpp"
+#include "qvmail/paths.hpp"
+#include "qvmail/store.hpp"
+#include "qvmail/transaction.hpp"
+
+namespace qv {
+
+namespace fs = std::filesystem;
+
+std::string format_vpasswd_line(const UserRecord& u) {
+    return u.name + ":" + u.passwd + ":" + std::to_string(u.uid_flags) + ":" + std::to_string(u.gid_flags) + ":" +
+           u.gecos + ":" + u.dir + ":" + u.quota;
+}
+
+std::optional<UserRecord> parse_vpasswd_line(std::string_view line) {
+    std::vector<std::string_view> f;
+    for (int i = 0; i < 6; ++i) {
+        std::size_t c = line.find(':');
+        if (c == std::string_view::npos) return std::nullopt;
+        f.push_back(line.substr(0, c));
+        line.remove_prefix(c + 1);
+    }
+    if (line.find(':') != std::string_view::npos || f[0].empty()) return std::nullopt;
+    UserRecord u;
+    u.name = f[0];
+    u.passwd = f[1];
+    if (std::from_chars(f[2].data(), f[2].data() + f[2].size(), u.uid_flags).ec != std::errc() ||
+        std::from_chars(f[3].data(), f[3].data() + f[3].size(), u.gid_flags).ec != std::errc())
+        return std::nullopt;
+    u.gecos = f[4];
+    u.dir = f[5];
+    u.quota = line;
+    return u;
+}
+
+std::string qmail_alias_file(std::string_view alias) {
+    std::string f = ".qmail-";
+    for (char c : alias) f += c == '.' ? ':' : c;
+    return f;
+}
+
+namespace {
+
+std::vector<UserRecord> read_vpasswd(const fs::path& file) {
+    std::vector<UserRecord> out;
+    std::error_code ec;
+    if (!fs::exists(file, ec)) return out;
+    LineReader in(file);
+    std::string_view line;
+    while (in.next(line)) {
+        if (line.empty() || line[0] == '#') continue;
+        auto u = parse_vpasswd_line(line);
+        if (!u) throw ParseError(file, in.line_number(), "not a vpasswd line (name:passwd:uid:gid:gecos:dir:quota)",
+                                 std::string(line));
+        out.push_back(std::move(*u));
+    }
+    return out;
+}
+
+bool cdb_current(const fs::path& cdb, const fs::path& text) {
+    struct stat c {}, t {};
+    if (::stat(cdb.c_str(), &c) != 0 || ::stat(text.c_str(), &t) != 0) return false;
+    if (c.st_mtim.tv_sec != t.st_mtim.tv_sec) return c.st_mtim.tv_sec > t.st_mtim.tv_sec;
+    return c.st_mtim.tv_nsec >= t.st_mtim.tv_nsec;
+}
+
+class FilesStore final : public Store {
+public:
+    std::string_view backend() const noexcept override { return "files"; }
+
+    std::optional<UserRecord> get_user(const DomainRef& d, std::string_view name) override {
+        auto it = state_.find(d.name);
+        if (it == state_.end()) {
+            // The fast path the mail programs take: the cdb, when it is current.
+            fs::path text = d.dir / "vpasswd", db = d.dir / "vpasswd.cdb";
+            if (cdb_current(db, text)) {
+                CdbReader r(db);
+                auto v = r.find(name);
+                if (!v) return std::nullopt;
+                return parse_vpasswd_line(std::string(name) + ":" + std::string(*v));
+            }
+        }
+        for (auto& u : load(d).users)
+            if (u.name == name) return u;
+        return std::nullopt;
+    }
+
+    std::vector<UserRecord> users(const DomainRef& d) override { return load(d).users; }
+
+    std::vector<std::string> aliases(const DomainRef& d) override {
+        std::vector<std::string> out;
+        std::error_code ec;
+        for (fs::directory_iterator it(d.dir, ec), end; !ec && it != end; it.increment(ec)) {
+            std::string f = it->path().filename().string();
+            if (!f.starts_with(".qmail-") || f == ".qmail-default") continue;
+            std::string a = f.substr(7);
+            std::replace(a.begin(), a.end(), ':', '.');
+            out.push_back(a);
+        }
+        auto st = state_.find(d.name);
+        if (st != state_.end())
+            for (auto& [a, lines] : st->second.alias_changes) {
+                bool have = std::find(out.begin(), out.end(), a) != out.end();
+                if (lines && !have) out.push_back(a);
+                if (!lines && have) out.erase(std::find(out.begin(), out.end(), a));
+            }
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+
+    std::vector<std::string> alias_lines(const DomainRef& d, std::string_view alias) override {
+        auto st = state_.find(d.name);
+        if (st != state_.end()) {
+            auto it = st->second.alias_changes.find(std::string(alias));
+            if (it != st->second.alias_changes.end()) return it->second.value_or(std::vector<std::string>{});
+        }
+        std::vector<std::string> out;
+        fs::path f = d.dir / qmail_alias_file(alias);
+        std::error_code ec;
+        if (!fs::exists(f, ec)) return out;
+        LineReader in(f);
+        std::string_view line;
+        while (in.next(line))
+            if (!line.empty() && line[0] != '#') out.emplace_back(line);
+        return out;
+    }
+
+    void create_domain(const DomainRef& d) override {
+        State& s = state_[d.name];
+        s.ref = d;
+        s.loaded = true;
+        s.dirty = true;
+    }
+
+    void drop_domain(const DomainRef& d) override {
+        State& s = state_[d.name];
+        s.ref = d;
+        s.dropped = true;  // its files go with the domain directory
+    }
+
+    void add_user(const DomainRef& d, const UserRecord& u) override {
+        State& s = load(d);
+        if (find(s, u.name) != s.users.end())
+            throw Error(Exit::exists, "mailbox " + u.name + "@" + d.name + " already exists");
+        s.users.push_back(u);
+        s.dirty = true;
+    }
+
+    void update_user(const DomainRef& d, const UserRecord& u) override {
+        State& s = load(d);
+        auto it = find(s, u.name);
+        if (it == s.users.end()) throw Error(Exit::nouser, "no mailbox " + u.name + "@" + d.name);
+        *it = u;
+        s.dirty = true;
+    }
+
+    void remove_user(const DomainRef& d, std::string_view name) override {
+        State& s = load(d);
+        auto it = find(s, name);
+        if (it == s.users.end()) throw Error(Exit::nouser, "no mailbox " + std::string(name) + "@" + d.name);
+        s.users.erase(it);
+        s.dirty = true;
+    }
+
+    void set_alias(const DomainRef& d, std::string_view alias, const std::vector<std::string>& lines) override {
+        State& s = state_[d.name];
+        s.ref = d;
+        if (lines.empty())
+            s.alias_changes[std::string(alias)] = std::nullopt;
+        else
+            s.alias_changes[std::string(alias)] = lines;
+    }
+
+    void stage(FileTransaction& tx) override {
+        for (auto& [name, s] : state_) {
+            if (s.dropped) continue;
+            const DomainRef& d = s.ref;
+            if (s.dirty) {
+                std::string text;
+                for (auto& u : s.users) text += format_vpasswd_line(u) + "\n";
+                tx.write(d.dir / "vpasswd", text, 0600, d.owner);
+                if (!d.bulk && tx.dry_run()) {
+                    tx.note("write " + (d.dir / "vpasswd.cdb").string());
+                } else if (!d.bulk) {
+                    AtomicFile& f = tx.stage(d.dir / "vpasswd.cdb", 0600, d.owner);
+                    CdbWriter w(f.fd(), f.temp_path());
+                    for (auto& u : s.users) {
+                        std::string line = format_vpasswd_line(u);
+                        w.add(u.name, std::string_view(line).substr(u.name.size() + 1));
+                    }
+                    w.finish();
+                }
+            }
+            for (auto& [alias, lines] : s.alias_changes) {
+                fs::path f = d.dir / qmail_alias_file(alias);
+                if (!lines) {
+                    tx.remove(f);
+                    continue;
+                }
+                std::string text;
+                for (auto& l : *lines) text += l + "\n";
+                tx.write(f, text, 0600, d.owner);
+            }
+        }
+    }
+
+    void commit() override { state_.clear(); }
+    void rollback() noexcept override { state_.clear(); }
+
+private:
+    struct State {
+        DomainRef ref;
+        std::vector<UserRecord> users;
+        bool loaded = false;
+        bool dirty = false;
+        bool dropped = false;
+        std::map<std::string, std::optional<std::vector<std::string>>> alias_changes;
+    };
+
+    State& load(const DomainRef& d) {
+        State& s = state_[d.name];
+        if (!s.loaded) {
+            s.ref = d;
+            s.users = read_vpasswd(d.dir / "vpasswd");
+            s.loaded = true;
+        }
+        return s;
+    }
+
+    static std::vector<UserRecord>::iterator find(State& s, std::string_view name) {
+        return std::find_if(s.users.begin(), s.users.end(), [&](const UserRecord& u) { return u.name == name; });
+    }
+
+    std::map<std::string, State> state_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> make_files_store() { return std::make_unique<FilesStore>(); }
+
+std::unique_ptr<Store> open_store(const Paths& paths) {
+    std::error_code ec;
+    if (fs::exists(paths.control("host.mysql"), ec))
+        throw Error(Exit::config, paths.control("host.mysql").string() +
+                                      " selects the MySQL backend, which this build does not provide yet");
+    return make_files_store();
+}
+
+}  // namespace qv

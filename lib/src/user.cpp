@@ -1,0 +1,204 @@
+#include "qvmail/user.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "qvmail/error.hpp"
+#include "qvmail/paths.hpp"
+#include "qvmail/transaction.hpp"
+
+namespace qv {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+[[noreturn]] void bad_quota(std::string_view t) {
+    throw Error(Exit::dataerr, "invalid quota '" + printable(t) +
+                                   "': expected NOQUOTA, a size such as 500M, or size,count such as 500M,10000");
+}
+
+std::uint64_t parse_size(std::string_view t, std::string_view whole) {
+    if (t.empty()) bad_quota(whole);
+    std::uint64_t mult = 1;
+    switch (t.back()) {
+        case 'k': case 'K': mult = 1024; break;
+        case 'm': case 'M': mult = 1024 * 1024; break;
+        case 'g': case 'G': mult = 1024 * 1024 * 1024; break;
+        case 'S': case 's': case 'C': case 'c': break;  // IndiMail's stored suffixes
+        default: mult = 0;
+    }
+    if (mult != 0 && (t.back() < '0' || t.back() > '9')) t.remove_suffix(1);
+    if (mult == 0) mult = 1;
+    std::uint64_t v = 0;
+    auto r = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (r.ec != std::errc() || r.ptr != t.data() + t.size() || v > UINT64_MAX / mult) bad_quota(whole);
+    return v * mult;
+}
+
+}  // namespace
+
+std::string normalize_quota(std::string_view text) {
+    std::string up;
+    for (char c : text) up += static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+    if (up == "NOQUOTA") return "NOQUOTA";
+    std::size_t comma = text.find(',');
+    std::string out;
+    if (comma == std::string_view::npos) {
+        out = std::to_string(parse_size(text, text));
+    } else {
+        std::string_view count = text.substr(comma + 1);
+        if (!count.empty() && (count.back() == 'C' || count.back() == 'c')) count.remove_suffix(1);
+        std::uint64_t c = 0;
+        auto r = std::from_chars(count.data(), count.data() + count.size(), c);
+        if (count.empty() || r.ec != std::errc() || r.ptr != count.data() + count.size()) bad_quota(text);
+        out = std::to_string(parse_size(text.substr(0, comma), text)) + "S," + std::to_string(c) + "C";
+    }
+    if (out.size() > 30) bad_quota(text);
+    return out;
+}
+
+Quota parse_quota(std::string_view s) {
+    Quota q;
+    if (s.empty() || s == "NOQUOTA") return q;
+    std::size_t comma = s.find(',');
+    std::string_view size = s.substr(0, comma);
+    while (!size.empty() && (size.back() < '0' || size.back() > '9')) size.remove_suffix(1);
+    std::uint64_t v = 0;
+    if (std::from_chars(size.data(), size.data() + size.size(), v).ec == std::errc()) q.bytes = v;
+    if (comma != std::string_view::npos) {
+        std::string_view c = s.substr(comma + 1);
+        while (!c.empty() && (c.back() < '0' || c.back() > '9')) c.remove_suffix(1);
+        if (std::from_chars(c.data(), c.data() + c.size(), v).ec == std::errc()) q.count = v;
+    }
+    return q;
+}
+
+std::string check_gecos(std::string_view g) {
+    if (g.size() > 48) throw Error(Exit::dataerr, "the comment (gecos) is longer than 48 characters");
+    for (unsigned char c : g)
+        if (c == ':' || c < 0x20 || c == 0x7f)
+            throw Error(Exit::dataerr, "the comment (gecos) '" + printable(g) + "' contains ':' or a control character");
+    return std::string(g);
+}
+
+const std::vector<FlagName>& user_flags() {
+    static const std::vector<FlagName> flags = {
+        {userflag::no_passwd_chng, 'd', "no-password-change", "password can not be changed by user"},
+        {userflag::no_pop, 'p', "no-pop", "pop access closed"},
+        {userflag::no_webmail, 'w', "no-webmail", "webmail access closed"},
+        {userflag::no_imap, 'i', "no-imap", "imap access closed"},
+        {userflag::no_smtp, 's', "no-smtp", "smtp access closed"},
+        {userflag::bounce_mail, 'b', "bounce-mail", "mail will be bounced back to sender"},
+        {userflag::no_relay, 'r', "no-relay", "user not allowed to relay mail"},
+        {userflag::no_dialup, 'u', "no-dialup", "no dialup flag has been set"},
+        {userflag::qa_admin, 'a', "qa-admin", "has qmailadmin administrator privileges"},
+        {userflag::v_override, 'o', "override", "has domain limit skip privileges"},
+        {userflag::v_user0, '0', "user0", "user flag 0 is set"},
+        {userflag::v_user1, '1', "user1", "user flag 1 is set"},
+        {userflag::v_user2, '2', "user2", "user flag 2 is set"},
+        {userflag::v_user3, '3', "user3", "user flag 3 is set"},
+    };
+    return flags;
+}
+
+std::optional<std::uint32_t> parse_flag_name(std::string_view name) {
+    for (auto& f : user_flags())
+        if (f.name == name) return f.bit;
+    return std::nullopt;
+}
+
+UserRecord require_user(Store& store, const Domain& d, std::string_view name) {
+    auto u = store.get_user(d.ref(), name);
+    if (!u) throw Error(Exit::nouser, "no mailbox " + std::string(name) + "@" + d.name);
+    return *u;
+}
+
+UserRecord add_user(const Paths& paths, Store& store, const AddUserRequest& req, bool dry_run, ChangeReport* report) {
+    Domain d = require_domain(paths, req.address.domain);
+    DomainRef ref = d.ref();
+    const std::string& name = req.address.local;
+    if (store.get_user(ref, name)) throw Error(Exit::exists, "mailbox " + req.address.str() + " already exists");
+    auto aliases = store.aliases(ref);
+    if (std::find(aliases.begin(), aliases.end(), name) != aliases.end())
+        throw Error(Exit::exists, req.address.str() + " is an alias; remove the alias before adding a mailbox");
+    fs::path home = mailbox_home(d, name);
+    std::error_code ec;
+    if (fs::exists(home, ec))
+        throw Error(Exit::exists, "mailbox " + req.address.str() + ": its home " + home.string() +
+                                      " already exists (see qmailctl check)");
+
+    UserRecord u;
+    u.name = name;
+    u.passwd = req.passwd;
+    u.gecos = req.gecos ? check_gecos(*req.gecos) : name;
+    u.dir = home.string();
+    u.quota = req.quota;
+
+    FileTransaction tx(dry_run);
+    tx.make_dir(home.parent_path().parent_path(), 0755);
+    tx.make_dir(home.parent_path(), 0750, d.owner);
+    tx.make_dir(home, 0750, d.owner);
+    for (const char* sub : {"Maildir", "Maildir/cur", "Maildir/new", "Maildir/tmp"})
+        tx.make_dir(home / sub, 0750, d.owner);
+    store.add_user(ref, u);
+    apply_change(tx, store);
+    if (report) report->steps = tx.log();
+    return u;
+}
+
+void delete_user(const Paths& paths, Store& store, const Address& a, bool dry_run, ChangeReport* report) {
+    Domain d = require_domain(paths, a.domain);
+    DomainRef ref = d.ref();
+    UserRecord u = require_user(store, d, a.local);
+    FileTransaction tx(dry_run);
+    if (!u.dir.empty()) tx.remove(u.dir);
+    store.remove_user(ref, u.name);
+    // Its own .qmail-<name>, and alias lines that forward to it.
+    std::string target = "&" + a.str();
+    for (auto& alias : store.aliases(ref)) {
+        auto lines = store.alias_lines(ref, alias);
+        if (alias == u.name) {
+            store.set_alias(ref, alias, {});
+            continue;
+        }
+        auto kept = lines;
+        std::erase(kept, target);
+        if (kept.size() != lines.size()) store.set_alias(ref, alias, kept);
+    }
+    apply_change(tx, store);
+    if (report) report->steps = tx.log();
+}
+
+void update_user(Store& store, const Domain& d, const UserRecord& u, bool dry_run) {
+    FileTransaction tx(dry_run);
+    store.update_user(d.ref(), u);
+    apply_change(tx, store);
+}
+
+MaildirUsage maildir_usage(const fs::path& maildir) {
+    MaildirUsage use;
+    auto scan = [&](const fs::path& dir) {
+        for (const char* sub : {"new", "cur"}) {
+            std::error_code ec;
+            for (fs::directory_iterator it(dir / sub, ec), end; !ec && it != end; it.increment(ec)) {
+                struct stat st {};
+                if (::lstat(it->path().c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+                    use.bytes += static_cast<std::uint64_t>(st.st_size);
+                    ++use.count;
+                }
+            }
+        }
+    };
+    scan(maildir);
+    std::error_code ec;
+    for (fs::directory_iterator it(maildir, ec), end; !ec && it != end; it.increment(ec)) {
+        std::string n = it->path().filename().string();
+        if (n.size() > 1 && n[0] == '.' && n != ".." && it->is_directory(ec)) scan(it->path());
+    }
+    return use;
+}
+
+}  // namespace qv

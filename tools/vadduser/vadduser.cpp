@@ -1,0 +1,91 @@
+// vadduser - add a mailbox to a virtual domain. See vadduser(8).
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "qvmail/address.hpp"
+#include "qvmail/cli.hpp"
+#include "qvmail/domain.hpp"
+#include "qvmail/error.hpp"
+#include "qvmail/lock.hpp"
+#include "qvmail/paths.hpp"
+#include "qvmail/store.hpp"
+#include "qvmail/user.hpp"
+
+using namespace qv;
+using ojson = nlohmann::ordered_json;
+
+namespace {
+
+struct Args {
+    std::string address;
+    std::optional<std::string> quota, gecos;
+    bool create_dir = false;  // IndiMail's -d: homes are always created
+    PasswordOptions pw;
+};
+
+int run(const Program& prog, const Args& a) {
+    Reporter rep(prog.name, prog.common);
+    Paths paths = Paths::from_env();
+    AddUserRequest req;
+    req.address = parse_address(a.address);
+    if (a.quota) req.quota = normalize_quota(*a.quota);
+    if (a.gecos) req.gecos = check_gecos(*a.gecos);
+    Domain d = require_domain(paths, req.address.domain);
+    ObtainedPassword pw = obtain_password(a.pw, rep, req.address.str(), domain_hash_method(paths, d));
+    req.passwd = pw.hash;
+
+    std::optional<FileLock> lock;
+    if (!prog.common.dry_run) lock.emplace(admin_lock(paths, std::chrono::seconds(prog.common.lock_wait)));
+    auto store = open_store(paths);
+    ChangeReport report;
+    UserRecord u = add_user(paths, *store, req, prog.common.dry_run, &report);
+    if (!prog.common.dry_run) audit(prog.name, "added mailbox " + req.address.str() + " (" + u.dir + ")");
+    bool show_steps = prog.common.verbose > 0 || prog.common.dry_run;
+    if (rep.json()) {
+        ojson j{{"address", req.address.str()}, {"status", prog.common.dry_run ? "would-add" : "added"},
+                {"dir", u.dir}, {"quota", u.quota}, {"gecos", u.gecos}};
+        if (pw.generated) j["password"] = *pw.generated;
+        if (show_steps) j["steps"] = report.steps;
+        rep.object(j);
+        return 0;
+    }
+    if (show_steps)
+        for (auto& s : report.steps) rep.line((prog.common.dry_run ? "would " : "") + s);
+    if (pw.generated) rep.line("Password is " + *pw.generated);
+    if (!prog.common.dry_run) rep.line("added mailbox " + req.address.str());
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Program prog{"vadduser", {}, {}, {}};
+    Args a;
+    Unsupported unsupported;
+    CLI::App app{"Add a mailbox to a virtual domain, with its home directory and Maildir.", "vadduser"};
+    app.set_help_flag("--help", "Print this help message and exit");
+    app.set_version_flag("--version", QV_VERSION);
+    app.add_option("ADDRESS", a.address, "The mailbox: user@domain")->required();
+    app.add_option("PASSWORD", a.pw.positional, "Its password (better: --password-stdin or a prompt)");
+    add_password_options(app, a.pw);
+    app.add_option("-q,--quota", a.quota, "Quota: NOQUOTA (default), bytes (k/m/g), or size,count")->type_name("QUOTA");
+    app.add_option("-c,--comment", a.gecos, "Comment (gecos), e.g. the owner's name; default: the user name")
+        ->type_name("TEXT");
+    app.add_flag("-d", a.create_dir, "Create the home directory (always done; accepted for IndiMail scripts)");
+    add_common_options(app, prog.common, opt_json | opt_dry_run | opt_quiet | opt_verbose | opt_lock_wait);
+    unsupported.add(app, "-i", false, "inactive mailboxes are not supported");
+    unsupported.add(app, "-l", true, "users-per-level directory hashing is not supported");
+    unsupported.add(app, "-b", false, "lastfstab base paths are not supported; set the domain's with vadddomain -B");
+    unsupported.add(app, "-B", true, "per-mailbox base paths are not supported; set the domain's with vadddomain -B");
+    unsupported.add(app, "-C", false, "CRAM/SCRAM credentials are not supported yet");
+    for (auto* o : {"-m", "-S", "-I"}) unsupported.add(app, o, true, "SCRAM credentials are not supported yet");
+    for (auto* o : {"-M", "-H"}) unsupported.add(app, o, true, "clustered mail stores are not supported");
+    app.footer("Exit status: 0 added; 9 the mailbox (or an alias of that name) exists; 64 usage; 65 bad address,\n"
+               "password, quota or comment; 66 unreadable password file; 68 no such domain; 73/74/77 files cannot\n"
+               "be written (nothing is left behind); 75 another command holds the lock. See vadduser(8).");
+    app.callback([&] {
+        unsupported.check();
+        prog.action = [&] { return run(prog, a); };
+    });
+    return qv::run(app, prog, argc, argv);
+}

@@ -1,0 +1,117 @@
+// vmoduser - change a mailbox's restriction flags, comment or quota. See vmoduser(8).
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "qvmail/address.hpp"
+#include "qvmail/cli.hpp"
+#include "qvmail/domain.hpp"
+#include "qvmail/error.hpp"
+#include "qvmail/lock.hpp"
+#include "qvmail/paths.hpp"
+#include "qvmail/store.hpp"
+#include "qvmail/user.hpp"
+
+using namespace qv;
+using ojson = nlohmann::ordered_json;
+
+namespace {
+
+struct Args {
+    std::string address;
+    std::map<char, bool> letters;  // IndiMail's flag letters
+    bool toggle = false, clear_all = false;
+    std::vector<std::string> set, clear;
+    std::optional<std::string> gecos, quota;
+};
+
+std::uint32_t named_flags(const std::vector<std::string>& names) {
+    std::uint32_t bits = 0;
+    for (auto& n : names) {
+        auto b = parse_flag_name(n);
+        if (!b) {
+            std::string known;
+            for (auto& f : user_flags()) known += (known.empty() ? "" : ", ") + std::string(f.name);
+            throw Error(Exit::usage, "unknown flag '" + n + "' (known: " + known + ")");
+        }
+        bits |= *b;
+    }
+    return bits;
+}
+
+int run(const Program& prog, const Args& a) {
+    Reporter rep(prog.name, prog.common);
+    Paths paths = Paths::from_env();
+    Address addr = parse_address(a.address);
+    std::uint32_t letter_bits = 0;
+    for (auto& f : user_flags())
+        if (a.letters.at(f.letter)) letter_bits |= f.bit;
+    std::uint32_t set_bits = named_flags(a.set), clear_bits = named_flags(a.clear);
+    if (!letter_bits && !set_bits && !clear_bits && !a.clear_all && !a.gecos && !a.quota)
+        throw Error(Exit::usage, "nothing to change: give flags, --set, --clear, -x, -c or -q");
+    std::optional<std::string> quota = a.quota ? std::optional(normalize_quota(*a.quota)) : std::nullopt;
+    std::optional<std::string> gecos = a.gecos ? std::optional(check_gecos(*a.gecos)) : std::nullopt;
+
+    std::optional<FileLock> lock;
+    if (!prog.common.dry_run) lock.emplace(admin_lock(paths, std::chrono::seconds(prog.common.lock_wait)));
+    auto store = open_store(paths);
+    Domain d = require_domain(paths, addr.domain);
+    UserRecord u = require_user(*store, d, addr.local);
+    std::uint32_t before = u.gid_flags;
+    if (a.clear_all) u.gid_flags = 0;
+    if (a.toggle)
+        u.gid_flags ^= letter_bits;
+    else
+        u.gid_flags |= letter_bits;
+    u.gid_flags = (u.gid_flags | set_bits) & ~clear_bits;
+    if (gecos) u.gecos = *gecos;
+    if (quota) u.quota = *quota;
+    update_user(*store, d, u, prog.common.dry_run);
+    if (!prog.common.dry_run)
+        audit(prog.name, "changed mailbox " + addr.str() + ": flags " + std::to_string(before) + " -> " +
+                             std::to_string(u.gid_flags) + (gecos ? ", comment" : "") + (quota ? ", quota " + *quota : ""));
+    if (rep.json()) {
+        ojson j{{"address", addr.str()}, {"status", prog.common.dry_run ? "would-change" : "changed"},
+                {"gid", u.gid_flags}};
+        j["flags"] = ojson::array();
+        for (auto& f : user_flags())
+            if (u.gid_flags & f.bit) j["flags"].push_back(std::string(f.name));
+        j["gecos"] = u.gecos;
+        j["quota"] = u.quota;
+        rep.object(j);
+        return 0;
+    }
+    std::string flags;
+    for (auto& f : user_flags())
+        if (u.gid_flags & f.bit) flags += (flags.empty() ? "" : ",") + std::string(f.name);
+    rep.line(std::string(prog.common.dry_run ? "would change " : "changed ") + addr.str() + ": flags " +
+             (flags.empty() ? "none" : flags) + ", quota " + u.quota);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Program prog{"vmoduser", {}, {}, {}};
+    Args a;
+    CLI::App app{"Change a mailbox's restriction flags (kept in pw_gid), its comment or its quota.", "vmoduser"};
+    app.set_help_flag("--help", "Print this help message and exit");
+    app.set_version_flag("--version", QV_VERSION);
+    app.add_option("ADDRESS", a.address, "The mailbox: user@domain")->required();
+    for (auto& f : user_flags()) {
+        a.letters[f.letter] = false;
+        app.add_flag(std::string("-") + f.letter, a.letters[f.letter], "Set " + std::string(f.name) + ": " +
+                                                                           std::string(f.text));
+    }
+    app.add_flag("-t,--toggle", a.toggle, "Toggle the flags given by letter instead of setting them");
+    app.add_flag("-x,--clear-all", a.clear_all, "Clear every flag (before applying the others)");
+    app.add_option("--set", a.set, "Set a flag by name (repeatable): no-pop, no-imap, no-smtp, no-relay, ...")
+        ->type_name("FLAG");
+    app.add_option("--clear", a.clear, "Clear a flag by name (repeatable)")->type_name("FLAG");
+    app.add_option("-c,--comment", a.gecos, "New comment (gecos)")->type_name("TEXT");
+    app.add_option("-q,--quota", a.quota, "New quota: NOQUOTA, bytes (k/m/g), or size,count")->type_name("QUOTA");
+    add_common_options(app, prog.common, opt_json | opt_dry_run | opt_quiet | opt_verbose | opt_lock_wait);
+    app.footer("Exit status: 0 changed; 64 usage; 65 bad address, comment or quota; 67 no such mailbox; 68 no\n"
+               "such domain; 73/74/77 files cannot be written; 75 another command holds the lock. See vmoduser(8).");
+    app.callback([&] { prog.action = [&] { return run(prog, a); }; });
+    return qv::run(app, prog, argc, argv);
+}
