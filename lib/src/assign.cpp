@@ -42,57 +42,81 @@ std::optional<AssignEntry> parse_assign_line(std::string_view line) {
     return e;
 }
 
+namespace {
+// Calls fn(line) for each line of text (every line ends in '\n') until it returns false.
+template <class Fn>
+void each_line(std::string_view text, Fn fn) {
+    while (!text.empty()) {
+        std::size_t nl = text.find('\n');
+        if (!fn(text.substr(0, nl))) return;
+        text.remove_prefix(nl + 1);
+    }
+}
+}  // namespace
+
 AssignFile AssignFile::load(const std::filesystem::path& path) {
     AssignFile a;
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) {
-        a.trailer_.push_back(".");
+        a.trailer_ = ".\n";
         return a;
     }
     LineReader in(path);
     std::string_view line;
     while (in.next(line)) {
-        if (!a.trailer_.empty() || (!line.empty() && line[0] == '.'))
-            a.trailer_.emplace_back(line);
-        else
-            a.lines_.emplace_back(line);
+        std::string& to = !a.trailer_.empty() || (!line.empty() && line[0] == '.') ? a.trailer_ : a.body_;
+        to.append(line);
+        to += '\n';
     }
-    if (a.trailer_.empty()) a.trailer_.push_back(".");
+    if (a.trailer_.empty()) a.trailer_ = ".\n";
     return a;
 }
 
 std::optional<AssignEntry> AssignFile::domain(std::string_view domain) const {
     std::string prefix = "+" + std::string(domain) + "-:";
-    for (auto& l : lines_)
-        if (l.starts_with(prefix)) return parse_assign_line(l);
-    return std::nullopt;
+    std::optional<AssignEntry> found;
+    each_line(body_, [&](std::string_view l) {
+        if (l.starts_with(prefix)) found = parse_assign_line(l);
+        return !found;
+    });
+    return found;
 }
 
 std::vector<AssignEntry> AssignFile::domains() const {
     std::vector<AssignEntry> out;
-    for (auto& l : lines_) {
+    each_line(body_, [&](std::string_view l) {
         auto e = parse_assign_line(l);
         if (e && e->wildcard && e->local == e->user + "-" && e->user.find('.') != std::string::npos)
             out.push_back(std::move(*e));
-    }
+        return true;
+    });
     return out;
 }
 
-void AssignFile::add(const AssignEntry& e) { lines_.push_back(format_assign_line(e)); }
+void AssignFile::add(const AssignEntry& e) {
+    body_ += format_assign_line(e);
+    body_ += '\n';
+}
 
 bool AssignFile::remove_domain(std::string_view domain) {
     std::string prefix = "+" + std::string(domain) + "-:";
-    std::size_t before = lines_.size();
-    std::erase_if(lines_, [&](const std::string& l) { return l.starts_with(prefix); });
-    return lines_.size() != before;
+    std::string kept;
+    kept.reserve(body_.size());
+    bool removed = false;
+    each_line(body_, [&](std::string_view l) {
+        if (l.starts_with(prefix)) {
+            removed = true;
+        } else {
+            kept.append(l);
+            kept += '\n';
+        }
+        return true;
+    });
+    if (removed) body_ = std::move(kept);
+    return removed;
 }
 
-std::string AssignFile::content() const {
-    std::string out;
-    for (auto& l : lines_) out += l + "\n";
-    for (auto& l : trailer_) out += l + "\n";
-    return out;
-}
+std::string AssignFile::content() const { return body_ + trailer_; }
 
 CompileStats compile_assign(LineReader& in, CdbSink& sink) {
     CompileStats stats;
@@ -121,16 +145,17 @@ CompileStats compile_assign(LineReader& in, CdbSink& sink) {
         }
         for (char& c : key)
             if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-        value.assign(line.substr(i + 1));
-        int colons = 0;
-        std::size_t j = 0;
-        for (; j < value.size(); ++j)
-            if (value[j] == ':') {
-                value[j] = '\0';
-                if (++colons == 6) break;
-            }
-        if (colons < 6) bad("fewer than seven ':'-separated fields");
-        value.resize(j);
+        // The first six ':' of the rest become NULs; the value ends at the sixth.
+        std::string_view rest = line.substr(i + 1);
+        value.clear();
+        for (int colons = 0; colons < 6; ++colons) {
+            std::size_t c = rest.find(':');
+            if (c == std::string_view::npos) bad("fewer than seven ':'-separated fields");
+            value.append(rest.substr(0, c));
+            value.push_back('\0');
+            rest.remove_prefix(c + 1);
+        }
+        value.pop_back();
         sink.add(key, value);
         ++stats.entries;
     }

@@ -73,6 +73,10 @@ void AtomicFile::write(std::string_view data) {
     }
 }
 
+void AtomicFile::start_writeback() noexcept {
+    if (fd_ >= 0) ::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 void AtomicFile::prepare() {
     if (prepared_) return;
     if (fd_ < 0) throw Error(Exit::software, "commit of a discarded temporary file for " + target_.string());

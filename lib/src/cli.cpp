@@ -10,8 +10,10 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "qvmail/domain.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/password.hpp"
+#include "qvmail/store.hpp"
 #include "qvmail/paths.hpp"
 
 namespace qv {
@@ -132,7 +134,7 @@ std::vector<std::string> complete(const CLI::App& app, const Program& prog, cons
         if (!hidden(s)) offer(s->get_name());
     auto hook = prog.positional_completions.find(cur);
     if (hook != prog.positional_completions.end())
-        for (auto& c : hook->second()) offer(c);
+        for (auto& c : hook->second(prefix)) offer(c);
     return out;
 }
 
@@ -296,6 +298,29 @@ void Unsupported::add(CLI::App& app, const std::string& names, bool takes_value,
 void Unsupported::check() const {
     for (auto& e : entries_)
         if (*e.flag || !e.value->empty()) throw Error(Exit::usage, e.name + " is not supported: " + e.why);
+}
+
+std::vector<std::string> complete_domain_names(const std::string&) {
+    std::vector<std::string> out;
+    for (auto& d : list_domains(Paths::from_env())) out.push_back(d.name);
+    return out;
+}
+
+std::vector<std::string> complete_addresses(const std::string& prefix) {
+    // "jo" offers joe@example.com and john@example.org; "jo@ex" narrows to domains starting "ex".
+    constexpr std::size_t kLimit = 1000;
+    Paths paths = Paths::from_env();
+    std::size_t at = prefix.find('@');
+    std::string local = prefix.substr(0, at);
+    std::string dompref = at == std::string::npos ? "" : prefix.substr(at + 1);
+    auto store = open_store(paths);
+    std::vector<std::string> out;
+    for (auto& d : list_domains(paths)) {
+        if (!d.name.starts_with(dompref)) continue;
+        for (auto& u : store->users(d.ref()))
+            if (u.name.starts_with(local) && out.size() < kLimit) out.push_back(u.name + "@" + d.name);
+    }
+    return out;
 }
 
 void audit(std::string_view program, std::string_view what) {

@@ -1,10 +1,12 @@
 #include "qvmail/control.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 
 #include "qvmail/atomic_file.hpp"
 #include "qvmail/error.hpp"
-#include "qvmail/line_reader.hpp"
 
 namespace qv {
 
@@ -17,52 +19,101 @@ std::string_view control_entry(std::string_view line) noexcept {
 ControlFile ControlFile::load(const std::filesystem::path& path) {
     ControlFile f;
     f.path_ = path;
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) {
-        if (ec && ec != std::errc::no_such_file_or_directory) throw sys_error(Exit::noinput, "cannot read", path, ec.value());
-        return f;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT) return f;
+        throw sys_error(exit_for_read_errno(e), "cannot open", path, e);
     }
-    LineReader in(path);
-    std::string_view line;
-    while (in.next(line)) f.lines_.emplace_back(line);
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int e = errno;
+            ::close(fd);
+            throw sys_error(e == EISDIR ? Exit::noinput : Exit::ioerr, "cannot read", path, e);
+        }
+        if (n == 0) break;
+        f.text_.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    if (!f.text_.empty() && f.text_.back() != '\n') f.text_ += '\n';
     f.exists_ = true;
     return f;
 }
 
-std::vector<std::string> ControlFile::entries() const {
-    std::vector<std::string> out;
-    for (auto& l : lines_) {
-        auto e = control_entry(l);
-        if (!e.empty()) out.emplace_back(e);
+void ControlFile::for_each_line(const std::function<bool(std::string_view)>& fn) const {
+    std::string_view t(text_);
+    while (!t.empty()) {
+        std::size_t nl = t.find('\n');
+        if (!fn(t.substr(0, nl))) return;
+        t.remove_prefix(nl + 1);  // text_ always ends with '\n'
     }
+}
+
+std::vector<std::string_view> ControlFile::lines() const {
+    std::vector<std::string_view> out;
+    for_each_line([&](std::string_view l) {
+        out.push_back(l);
+        return true;
+    });
     return out;
 }
 
+std::vector<std::string> ControlFile::entries() const {
+    std::vector<std::string> out;
+    for_each_line([&](std::string_view l) {
+        if (auto e = control_entry(l); !e.empty()) out.emplace_back(e);
+        return true;
+    });
+    return out;
+}
+
+std::size_t ControlFile::count_entries() const {
+    std::size_t n = 0;
+    for_each_line([&](std::string_view l) {
+        n += !control_entry(l).empty();
+        return true;
+    });
+    return n;
+}
+
 bool ControlFile::contains(std::string_view entry) const {
-    for (auto& l : lines_)
-        if (!entry.empty() && control_entry(l) == entry) return true;
-    return false;
+    bool found = false;
+    if (entry.empty()) return false;
+    for_each_line([&](std::string_view l) {
+        found = control_entry(l) == entry;
+        return !found;
+    });
+    return found;
 }
 
 bool ControlFile::add(std::string_view entry) {
     if (contains(entry)) return false;
-    lines_.emplace_back(entry);
+    text_.append(entry);
+    text_ += '\n';
     return true;
 }
 
 std::size_t ControlFile::remove(std::string_view entry) {
-    std::size_t before = lines_.size();
-    std::erase_if(lines_, [&](const std::string& l) { return !entry.empty() && control_entry(l) == entry; });
-    return before - lines_.size();
+    if (entry.empty()) return 0;
+    std::string kept;
+    kept.reserve(text_.size());
+    std::size_t removed = 0;
+    for_each_line([&](std::string_view l) {
+        if (control_entry(l) == entry) {
+            ++removed;
+        } else {
+            kept.append(l);
+            kept += '\n';
+        }
+        return true;
+    });
+    if (removed) text_ = std::move(kept);
+    return removed;
 }
 
-void ControlFile::save(mode_t mode_if_new) const {
-    std::string out;
-    for (auto& l : lines_) {
-        out += l;
-        out += '\n';
-    }
-    replace_file(path_, out, mode_if_new);
-}
+void ControlFile::save(mode_t mode_if_new) const { replace_file(path_, text_, mode_if_new); }
 
 }  // namespace qv

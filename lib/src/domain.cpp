@@ -51,21 +51,20 @@ Domain domain_from(const Paths& paths, const AssignEntry& e) {
 fs::path assign_file(const Paths& p) { return p.assigndir / "assign"; }
 
 // Adds (or removes) one entry of a control file within the transaction; no write if nothing changes.
+bool edit_control(FileTransaction& tx, ControlFile& f, std::string_view entry, bool add) {
+    bool changed = add ? f.add(entry) : f.remove(entry) > 0;
+    if (changed) tx.write(f.path(), f.text(), 0644);
+    return changed;
+}
+
 bool edit_control(FileTransaction& tx, const fs::path& file, std::string_view entry, bool add) {
     ControlFile f = ControlFile::load(file);
-    bool changed = add ? f.add(entry) : f.remove(entry) > 0;
-    if (!changed) return false;
-    std::string text;
-    for (auto& l : f.lines()) text += l + "\n";
-    tx.write(file, text, 0644);
-    return true;
+    return edit_control(tx, f, entry, add);
 }
 
 void write_control_and_cdb(FileTransaction& tx, const ControlFile& f, const fs::path& cdb, bool bulk) {
-    std::string text;
-    for (auto& l : f.lines()) text += l + "\n";
-    tx.write(f.path(), text, 0644);
-    if (!bulk) stage_cdb(tx, f.path(), cdb, text, compile_lowercase_lines);
+    tx.write(f.path(), f.text(), 0644);
+    if (!bulk) stage_cdb(tx, f.path(), cdb, f.text(), compile_lowercase_lines);
 }
 
 void write_assign(FileTransaction& tx, const Paths& paths, const AssignFile& a, bool bulk) {
@@ -166,9 +165,13 @@ Domain add_domain(const Paths& paths, Store& store, const AddDomainRequest& req,
         throw Error(Exit::exists, "domain " + name + ": " + dir.string() +
                                       " already exists, though users/assign does not list it (see qmailctl check)");
     ControlFile vdomains = ControlFile::load(paths.control("virtualdomains"));
-    for (auto& e : vdomains.entries())
-        if (e.starts_with(name + ":"))
-            throw Error(Exit::exists, "domain " + name + ": control/virtualdomains already routes it (" + e + ")");
+    std::string route = name + ":";
+    vdomains.for_each_line([&](std::string_view l) {
+        if (control_entry(l).starts_with(route))
+            throw Error(Exit::exists, "domain " + name + ": control/virtualdomains already routes it (" +
+                                          std::string(control_entry(l)) + ")");
+        return true;
+    });
 
     Domain d;
     d.name = name;
@@ -199,14 +202,14 @@ Domain add_domain(const Paths& paths, Store& store, const AddDomainRequest& req,
     ControlFile rcpthosts = ControlFile::load(paths.control("rcpthosts"));
     ControlFile more = ControlFile::load(paths.control("morercpthosts"));
     if (!rcpthosts.contains(name) && !more.contains(name)) {
-        if (rcpthosts.entries().size() < kRcpthostsLimit) {
-            edit_control(tx, rcpthosts.path(), name, true);
+        if (rcpthosts.count_entries() < kRcpthostsLimit) {
+            edit_control(tx, rcpthosts, name, true);
         } else {
             more.add(name);
             write_control_and_cdb(tx, more, paths.control("morercpthosts.cdb"), req.bulk);
         }
     }
-    edit_control(tx, paths.control("virtualdomains"), name + ":" + name, true);
+    edit_control(tx, vdomains, name + ":" + name, true);
     edit_control(tx, paths.control("locals"), name, false);
     if (req.chkrcpt) edit_control(tx, paths.control("chkrcptdomains"), name, true);
 

@@ -108,7 +108,10 @@ void FileTransaction::publish() {
         published_ = true;
         return;
     }
-    // Everything that can fail slowly (sync, mode, owner) happens before anything is replaced.
+    // Everything that can fail slowly (sync, mode, owner) happens before anything is replaced. All
+    // files start writing out together, so their syncs overlap instead of queueing one by one.
+    for (auto& s : steps_)
+        if (s.kind == Step::write) s.file->start_writeback();
     for (auto& s : steps_)
         if (s.kind == Step::write) s.file->prepare();
     std::set<fs::path> dirs;

@@ -75,3 +75,27 @@ class HomeTestCase(unittest.TestCase):
 
 
 NOBODY = 65534
+
+
+def snapshot(root, skip=(".qvmail.lock",)):
+    """Every path below root with its type, mode, owner and content (files) or target (links)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            rel = os.path.relpath(p, root)
+            if rel in skip:
+                continue
+            st = os.lstat(p)
+            if os.path.islink(p):
+                out[rel] = ("link", os.readlink(p))
+            elif os.path.isdir(p):
+                out[rel] = ("dir", oct(st.st_mode & 0o7777), st.st_uid, st.st_gid)
+            else:
+                with open(p, "rb") as f:
+                    out[rel] = ("file", oct(st.st_mode & 0o7777), st.st_uid, st.st_gid, f.read())
+    return out
+
+
+def sbindir():
+    return os.environ.get("QV_SBINDIR", "/usr/local/sbin")

@@ -8,6 +8,11 @@ import unittest
 from qvtest import BIN, SOURCE_DIR, HomeTestCase, tool
 
 
+COMMANDS = [("qmailctl", ["cdb"]), ("qmailctl", ["check"]), ("vadddomain", []), ("vdeldomain", []),
+            ("vdominfo", []), ("vmoddomain", []), ("vadduser", []), ("vdeluser", []), ("vpasswd", []),
+            ("vuserinfo", []), ("vmoduser", [])]
+
+
 def long_options(help_text):
     return sorted(set(re.findall(r"(--[a-z][a-z-]+)", help_text)) - {"--help"})
 
@@ -26,15 +31,19 @@ class HelpAndManPage(HomeTestCase):
         self.assertEqual(p.returncode, 64)
         self.assertIn(b"Usage:", p.stderr)
 
-    def test_man_page_documents_every_option(self):
+    def test_man_pages_document_every_option(self):
+        for cmd, sub in COMMANDS:
+            with open(os.path.join(SOURCE_DIR, "docs", "man", cmd + ".8"), encoding="utf-8") as f:
+                man = f.read().replace("\\-", "-")
+            help_text = self.home.run(cmd, *sub, "--help").stdout.decode()
+            opts = long_options(help_text)
+            self.assertTrue(opts, cmd)
+            for opt in opts:
+                with self.subTest(command=cmd, option=opt):
+                    self.assertIn(opt, man)
         with open(os.path.join(SOURCE_DIR, "docs", "man", "qmailctl.8"), encoding="utf-8") as f:
             man = f.read().replace("\\-", "-")
         help_text = self.home.run("qmailctl", "cdb", "--help").stdout.decode()
-        opts = long_options(help_text)
-        self.assertIn("--force", opts)
-        for opt in opts:
-            with self.subTest(option=opt):
-                self.assertIn(opt, man)
         # and the exit codes the help footer promises are in the EXIT STATUS section
         section = man.split(".SH EXIT STATUS", 1)[1].split(".SH", 1)[0]
         documented = set(re.findall(r"\b\d+\b", section))
@@ -52,7 +61,7 @@ class Completion(HomeTestCase):
     def test_subcommands_options_and_database_names(self):
         self.home.write("etc/tcp.smtp", ":allow\n")
         self.home.write("etc/tcp.imap", ":allow\n")
-        self.assertEqual(self.complete("c"), ["cdb"])
+        self.assertEqual(self.complete("c"), ["cdb", "check"])
         self.assertEqual(self.complete("cdb", "--fo"), ["--force"])
         help_opts = long_options(self.home.run("qmailctl", "cdb", "--help").stdout.decode())
         self.assertEqual(sorted(set(self.complete("cdb", "--")) - {"--help"}), help_opts)
@@ -70,10 +79,27 @@ class Completion(HomeTestCase):
         p = subprocess.run(["bash", "-c", snippet], env=env, capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(p.stdout.splitlines()[0], "--dry-run")
-        self.assertIn("-F _qvmail_complete", p.stdout)
+        names = sorted({cmd for cmd, _ in COMMANDS})
+        p = subprocess.run(["bash", "-c", 'source "%s"; for c in %s; do complete -p "$c"; done' % (script, " ".join(names))],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.splitlines(), ["complete -o default -F _qvmail_complete " + c for c in names])
+
+    def test_every_command_completes_itself(self):
+        self.assertEqual(self.home.run("vadddomain", "example.com", "-r", "10").returncode, 0)
+        self.assertEqual(self.home.run("vadduser", "joe@example.com", "-r", "10").returncode, 0)
+        for cmd, _ in COMMANDS[2:]:
+            with self.subTest(command=cmd):
+                p = self.home.run(cmd, "__complete", "--", "--he")
+                self.assertEqual(p.stdout, b"--help\n")
+        self.assertEqual(self.home.run("vdominfo", "__complete", "--", "ex").stdout, b"example.com\n")
+        self.assertEqual(self.home.run("vuserinfo", "__complete", "--", "jo").stdout, b"joe@example.com\n")
+        self.assertEqual(self.home.run("vuserinfo", "__complete", "--", "joe@ex").stdout, b"joe@example.com\n")
+        self.assertEqual(self.home.run("vuserinfo", "__complete", "--", "joe@other").stdout, b"")
+        self.assertEqual(self.home.run("qmailctl", "__complete", "--", "ch").stdout, b"check\n")
 
     def test_zsh_and_fish_scripts_parse(self):
-        for shell, args, name in (("zsh", ["-n"], "_qvmail"), ("fish", ["--no-execute"], "qmailctl.fish")):
+        for shell, args, name in (("zsh", ["-n"], "_qvmail"), ("fish", ["--no-execute"], "qvmail.fish")):
             if shutil.which(shell) is None:
                 continue
             with self.subTest(shell=shell):

@@ -39,7 +39,17 @@ TEST_CASE("remove takes out every copy of a duplicated line", "[control]") {
     qvtest::write(d / "f", "a\nb\na  \n");
     auto f = qv::ControlFile::load(d / "f");
     CHECK(f.remove("a") == 2);
-    CHECK(f.lines() == std::vector<std::string>{"b"});
+    CHECK(f.lines() == std::vector<std::string_view>{"b"});
+    CHECK(f.text() == "b\n");
+}
+
+TEST_CASE("a last line without newline gets one", "[control]") {
+    TempDir d;
+    qvtest::write(d / "f", "a\nb");
+    auto f = qv::ControlFile::load(d / "f");
+    CHECK(f.add("c"));
+    CHECK(f.text() == "a\nb\nc\n");
+    CHECK(f.count_entries() == 3);
 }
 
 TEST_CASE("control_entry ignores comments", "[control]") {

@@ -41,7 +41,7 @@ const CdbSource& find_source(const std::vector<CdbSource>& sources, const std::s
     throw Error(Exit::usage, "unknown database '" + name + "' (known: " + known_names(sources) + ")");
 }
 
-void print_report(const Reporter& rep, const Paths& paths, const CdbSource& src, const CdbReport& r) {
+void print_report(const Reporter& rep, const Paths& paths, const CdbSource& src, const CdbReport& r, int width) {
     for (auto& w : r.warnings) rep.warning(src.source.string() + ":" + std::to_string(w.line) + ": " + w.message);
     if (rep.json()) {
         ojson j{{"database", src.name}, {"status", std::string(to_string(r.status))}};
@@ -66,7 +66,8 @@ void print_report(const Reporter& rep, const Paths& paths, const CdbSource& src,
         case CdbStatus::valid: status = "valid"; note = r.was_up_to_date ? "" : "cdb out of date: " + r.reason; break;
     }
     char buf[512];
-    std::snprintf(buf, sizeof buf, "%-15s %-13s %9llu records %11llu bytes  %s%s%s%s", src.name.c_str(), status.c_str(),
+    std::snprintf(buf, sizeof buf, "%-*s %-13s %9llu records %11llu bytes  %s%s%s%s", width, src.name.c_str(),
+                  status.c_str(),
                   static_cast<unsigned long long>(r.records), static_cast<unsigned long long>(r.bytes),
                   paths.display(src.target).c_str(), note.empty() ? "" : " (", note.c_str(), note.empty() ? "" : ")");
     rep.line(buf);
@@ -158,11 +159,13 @@ int run_cdb(const Program& prog, const CdbArgs& a) {
     std::optional<FileLock> lock;
     if (!opts.check && !opts.dry_run) lock.emplace(admin_lock(paths, std::chrono::seconds(prog.common.lock_wait)));
 
+    int width = 15;
+    for (const CdbSource* s : selected) width = std::max(width, static_cast<int>(s->name.size()));
     int rc = 0;
     for (const CdbSource* s : selected) {
         try {
             CdbReport r = build_cdb(*s, opts);
-            print_report(rep, paths, *s, r);
+            print_report(rep, paths, *s, r, width);
             if (r.status == CdbStatus::rebuilt)
                 audit(prog.name, "rebuilt " + s->target.string() + " from " + s->source.string() + " (" +
                                      std::to_string(r.records) + " records, " + r.reason + ")");
@@ -202,7 +205,7 @@ void setup_cdb(CLI::App& app, Program& prog) {
         ->needs(lookup);
     lookup->excludes(check);
     sub->callback([&prog, args] { prog.action = [&prog, args] { return run_cdb(prog, *args); }; });
-    prog.positional_completions[sub] = [] {
+    prog.positional_completions[sub] = [](const std::string&) {
         std::vector<std::string> names;
         for (auto& s : cdb_sources(Paths::from_env())) names.push_back(s.name);
         return names;

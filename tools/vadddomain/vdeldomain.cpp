@@ -65,5 +65,6 @@ int main(int argc, char** argv) {
         unsupported.check();
         prog.action = [&] { return run(prog, domain); };
     });
+    prog.positional_completions[&app] = complete_domain_names;
     return qv::run(app, prog, argc, argv);
 }

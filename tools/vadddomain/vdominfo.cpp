@@ -99,5 +99,6 @@ int main(int argc, char** argv) {
     add_common_options(app, prog.common, opt_json);
     app.footer("Exit status: 0 shown; 64 usage; 65 bad name; 68 no such domain. See vdominfo(8).");
     app.callback([&] { prog.action = [&] { return run(prog, domain, f); }; });
+    prog.positional_completions[&app] = complete_domain_names;
     return qv::run(app, prog, argc, argv);
 }

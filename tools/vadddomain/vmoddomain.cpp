@@ -81,5 +81,6 @@ int main(int argc, char** argv) {
     app.footer("Exit status: 0 changed; 64 usage; 65 bad handler or name; 68 no such domain; 73/74/77 the file\n"
                "cannot be written; 75 another command holds the lock. See vmoddomain(8).");
     app.callback([&] { prog.action = [&] { return run(prog, a); }; });
+    prog.positional_completions[&app] = complete_domain_names;
     return qv::run(app, prog, argc, argv);
 }

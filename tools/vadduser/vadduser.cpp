@@ -87,5 +87,6 @@ int main(int argc, char** argv) {
         unsupported.check();
         prog.action = [&] { return run(prog, a); };
     });
+    prog.positional_completions[&app] = complete_addresses;
     return qv::run(app, prog, argc, argv);
 }

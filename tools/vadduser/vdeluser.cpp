@@ -64,5 +64,6 @@ int main(int argc, char** argv) {
                "Exit status: 0 removed; 64 usage or not confirmed; 65 bad address; 67 no such mailbox; 68 no such\n"
                "domain; 73/74/77 files cannot be changed; 75 another command holds the lock. See vdeluser(8).");
     app.callback([&] { prog.action = [&] { return run(prog, address); }; });
+    prog.positional_completions[&app] = complete_addresses;
     return qv::run(app, prog, argc, argv);
 }

@@ -113,5 +113,6 @@ int main(int argc, char** argv) {
     app.footer("Exit status: 0 changed; 64 usage; 65 bad address, comment or quota; 67 no such mailbox; 68 no\n"
                "such domain; 73/74/77 files cannot be written; 75 another command holds the lock. See vmoduser(8).");
     app.callback([&] { prog.action = [&] { return run(prog, a); }; });
+    prog.positional_completions[&app] = complete_addresses;
     return qv::run(app, prog, argc, argv);
 }

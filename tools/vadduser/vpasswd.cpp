@@ -63,5 +63,6 @@ int main(int argc, char** argv) {
         unsupported.check();
         prog.action = [&] { return run(prog, address, po); };
     });
+    prog.positional_completions[&app] = complete_addresses;
     return qv::run(app, prog, argc, argv);
 }

@@ -118,5 +118,6 @@ int main(int argc, char** argv) {
     app.footer("Exit status: 0 shown; 64 usage; 65 bad address; 67 no such mailbox; 68 no such domain. See\n"
                "vuserinfo(8).");
     app.callback([&] { prog.action = [&] { return run(prog, address, f); }; });
+    prog.positional_completions[&app] = complete_addresses;
     return qv::run(app, prog, argc, argv);
 }

@@ -51,8 +51,8 @@ public:
     std::string content() const;
 
 private:
-    std::vector<std::string> lines_;  // without the terminating "."
-    std::vector<std::string> trailer_;  // the "." line and whatever follows it
+    std::string body_;     // the lines before the terminating ".", each ending in '\n'
+    std::string trailer_;  // the "." line and whatever follows it
 };
 
 // Compiles users/assign into users/cdb exactly as qmail-newu: keys "!" + local (lower-cased; '='

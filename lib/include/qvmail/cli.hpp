@@ -74,7 +74,8 @@ struct Program {
     CommonOptions common;
     std::function<int()> action;
     // Candidates for positional arguments, per (sub)command, for shell completion.
-    std::map<const CLI::App*, std::function<std::vector<std::string>()>> positional_completions;
+    // The hook gets the word being completed.
+    std::map<const CLI::App*, std::function<std::vector<std::string>(const std::string&)>> positional_completions;
 };
 
 // Parses argv with `app` and runs the chosen action. Handles --help and --version, the hidden
@@ -129,6 +130,10 @@ private:
 
 // One audit line to syslog (facility mail) for a change: who ran the command and what changed.
 void audit(std::string_view program, std::string_view what);
+
+// Completion hooks shared by the domain and mailbox commands.
+std::vector<std::string> complete_domain_names(const std::string& prefix);
+std::vector<std::string> complete_addresses(const std::string& prefix);
 
 // A JSON string from arbitrary bytes (invalid UTF-8 replaced, so output never fails).
 std::string json_dump(const nlohmann::ordered_json& j);

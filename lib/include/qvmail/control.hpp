@@ -1,11 +1,13 @@
 // Line-oriented control files (rcpthosts, morercpthosts, relayclients, outgoingip, ...): read the
 // entries, add and remove exact lines, keep comments, blank lines and order, write atomically.
+// The file is held as its text, so that adding to a file of many thousand lines costs one scan.
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,9 +24,12 @@ public:
 
     const std::filesystem::path& path() const noexcept { return path_; }
     bool exists() const noexcept { return exists_; }
-    const std::vector<std::string>& lines() const noexcept { return lines_; }
+    // The whole text as it will be written: every line ends with '\n'.
+    const std::string& text() const noexcept { return text_; }
+    std::vector<std::string_view> lines() const;
     // The entries, in order: non-comment, non-blank lines without trailing blanks.
     std::vector<std::string> entries() const;
+    std::size_t count_entries() const;
 
     bool contains(std::string_view entry) const;
     // Appends `entry` unless an identical entry is present; returns whether it was added.
@@ -34,10 +39,13 @@ public:
     // Writes the file atomically (new files get `mode_if_new`).
     void save(mode_t mode_if_new = 0644) const;
 
+    // Calls `fn` for each line (without '\n') until it returns false.
+    void for_each_line(const std::function<bool(std::string_view)>& fn) const;
+
 private:
     std::filesystem::path path_;
     bool exists_ = false;
-    std::vector<std::string> lines_;
+    std::string text_;
 };
 
 }  // namespace qv

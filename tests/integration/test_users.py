@@ -1,0 +1,140 @@
+"""vadduser, vuserinfo, vpasswd, vmoduser and vdeluser: the mailbox round trip."""
+import json
+import os
+import unittest
+import warnings
+
+from qvtest import HomeTestCase, snapshot
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import crypt  # noqa: E402
+
+
+class Mailboxes(HomeTestCase):
+    def setUp(self):
+        super().setUp()
+        self.ok(self.home.run("vadddomain", "example.com", "-r", "10"))
+
+    def ok(self, p):
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        return p
+
+    def record(self, name):
+        for line in self.home.read("domains/example.com/vpasswd").decode().splitlines():
+            f = line.split(":")
+            if f[0] == name:
+                return f
+        return None
+
+    def test_round_trip(self):
+        h = self.home
+        p = self.ok(h.run("vadduser", "John.Doe@Example.com", "--password-stdin", "-c", "John Doe", "-q", "100M,500",
+                          input=b"first-pass\n"))
+        self.assertEqual(p.stdout, b"added mailbox john.doe@example.com\n")
+        home = h.path("home/F2K/example.com/john.doe")
+        for sub in ("", "/Maildir", "/Maildir/cur", "/Maildir/new", "/Maildir/tmp"):
+            st = os.stat(home + sub)
+            self.assertEqual((oct(st.st_mode & 0o7777), st.st_uid, st.st_gid), ("0o750", 555, 555), sub)
+        f = self.record("john.doe")
+        self.assertEqual(f[2:], ["1", "0", "John Doe", home, "104857600S,500C"])
+        self.assertEqual(crypt.crypt("first-pass", f[1]), f[1])
+
+        h.write(home + "/Maildir/new/1.msg", "x" * 1000)
+        info = self.ok(h.run("vuserinfo", "john.doe@example.com")).stdout.decode().splitlines()
+        self.assertEqual(info[0], "name          : john.doe@example.com")
+        self.assertTrue(info[1].startswith("passwd        : $6$") and info[1].endswith(" (SHA-512)"))
+        self.assertIn("gid           : 0", info)
+        self.assertIn("                -all services available", info)
+        self.assertIn("gecos         : John Doe", info)
+        self.assertIn("dir           : " + home, info)
+        self.assertIn("quota         : 104857600S,500C [100.00 MiB]", info)
+        self.assertIn("curr quota    : 1000S,1C", info)
+
+        self.ok(h.run("vpasswd", "john.doe@example.com", "--password-stdin", input=b"second-pass\n"))
+        f2 = self.record("john.doe")
+        self.assertEqual(crypt.crypt("second-pass", f2[1]), f2[1])
+        self.assertNotEqual(crypt.crypt("first-pass", f2[1]), f2[1])
+
+        self.ok(h.run("vmoduser", "-p", "-s", "-r", "john.doe@example.com"))
+        j = json.loads(self.ok(h.run("vuserinfo", "--json", "john.doe@example.com")).stdout)
+        self.assertEqual(j["flags"], ["no-pop", "no-smtp", "no-relay"])
+        self.assertEqual(j["gid"], 0x02 | 0x200 | 0x20)
+        self.assertEqual((j["usage_bytes"], j["usage_count"], j["quota_bytes"], j["quota_count"]), (1000, 1, 104857600, 500))
+        info = self.ok(h.run("vuserinfo", "-g", "john.doe@example.com")).stdout.decode().splitlines()
+        self.assertEqual(info, ["gid           : 546", "                -pop access closed",
+                                "                -smtp access closed", "                -user not allowed to relay mail"])
+        self.ok(h.run("vmoduser", "-t", "-p", "-i", "john.doe@example.com"))  # toggle: pop off, imap on
+        self.ok(h.run("vmoduser", "--clear", "no-relay", "--set", "bounce-mail", "john.doe@example.com"))
+        self.assertEqual(json.loads(h.run("vuserinfo", "--json", "john.doe@example.com").stdout)["flags"],
+                         ["no-imap", "no-smtp", "bounce-mail"])
+        self.ok(h.run("vmoduser", "-x", "-c", "J. Doe", "-q", "NOQUOTA", "john.doe@example.com"))
+        self.assertEqual(self.record("john.doe")[3:], ["0", "J. Doe", home, "NOQUOTA"])
+
+        p = self.ok(h.run("vdeluser", "john.doe@example.com"))
+        self.assertEqual(p.stdout, b"removed mailbox john.doe@example.com\n")
+        self.assertFalse(os.path.exists(home))
+        self.assertIsNone(self.record("john.doe"))
+        self.assertEqual(h.run("vuserinfo", "john.doe@example.com").returncode, 67)
+
+    def test_add_then_delete_restores_the_tree(self):
+        h = self.home
+        before = snapshot(h.root)
+        self.ok(h.run("vadduser", "tmp@example.com", "-r", "10"))
+        self.ok(h.run("vdeluser", "tmp@example.com"))
+        self.assertEqual(snapshot(h.root), before)
+
+    def test_bad_addresses_change_nothing(self):
+        h = self.home
+        before = snapshot(h.root)
+        for bad in ("no-at-sign", "@example.com", ".dot@example.com", "a..b@example.com", "sp ace@example.com",
+                    "quote'@example.com", "dollar$@example.com", "x" * 41 + "@example.com", "ok@bad..domain"):
+            with self.subTest(address=bad):
+                p = h.run("vadduser", bad, "-r", "10")
+                self.assertEqual(p.returncode, 65, p.stderr)
+                self.assertEqual(p.stderr.count(b"\n"), 1)
+        for args in (["-c", "colon:inside"], ["-q", "lots"]):
+            p = h.run("vadduser", "fine@example.com", "-r", "10", *args)
+            self.assertEqual(p.returncode, 65, p.stderr)
+        self.assertEqual(snapshot(h.root), before)
+
+    def test_exit_codes_for_existing_and_unknown(self):
+        h = self.home
+        self.ok(h.run("vadduser", "joe@example.com", "-r", "10"))
+        before = snapshot(h.root)
+        self.assertEqual(h.run("vadduser", "joe@example.com", "-r", "10").returncode, 9)
+        self.assertEqual(h.run("vadduser", "abuse@example.com", "-r", "10").returncode, 9)  # an alias
+        self.assertEqual(h.run("vadduser", "joe@nowhere.example", "-r", "10").returncode, 68)
+        self.assertEqual(h.run("vdeluser", "nobody@example.com").returncode, 67)
+        self.assertEqual(h.run("vpasswd", "nobody@example.com", "-r", "10").returncode, 67)
+        self.assertEqual(h.run("vmoduser", "-p", "nobody@example.com").returncode, 67)
+        self.assertEqual(h.run("vmoduser", "joe@example.com").returncode, 64)  # nothing to change
+        self.assertEqual(h.run("vmoduser", "--set", "no-such-flag", "joe@example.com").returncode, 64)
+        self.assertEqual(h.run("vadduser", "x@example.com", "-i", "-r", "10").returncode, 64)  # unsupported
+        self.assertEqual(snapshot(h.root), before)
+
+    def test_role_accounts_need_yes_without_a_terminal(self):
+        h = self.home
+        p = h.run("vdeluser", "postmaster@example.com")
+        self.assertEqual(p.returncode, 64)
+        self.assertIn(b"--yes", p.stderr)
+        self.ok(h.run("vdeluser", "--yes", "postmaster@example.com"))
+        # the aliases that forwarded only to it are gone with it
+        self.assertFalse(os.path.exists(h.path("domains/example.com/.qmail-abuse")))
+        self.assertFalse(os.path.exists(h.path("domains/example.com/.qmail-mailer-daemon")))
+        self.assertEqual(h.run("qmailctl", "check").returncode, 0)  # a warning, not a problem
+
+    def test_cdb_follows_every_change(self):
+        h = self.home
+        self.ok(h.run("vadduser", "joe@example.com", "-r", "10"))
+        self.ok(h.run("vmoduser", "-p", "joe@example.com"))
+        p = h.run("qmailctl", "cdb", "--check", "--json", "vpasswd.example.com")
+        self.assertTrue(json.loads(p.stdout)["up_to_date"])
+        import subprocess
+        value = subprocess.run(["cdb", "-q", h.path("domains/example.com/vpasswd.cdb"), "joe"],
+                               capture_output=True).stdout.decode()
+        self.assertEqual(value.split(":")[1:3], ["1", "2"])
+
+
+if __name__ == "__main__":
+    unittest.main()
