@@ -6,9 +6,13 @@ namespace qv {
 
 namespace {
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+char lower(char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
-bool is_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool is_alnum(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 
 [[noreturn]] void bad_domain(std::string_view name, const std::string& why) {
     throw Error(Exit::dataerr, "invalid domain name '" + printable(name) + "': " + why);
@@ -18,8 +22,7 @@ bool is_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 
 std::string normalize_domain(std::string_view name) {
     for (unsigned char c : name)
-        if (c >= 0x80)
-            bad_domain(name, "it is not ASCII; give its punycode form (xn--...), for example from idn2(1)");
+        if (c >= 0x80) bad_domain(name, "it is not ASCII; give its punycode form (xn--...), for example from idn2(1)");
     std::string d;
     for (char c : name) d += lower(c);
     if (d.empty()) bad_domain(name, "it is empty");
@@ -31,7 +34,8 @@ std::string normalize_domain(std::string_view name) {
     for (;;) {
         std::size_t dot = rest.find('.');
         std::string_view label = rest.substr(0, dot);
-        if (label.empty()) bad_domain(name, d.find("..") != std::string::npos ? "it contains '..'" : "a label is empty");
+        if (label.empty())
+            bad_domain(name, d.find("..") != std::string::npos ? "it contains '..'" : "a label is empty");
         if (label.size() > 63) bad_domain(name, "a label is longer than 63 characters");
         for (char c : label)
             if (!is_alnum(c) && c != '-' && c != '_')

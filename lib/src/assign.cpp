@@ -116,15 +116,15 @@ bool AssignFile::remove_domain(std::string_view domain) {
     return removed;
 }
 
-std::string AssignFile::content() const { return body_ + trailer_; }
+std::string AssignFile::content() const {
+    return body_ + trailer_;
+}
 
 CompileStats compile_assign(LineReader& in, CdbSink& sink) {
     CompileStats stats;
     std::string wildchars, key, value;
     std::string_view line;
-    auto bad = [&](const std::string& why) {
-        throw ParseError(in.name(), in.line_number(), why, std::string(line));
-    };
+    auto bad = [&](const std::string& why) { throw ParseError(in.name(), in.line_number(), why, std::string(line)); };
     bool terminated = false;
     while (in.next(line)) {
         ++stats.lines;

@@ -13,7 +13,9 @@
 namespace qv {
 
 namespace {
-Exit create_exit(int e) { return e == ENOSPC || e == EDQUOT || e == EIO ? Exit::ioerr : Exit::cantcreat; }
+Exit create_exit(int e) {
+    return e == ENOSPC || e == EDQUOT || e == EIO ? Exit::ioerr : Exit::cantcreat;
+}
 }  // namespace
 
 void give_to(int fd, const std::filesystem::path& path, Owner owner) {
@@ -45,7 +47,9 @@ AtomicFile::AtomicFile(std::filesystem::path target, mode_t mode_if_new, std::op
     temp_ = std::filesystem::path(buf.data());
 }
 
-AtomicFile::~AtomicFile() { discard(); }
+AtomicFile::~AtomicFile() {
+    discard();
+}
 
 void AtomicFile::discard() noexcept {
     if (fd_ >= 0) {

@@ -4,8 +4,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "qvmail/error.hpp"
@@ -73,7 +73,8 @@ CdbReader::CdbReader(const std::filesystem::path& path) : path_(path), db_(new s
         int e = errno;
         ::close(fd_);
         delete db_;
-        if (e == EPROTO) throw Error(Exit::dataerr, path.string() + ": not a cdb file (shorter than its 2048-byte header)");
+        if (e == EPROTO)
+            throw Error(Exit::dataerr, path.string() + ": not a cdb file (shorter than its 2048-byte header)");
         throw sys_error(Exit::ioerr, "cannot map", path, e);
     }
     // Every non-empty hash table must lie after the data and inside the file: this catches
@@ -108,7 +109,9 @@ std::uint32_t CdbReader::u32(std::uint64_t pos) const noexcept {
            static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
 }
 
-std::uint64_t CdbReader::size() const noexcept { return db_->cdb_fsize; }
+std::uint64_t CdbReader::size() const noexcept {
+    return db_->cdb_fsize;
+}
 
 std::uint64_t CdbReader::header_records() const noexcept {
     std::uint64_t slots = 0;

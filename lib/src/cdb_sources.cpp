@@ -10,12 +10,12 @@
 #include "qvmail/assign.hpp"
 #include "qvmail/atomic_file.hpp"
 #include "qvmail/domain.hpp"
-#include "qvmail/store.hpp"
-#include "qvmail/transaction.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/line_reader.hpp"
 #include "qvmail/paths.hpp"
+#include "qvmail/store.hpp"
 #include "qvmail/tcprules.hpp"
+#include "qvmail/transaction.hpp"
 
 namespace qv {
 
@@ -40,7 +40,8 @@ void discover_tcp(const Paths& paths, std::vector<CdbSource>& out) {
         if (f.starts_with("tcp.") && is_service_name(std::string_view(f).substr(4))) names.insert(f);
     }
     std::string main_name = paths.tcp_file.filename().string();
-    out.push_back({main_name, paths.tcp_file, fs::path(paths.tcp_file.string() + ".cdb"), "tcprules", tcprules::compile});
+    out.push_back(
+        {main_name, paths.tcp_file, fs::path(paths.tcp_file.string() + ".cdb"), "tcprules", tcprules::compile});
     for (auto& n : names) {
         if (n == main_name) continue;
         fs::path src = paths.etc_dir() / n;
@@ -73,11 +74,7 @@ void discover_vpasswd(const Paths& paths, std::vector<CdbSource>& out) {
 // The table of source kinds. New kinds of cdb are registered here.
 using Discover = void (*)(const Paths&, std::vector<CdbSource>&);
 constexpr Discover kSourceKinds[] = {
-    discover_tcp,
-    discover_morercpthosts,
-    discover_relaymailfrom,
-    discover_assign,
-    discover_vpasswd,
+    discover_tcp, discover_morercpthosts, discover_relaymailfrom, discover_assign, discover_vpasswd,
 };
 
 bool newer(const struct stat& a, const struct stat& b) {
@@ -105,8 +102,9 @@ CompileStats compile_lowercase_lines(LineReader& in, CdbSink& sink) {
         for (char& c : key)
             if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
         if (key.back() == '\r' && stats.warnings.size() < 100)
-            stats.warnings.push_back({in.line_number(), "line ends in a carriage return, which becomes part of the key "
-                                                        "(DOS line endings?)"});
+            stats.warnings.push_back({in.line_number(),
+                                      "line ends in a carriage return, which becomes part of the key "
+                                      "(DOS line endings?)"});
         sink.add(key, {});
         ++stats.entries;
     }
@@ -144,16 +142,21 @@ void stage_cdb(FileTransaction& tx, const fs::path& source, const fs::path& targ
 
 std::string_view to_string(CdbStatus s) noexcept {
     switch (s) {
-        case CdbStatus::rebuilt: return "rebuilt";
-        case CdbStatus::up_to_date: return "up-to-date";
-        case CdbStatus::would_rebuild: return "would-rebuild";
-        case CdbStatus::valid: return "valid";
+        case CdbStatus::rebuilt:
+            return "rebuilt";
+        case CdbStatus::up_to_date:
+            return "up-to-date";
+        case CdbStatus::would_rebuild:
+            return "would-rebuild";
+        case CdbStatus::valid:
+            return "valid";
     }
     return "?";
 }
 
 bool cdb_is_current(const CdbSource& src) {
-    struct stat sst {}, tst {};
+    struct stat sst {
+    }, tst{};
     if (::stat(src.source.c_str(), &sst) != 0) return true;
     if (::stat(src.target.c_str(), &tst) != 0 || newer(sst, tst)) return false;
     try {
@@ -166,7 +169,8 @@ bool cdb_is_current(const CdbSource& src) {
 
 CdbReport build_cdb(const CdbSource& src, const CdbBuildOptions& opts) {
     CdbReport r;
-    struct stat sst {}, tst {};
+    struct stat sst {
+    }, tst{};
     if (::stat(src.source.c_str(), &sst) != 0) {
         int e = errno;
         throw sys_error(exit_for_read_errno(e), "cannot read the source of " + src.name + ",", src.source, e);

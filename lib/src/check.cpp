@@ -84,8 +84,8 @@ CheckSummary check_host(const Paths& paths, Store& store) {
         std::size_t c = v.find(':');
         std::string dom = v.substr(0, c);
         if (c != std::string::npos && v.substr(c + 1) == dom && !known.count(dom))
-            add(Finding::problem, dom, "virtualdomains", "control/virtualdomains routes " + dom +
-                                                              " to a virtual domain that users/assign does not have");
+            add(Finding::problem, dom, "virtualdomains",
+                "control/virtualdomains routes " + dom + " to a virtual domain that users/assign does not have");
     }
     std::error_code ec;
     for (fs::directory_iterator it(paths.domains_dir(), ec), end; !ec && it != end; it.increment(ec)) {
@@ -95,8 +95,8 @@ CheckSummary check_host(const Paths& paths, Store& store) {
     }
     for (auto& src : cdb_sources(paths))
         if (!cdb_is_current(src))
-            add(Finding::problem, "", "cdb", src.target.string() + " is missing or older than " + src.source.string() +
-                                                 "; run qmailctl cdb");
+            add(Finding::problem, "", "cdb",
+                src.target.string() + " is missing or older than " + src.source.string() + "; run qmailctl cdb");
     return out;
 }
 

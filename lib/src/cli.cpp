@@ -8,17 +8,14 @@
 #include <CLI/CLI.hpp>
 #include <fstream>
 #include <iostream>
-#include <nlohmann/json.hpp>
 
 #include "qvmail/domain.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/password.hpp"
-#include "qvmail/store.hpp"
 #include "qvmail/paths.hpp"
+#include "qvmail/store.hpp"
 
 namespace qv {
-
-using ojson = nlohmann::ordered_json;
 
 void add_common_options(CLI::App& app, CommonOptions& o, unsigned which) {
     if (which & opt_json) app.add_flag("--json", o.json, "Print results as JSON, one object per line");
@@ -34,16 +31,18 @@ void add_common_options(CLI::App& app, CommonOptions& o, unsigned which) {
             ->type_name("SECONDS");
 }
 
-std::string json_dump(const ojson& j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); }
+void Reporter::line(std::string_view text) const {
+    std::cout << text << '\n';
+}
 
-void Reporter::line(std::string_view text) const { std::cout << text << '\n'; }
-
-void Reporter::object(const ojson& j) const { std::cout << json_dump(j) << '\n'; }
+void Reporter::object(const Json& j) const {
+    std::cout << j.dump() << '\n';
+}
 
 void Reporter::info(std::string_view text) const {
     if (opts_.verbose <= 0) return;
     if (opts_.json)
-        std::cerr << json_dump(ojson{{"program", program_}, {"info", std::string(text)}}) << '\n';
+        std::cerr << Json::object().set("program", program_).set("info", text).dump() << '\n';
     else
         std::cerr << program_ << ": " << text << '\n';
 }
@@ -51,38 +50,34 @@ void Reporter::info(std::string_view text) const {
 void Reporter::warning(std::string_view text) const {
     if (opts_.quiet) return;
     if (opts_.json)
-        std::cerr << json_dump(ojson{{"program", program_}, {"warning", std::string(text)}}) << '\n';
+        std::cerr << Json::object().set("program", program_).set("warning", text).dump() << '\n';
     else
         std::cerr << program_ << ": warning: " << text << '\n';
 }
 
 void Reporter::error(std::string_view message, int code) const {
     if (opts_.json)
-        std::cerr << json_dump(ojson{{"program", program_}, {"error", std::string(message)}, {"exit", code}}) << '\n';
+        std::cerr << Json::object().set("program", program_).set("error", message).set("exit", code).dump() << '\n';
     else
         std::cerr << program_ << ": " << message << '\n';
 }
 
-void Reporter::error(const Error& e, const ojson* extra) const {
+void Reporter::error(const Error& e, const Json* extra) const {
     if (!opts_.json) {
         std::cerr << program_ << ": " << e.what() << '\n';
         return;
     }
-    ojson j{{"program", program_}};
-    if (extra)
-        for (auto& [k, v] : extra->items()) j[k] = v;
-    j["error"] = e.what();
-    j["exit"] = static_cast<int>(e.code());
-    if (auto* pe = dynamic_cast<const ParseError*>(&e)) {
-        j["file"] = pe->file().string();
-        j["line"] = pe->line();
-    }
-    std::cerr << json_dump(j) << '\n';
+    Json j = extra ? *extra : Json::object();
+    j.set("program", program_).set("error", e.what()).set("exit", static_cast<int>(e.code()));
+    if (auto* pe = dynamic_cast<const ParseError*>(&e)) j.set("file", pe->file().string()).set("line", pe->line());
+    std::cerr << j.dump() << '\n';
 }
 
 namespace {
 
-bool hidden(const CLI::App* a) { return a->get_group().empty(); }
+bool hidden(const CLI::App* a) {
+    return a->get_group().empty();
+}
 
 const CLI::Option* find_option(const CLI::App& app, std::string_view word) {
     std::string name(word.substr(0, word.find('=')));
@@ -195,7 +190,9 @@ void add_password_options(CLI::App& app, PasswordOptions& o) {
         ->type_name("METHOD");
 }
 
-bool on_terminal() { return ::isatty(0) && ::isatty(2); }
+bool on_terminal() {
+    return ::isatty(0) && ::isatty(2);
+}
 
 namespace {
 
@@ -227,13 +224,15 @@ ObtainedPassword obtain_password(const PasswordOptions& o, const Reporter& rep, 
                                  HashMethod default_method) {
     int sources = (o.positional ? 1 : 0) + (o.from_stdin ? 1 : 0) + (o.file ? 1 : 0) + (o.random_length ? 1 : 0);
     if (sources > 1)
-        throw Error(Exit::usage, "give the password one way only: as an argument, --password-stdin, "
-                                 "--password-file or -r");
+        throw Error(Exit::usage,
+                    "give the password one way only: as an argument, --password-stdin, "
+                    "--password-file or -r");
     if (o.prehashed && o.random_length) throw Error(Exit::usage, "-e and -r cannot go together");
     HashMethod method = default_method;
     if (o.hash_method) {
         auto m = parse_hash_method(*o.hash_method);
-        if (!m) throw Error(Exit::usage, "unknown hash method '" + *o.hash_method + "' (MD5, SHA-256, SHA-512, YESCRYPT)");
+        if (!m)
+            throw Error(Exit::usage, "unknown hash method '" + *o.hash_method + "' (MD5, SHA-256, SHA-512, YESCRYPT)");
         method = *m;
     }
     ObtainedPassword out;
@@ -242,8 +241,9 @@ ObtainedPassword obtain_password(const PasswordOptions& o, const Reporter& rep, 
         clear = random_password(o.random_length);
         out.generated = clear;
     } else if (o.positional) {
-        rep.warning("a password on the command line can be read by other users; prefer --password-stdin or "
-                    "--password-file");
+        rep.warning(
+            "a password on the command line can be read by other users; prefer --password-stdin or "
+            "--password-file");
         clear = *o.positional;
     } else if (o.from_stdin) {
         clear = read_secret_line(std::cin);
@@ -326,8 +326,10 @@ std::vector<std::string> complete_addresses(const std::string& prefix) {
 void audit(std::string_view program, std::string_view what) {
     uid_t uid = ::getuid();
     std::string who;
-    if (struct passwd* pw = ::getpwuid(uid)) who = pw->pw_name;
-    else who = "uid " + std::to_string(uid);
+    if (struct passwd* pw = ::getpwuid(uid))
+        who = pw->pw_name;
+    else
+        who = "uid " + std::to_string(uid);
     if (auto sudo = Env().get("SUDO_USER")) who += " (sudo from " + *sudo + ")";
     std::string ident(program);
     ::openlog(ident.c_str(), LOG_PID, LOG_MAIL);

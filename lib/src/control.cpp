@@ -114,6 +114,8 @@ std::size_t ControlFile::remove(std::string_view entry) {
     return removed;
 }
 
-void ControlFile::save(mode_t mode_if_new) const { replace_file(path_, text_, mode_if_new); }
+void ControlFile::save(mode_t mode_if_new) const {
+    replace_file(path_, text_, mode_if_new);
+}
 
 }  // namespace qv

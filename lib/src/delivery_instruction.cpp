@@ -41,11 +41,16 @@ bool is_hostname(std::string_view h) {
 
 std::string_view to_string(HandlerKind k) noexcept {
     switch (k) {
-        case HandlerKind::discard: return "delete";
-        case HandlerKind::bounce: return "bounce";
-        case HandlerKind::maildir: return "maildir";
-        case HandlerKind::forward: return "forward";
-        case HandlerKind::route: return "smtproute";
+        case HandlerKind::discard:
+            return "delete";
+        case HandlerKind::bounce:
+            return "bounce";
+        case HandlerKind::maildir:
+            return "maildir";
+        case HandlerKind::forward:
+            return "forward";
+        case HandlerKind::route:
+            return "smtproute";
     }
     return "?";
 }
@@ -70,8 +75,8 @@ Handler parse_handler(std::string_view t) {
         std::string_view local = t.substr(0, at);
         if (local.empty() || local.size() > 64) bad(t, "the local part must have 1 to 64 characters");
         for (char c : local)
-            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                  c == '_' || c == '-' || c == '+' || c == '='))
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                  c == '-' || c == '+' || c == '='))
                 bad(t, std::string("the character '") + c + "' is not allowed in a forwarding address");
         try {
             normalize_domain(t.substr(at + 1));
@@ -97,7 +102,8 @@ Handler parse_handler(std::string_view t) {
             host = rest.substr(1, close - 1);
             port = rest.substr(close + 2);
             unsigned char buf[16];
-            if (::inet_pton(AF_INET6, std::string(host).c_str(), buf) != 1) bad(t, "the bracketed host is not an IPv6 address");
+            if (::inet_pton(AF_INET6, std::string(host).c_str(), buf) != 1)
+                bad(t, "the bracketed host is not an IPv6 address");
         } else {
             std::size_t c2 = rest.find(':');
             if (c2 == std::string_view::npos) bad(t, "expected domain:host:port");

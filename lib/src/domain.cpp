@@ -48,7 +48,9 @@ Domain domain_from(const Paths& paths, const AssignEntry& e) {
     return d;
 }
 
-fs::path assign_file(const Paths& p) { return p.assigndir / "assign"; }
+fs::path assign_file(const Paths& p) {
+    return p.assigndir / "assign";
+}
 
 // Adds (or removes) one entry of a control file within the transaction; no write if nothing changes.
 bool edit_control(FileTransaction& tx, ControlFile& f, std::string_view entry, bool add) {
@@ -229,8 +231,7 @@ Domain add_domain(const Paths& paths, Store& store, const AddDomainRequest& req,
     pm.dir = home.string();
     pm.quota = req.postmaster_quota;
     store.add_user(ref, pm);
-    for (const char* alias : {"abuse", "mailer-daemon"})
-        store.set_alias(ref, alias, {"&postmaster@" + name});
+    for (const char* alias : {"abuse", "mailer-daemon"}) store.set_alias(ref, alias, {"&postmaster@" + name});
 
     apply_change(tx, store);
     if (report) report->steps = tx.log();

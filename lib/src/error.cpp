@@ -32,9 +32,12 @@ Error sys_error(Exit code, std::string_view what, const std::filesystem::path& p
 
 Exit exit_for_read_errno(int errnum) noexcept {
     switch (errnum) {
-        case ENOMEM: return Exit::tempfail;
-        case EIO: return Exit::ioerr;
-        default: return Exit::noinput;
+        case ENOMEM:
+            return Exit::tempfail;
+        case EIO:
+            return Exit::ioerr;
+        default:
+            return Exit::noinput;
     }
 }
 
@@ -44,11 +47,21 @@ std::string printable(std::string_view bytes) {
     out.reserve(bytes.size());
     for (unsigned char c : bytes) {
         switch (c) {
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\t': out += "\\t"; break;
-            case '\r': out += "\\r"; break;
-            case '\0': out += "\\0"; break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\0':
+                out += "\\0";
+                break;
             default:
                 if (c < 0x20 || c >= 0x7f) {
                     out += "\\x";

@@ -24,7 +24,9 @@ LineReader::LineReader(const std::filesystem::path& path) : name_(path) {
     buf_.resize(kChunk);
 }
 
-LineReader::LineReader(int fd, std::filesystem::path name) : fd_(fd), name_(std::move(name)) { buf_.resize(kChunk); }
+LineReader::LineReader(int fd, std::filesystem::path name) : fd_(fd), name_(std::move(name)) {
+    buf_.resize(kChunk);
+}
 
 LineReader::LineReader(LineReader&& o) noexcept
     : fd_(o.fd_),
@@ -80,7 +82,7 @@ bool LineReader::fill() {
 bool LineReader::next(std::string_view& line) {
     std::size_t scanned = begin_;
     for (;;) {
-        const void* nl = std::memchr(buf_.data() + scanned, '\n', end_ - scanned);
+        const void* nl = end_ > scanned ? std::memchr(buf_.data() + scanned, '\n', end_ - scanned) : nullptr;
         if (nl) {
             std::size_t pos = static_cast<std::size_t>(static_cast<const char*>(nl) - buf_.data());
             line = std::string_view(buf_.data() + begin_, pos - begin_);

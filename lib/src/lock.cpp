@@ -40,12 +40,16 @@ FileLock::FileLock(const std::filesystem::path& path, std::chrono::milliseconds 
     }
 }
 
-FileLock::FileLock(FileLock&& other) noexcept : path_(std::move(other.path_)), fd_(other.fd_) { other.fd_ = -1; }
+FileLock::FileLock(FileLock&& other) noexcept : path_(std::move(other.path_)), fd_(other.fd_) {
+    other.fd_ = -1;
+}
 
 FileLock::~FileLock() {
     if (fd_ >= 0) ::close(fd_);  // closing releases the flock
 }
 
-FileLock admin_lock(const Paths& paths, std::chrono::milliseconds wait) { return FileLock(paths.lock_file(), wait); }
+FileLock admin_lock(const Paths& paths, std::chrono::milliseconds wait) {
+    return FileLock(paths.lock_file(), wait);
+}
 
 }  // namespace qv

@@ -17,10 +17,14 @@ namespace {
 
 const char* prefix(HashMethod m) {
     switch (m) {
-        case HashMethod::md5: return "$1$";
-        case HashMethod::sha256: return "$5$";
-        case HashMethod::sha512: return "$6$";
-        case HashMethod::yescrypt: return "$y$";
+        case HashMethod::md5:
+            return "$1$";
+        case HashMethod::sha256:
+            return "$5$";
+        case HashMethod::sha512:
+            return "$6$";
+        case HashMethod::yescrypt:
+            return "$y$";
     }
     return "$6$";
 }
@@ -56,10 +60,14 @@ std::optional<HashMethod> parse_hash_method(std::string_view text) {
 
 std::string_view to_string(HashMethod m) noexcept {
     switch (m) {
-        case HashMethod::md5: return "MD5";
-        case HashMethod::sha256: return "SHA-256";
-        case HashMethod::sha512: return "SHA-512";
-        case HashMethod::yescrypt: return "YESCRYPT";
+        case HashMethod::md5:
+            return "MD5";
+        case HashMethod::sha256:
+            return "SHA-256";
+        case HashMethod::sha512:
+            return "SHA-512";
+        case HashMethod::yescrypt:
+            return "YESCRYPT";
     }
     return "SHA-512";
 }
@@ -82,7 +90,8 @@ std::string hash_password(std::string_view password, HashMethod method) {
     std::string pw(password);
     const char* out = ::crypt_rn(pw.c_str(), setting, &cd->data, sizeof cd->data);
     std::fill(pw.begin(), pw.end(), '\0');
-    if (!out || out[0] == '*') throw Error(Exit::software, "libcrypt cannot hash with " + std::string(to_string(method)));
+    if (!out || out[0] == '*')
+        throw Error(Exit::software, "libcrypt cannot hash with " + std::string(to_string(method)));
     return out;
 }
 

@@ -26,7 +26,9 @@ std::optional<std::string> Env::get(std::string_view name) const {
     return std::string(v);
 }
 
-const char* compiled_qmailhome() noexcept { return QV_DEFAULT_QMAILHOME; }
+const char* compiled_qmailhome() noexcept {
+    return QV_DEFAULT_QMAILHOME;
+}
 
 Paths Paths::from(const Env& env) {
     Paths p;
@@ -47,8 +49,8 @@ Paths Paths::from(const Env& env) {
     p.sbindir = QV_SBINDIR;
     p.password_hash = env.get("PASSWORD_HASH");
     // lexically_normal() of "home/." leaves a trailing separator; drop it for clean joins.
-    for (fs::path* d : {&p.qmailhome, &p.controldir, &p.assigndir, &p.domaindir, &p.base_path, &p.queuedir,
-                        &p.servicedir}) {
+    for (fs::path* d :
+         {&p.qmailhome, &p.controldir, &p.assigndir, &p.domaindir, &p.base_path, &p.queuedir, &p.servicedir}) {
         if (!d->has_filename() && d->has_parent_path() && *d != d->root_path()) *d = d->parent_path();
     }
     return p;

@@ -60,15 +60,17 @@ std::vector<UserRecord> read_vpasswd(const fs::path& file) {
     while (in.next(line)) {
         if (line.empty() || line[0] == '#') continue;
         auto u = parse_vpasswd_line(line);
-        if (!u) throw ParseError(file, in.line_number(), "not a vpasswd line (name:passwd:uid:gid:gecos:dir:quota)",
-                                 std::string(line));
+        if (!u)
+            throw ParseError(file, in.line_number(), "not a vpasswd line (name:passwd:uid:gid:gecos:dir:quota)",
+                             std::string(line));
         out.push_back(std::move(*u));
     }
     return out;
 }
 
 bool cdb_current(const fs::path& cdb, const fs::path& text) {
-    struct stat c {}, t {};
+    struct stat c {
+    }, t{};
     if (::stat(cdb.c_str(), &c) != 0 || ::stat(text.c_str(), &t) != 0) return false;
     if (c.st_mtim.tv_sec != t.st_mtim.tv_sec) return c.st_mtim.tv_sec > t.st_mtim.tv_sec;
     return c.st_mtim.tv_nsec >= t.st_mtim.tv_nsec;
@@ -246,7 +248,9 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Store> make_files_store() { return std::make_unique<FilesStore>(); }
+std::unique_ptr<Store> make_files_store() {
+    return std::make_unique<FilesStore>();
+}
 
 std::unique_ptr<Store> open_store(const Paths& paths) {
     std::error_code ec;

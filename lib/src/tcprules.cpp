@@ -78,7 +78,8 @@ ParsedLine parse_line(std::string_view line, std::string& value) {
         x.remove_prefix(1);
         std::size_t close = x.find(quote);
         if (close == std::string_view::npos) {
-            r.error = "value is not closed by its quote character (write NAME=\"value\"; the byte after '=' is the quote)";
+            r.error =
+                "value is not closed by its quote character (write NAME=\"value\"; the byte after '=' is the quote)";
             return r;
         }
         value.append(x.substr(0, close));
@@ -132,7 +133,8 @@ CompileStats compile(LineReader& in, CdbSink& sink) {
         std::string_view text = strip_trailing(line);
         if (!p.error.empty()) {
             std::string reason(p.error);
-            if (!text.empty() && text.back() == '\r') reason += " (the line ends in a carriage return: DOS line endings?)";
+            if (!text.empty() && text.back() == '\r')
+                reason += " (the line ends in a carriage return: DOS line endings?)";
             throw ParseError(in.name(), in.line_number(), reason, std::string(text));
         }
         ++stats.entries;

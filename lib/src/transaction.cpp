@@ -61,8 +61,8 @@ void FileTransaction::make_dir(const fs::path& dir, mode_t mode, std::optional<O
         if (dry_run_) continue;
         if (::mkdir(it->c_str(), mode) != 0) {
             int e = errno;
-            throw sys_error(e == ENOSPC || e == EDQUOT ? Exit::ioerr : Exit::cantcreat, "cannot create directory",
-                            *it, e);
+            throw sys_error(e == ENOSPC || e == EDQUOT ? Exit::ioerr : Exit::cantcreat, "cannot create directory", *it,
+                            e);
         }
         created_dirs_.push_back(*it);
         if (::chmod(it->c_str(), mode) != 0) {

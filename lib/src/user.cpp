@@ -24,11 +24,25 @@ std::uint64_t parse_size(std::string_view t, std::string_view whole) {
     if (t.empty()) bad_quota(whole);
     std::uint64_t mult = 1;
     switch (t.back()) {
-        case 'k': case 'K': mult = 1024; break;
-        case 'm': case 'M': mult = 1024 * 1024; break;
-        case 'g': case 'G': mult = 1024 * 1024 * 1024; break;
-        case 'S': case 's': case 'C': case 'c': break;  // IndiMail's stored suffixes
-        default: mult = 0;
+        case 'k':
+        case 'K':
+            mult = 1024;
+            break;
+        case 'm':
+        case 'M':
+            mult = 1024 * 1024;
+            break;
+        case 'g':
+        case 'G':
+            mult = 1024 * 1024 * 1024;
+            break;
+        case 'S':
+        case 's':
+        case 'C':
+        case 'c':
+            break;  // IndiMail's stored suffixes
+        default:
+            mult = 0;
     }
     if (mult != 0 && (t.back() < '0' || t.back() > '9')) t.remove_suffix(1);
     if (mult == 0) mult = 1;
@@ -80,7 +94,8 @@ std::string check_gecos(std::string_view g) {
     if (g.size() > 48) throw Error(Exit::dataerr, "the comment (gecos) is longer than 48 characters");
     for (unsigned char c : g)
         if (c == ':' || c < 0x20 || c == 0x7f)
-            throw Error(Exit::dataerr, "the comment (gecos) '" + printable(g) + "' contains ':' or a control character");
+            throw Error(Exit::dataerr,
+                        "the comment (gecos) '" + printable(g) + "' contains ':' or a control character");
     return std::string(g);
 }
 

@@ -66,8 +66,8 @@ TEST_CASE("writer reproduces the reference's two-record file byte for byte", "[c
 TEST_CASE("reader finds keys with high bytes, empty keys and duplicates", "[cdb]") {
     TempDir d;
     auto p = d / "t.cdb";
-    Records recs = {{"\xff\x80k\xe9", "high"}, {"", "empty-key"}, {"dup", "first"}, {"x", ""},
-                    {"dup", "second"},         {"dup", "third"},    {"k\0z"s, "nul in key"}};
+    Records recs = {{"\xff\x80k\xe9", "high"}, {"", "empty-key"}, {"dup", "first"},       {"x", ""},
+                    {"dup", "second"},         {"dup", "third"},  {"k\0z"s, "nul in key"}};
     make_cdb(p, recs);
     qv::CdbReader r(p);
     CHECK(r.find("\xff\x80k\xe9") == std::optional<std::string_view>("high"));

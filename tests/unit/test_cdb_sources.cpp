@@ -39,18 +39,21 @@ std::vector<std::string> names(const std::vector<qv::CdbSource>& v) {
     return out;
 }
 
-void make_newer(const fs::path& p) { fs::last_write_time(p, fs::file_time_type::clock::now() + 10s); }
+void make_newer(const fs::path& p) {
+    fs::last_write_time(p, fs::file_time_type::clock::now() + 10s);
+}
 
 }  // namespace
 
 TEST_CASE("sources: tcp.smtp first, other tcp.<service> files by name, then the control files", "[cdb_sources]") {
     Home h;
     qvtest::write(h.paths.etc_dir() / "tcp.pop3", ":allow\n");
-    qvtest::write(h.paths.etc_dir() / "tcp.imap.cdb", "");      // a cdb alone still names its database
-    qvtest::write(h.paths.etc_dir() / "tcp.smtp.old", "");      // backups are not rules files
+    qvtest::write(h.paths.etc_dir() / "tcp.imap.cdb", "");  // a cdb alone still names its database
+    qvtest::write(h.paths.etc_dir() / "tcp.smtp.old", "");  // backups are not rules files
     qvtest::write(h.paths.etc_dir() / ".tcp.smtp.cdb.tmp.ab12", "");
     auto s = qv::cdb_sources(h.paths);
-    CHECK(names(s) == std::vector<std::string>{"tcp.smtp", "tcp.imap", "tcp.pop3", "morercpthosts", "relaymailfrom", "assign"});
+    CHECK(names(s) ==
+          std::vector<std::string>{"tcp.smtp", "tcp.imap", "tcp.pop3", "morercpthosts", "relaymailfrom", "assign"});
     CHECK(s[0].target == h.paths.etc_dir() / "tcp.smtp.cdb");
     CHECK(s[3].target == h.paths.controldir / "morercpthosts.cdb");
 }

@@ -28,10 +28,10 @@ TEST_CASE("the compiled default applies when QMAILHOME is unset or empty", "[pat
 
 TEST_CASE("relative variables are taken under QMAILHOME, absolute ones as they are", "[paths]") {
     Paths p = Paths::from(Env(qv::Env::Vars{{"QMAILHOME", "/q"},
-                               {"CONTROLDIR", "control2"},
-                               {"TCP_FILE", "/etc/tcp/tcp.smtp"},
-                               {"DOMAINDIR", "/var/vmail/"},
-                               {"BASE_PATH", "mailhomes/"}}));
+                                            {"CONTROLDIR", "control2"},
+                                            {"TCP_FILE", "/etc/tcp/tcp.smtp"},
+                                            {"DOMAINDIR", "/var/vmail/"},
+                                            {"BASE_PATH", "mailhomes/"}}));
     CHECK(p.controldir == "/q/control2");
     CHECK(p.tcp_file == "/etc/tcp/tcp.smtp");
     CHECK(p.etc_dir() == "/etc/tcp");

@@ -59,15 +59,15 @@ TEST_CASE("rule lines parse and encode as tcprules does", "[tcprules]") {
         {":allow", LineKind::rule, "", "", false},
         {"1.2.3.4:deny", LineKind::rule, "1.2.3.4", "D\0"s, false},
         {"1.2.3.4:deny,A=\"b\"", LineKind::rule, "1.2.3.4", "D\0+A=b\0"s, false},
-        {"x:allow,A=abca", LineKind::rule, "x", "+A=bc\0"s, false},      // 'a' is the quote
+        {"x:allow,A=abca", LineKind::rule, "x", "+A=bc\0"s, false},        // 'a' is the quote
         {"x:allow,X=/a=b,c/", LineKind::rule, "x", "+X=a=b,c\0"s, false},  // no escapes inside quotes
         {"x:allow,A=,v,", LineKind::rule, "x", "+A=v\0"s, false},          // even ',' can quote
         {"x:allow,=\"\"", LineKind::rule, "x", "+=\0"s, false},            // empty name is accepted
         {"x:allow,A=\"1\",B='2'", LineKind::rule, "x", "+A=1\0+B=2\0"s, false},
-        {"  1.2.3.4:allow", LineKind::rule, "  1.2.3.4", "", false},  // leading blanks are kept
-        {"1.2.3.4:allow \t  ", LineKind::rule, "1.2.3.4", "", false}, // trailing blanks are not
-        {"a:b:allow", LineKind::rule, "a", "", true},                   // the first ':' ends the address
-        {"x:allow,A=abc", LineKind::rule, "x", "", true},               // unquoted value
+        {"  1.2.3.4:allow", LineKind::rule, "  1.2.3.4", "", false},   // leading blanks are kept
+        {"1.2.3.4:allow \t  ", LineKind::rule, "1.2.3.4", "", false},  // trailing blanks are not
+        {"a:b:allow", LineKind::rule, "a", "", true},                  // the first ':' ends the address
+        {"x:allow,A=abc", LineKind::rule, "x", "", true},              // unquoted value
         {"x:allowx", LineKind::rule, "x", "", true},
         {"x:permit", LineKind::rule, "x", "", true},
         {"x:allow,", LineKind::rule, "x", "", true},
@@ -100,8 +100,8 @@ TEST_CASE("address ranges expand like tcprules", "[tcprules]") {
     CHECK(r.front() == "1.2.3.37");
     CHECK(r.back() == "1.2.3.53");
     CHECK(expand("10.2-3.") == std::vector<std::string>{"10.2.", "10.3."});
-    CHECK(expand("1.2.3.9-4").empty());                                     // reversed: nothing
-    CHECK(expand("1.2.3.250-300").size() == 6);                             // clamped at 255
+    CHECK(expand("1.2.3.9-4").empty());                                                      // reversed: nothing
+    CHECK(expand("1.2.3.250-300").size() == 6);                                              // clamped at 255
     CHECK(expand("1.2.3.-2") == std::vector<std::string>{"1.2.3.0", "1.2.3.1", "1.2.3.2"});  // empty = 0
     CHECK(expand("1.2.3.04-05") == std::vector<std::string>{"1.2.3.4", "1.2.3.5"});
     CHECK(expand("0-1") == std::vector<std::string>{"0", "1"});
@@ -118,9 +118,8 @@ TEST_CASE("address ranges expand like tcprules", "[tcprules]") {
 
 TEST_CASE("probe order is tcpserver's", "[tcprules]") {
     qv::tcprules::Client c{"10.1.1.5", "mail.example.com", std::nullopt};
-    CHECK(qv::tcprules::probe_keys(c) ==
-          std::vector<std::string>{"10.1.1.5", "=mail.example.com", "10.1.1.", "10.1.", "10.", "=.example.com",
-                                   "=.com", "=", ""});
+    CHECK(qv::tcprules::probe_keys(c) == std::vector<std::string>{"10.1.1.5", "=mail.example.com", "10.1.1.", "10.1.",
+                                                                  "10.", "=.example.com", "=.com", "=", ""});
     qv::tcprules::Client i{"1.2.3.4", "h.x", "joe"};
     auto keys = qv::tcprules::probe_keys(i);
     REQUIRE(keys.size() >= 3);

@@ -2,7 +2,6 @@
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "qmailctl.hpp"
@@ -16,7 +15,6 @@
 namespace qv::qmailctl {
 
 namespace fs = std::filesystem;
-using ojson = nlohmann::ordered_json;
 
 namespace {
 
@@ -44,31 +42,43 @@ const CdbSource& find_source(const std::vector<CdbSource>& sources, const std::s
 void print_report(const Reporter& rep, const Paths& paths, const CdbSource& src, const CdbReport& r, int width) {
     for (auto& w : r.warnings) rep.warning(src.source.string() + ":" + std::to_string(w.line) + ": " + w.message);
     if (rep.json()) {
-        ojson j{{"database", src.name}, {"status", std::string(to_string(r.status))}};
-        if (!r.reason.empty() && r.status != CdbStatus::up_to_date) j["reason"] = r.reason;
-        if (r.status == CdbStatus::valid) j["up_to_date"] = r.was_up_to_date;
-        j["records"] = r.records;
-        j["bytes"] = r.bytes;
-        j["source"] = src.source.string();
-        j["cdb"] = src.target.string();
-        j["format"] = std::string(src.format);
-        j["warnings"] = ojson::array();
-        for (auto& w : r.warnings) j["warnings"].push_back({{"line", w.line}, {"message", w.message}});
+        Json j = Json::object();
+        j.set("database", src.name).set("status", std::string(to_string(r.status)));
+        if (!r.reason.empty() && r.status != CdbStatus::up_to_date) j.set("reason", r.reason);
+        if (r.status == CdbStatus::valid) j.set("up_to_date", r.was_up_to_date);
+        j.set("records", r.records);
+        j.set("bytes", r.bytes);
+        j.set("source", src.source.string());
+        j.set("cdb", src.target.string());
+        j.set("format", std::string(src.format));
+        Json warnings = Json::array();
+        for (auto& w : r.warnings) warnings.push(Json::object().set("line", w.line).set("message", w.message));
+        j.set("warnings", std::move(warnings));
         rep.object(j);
         return;
     }
     std::string status;
     std::string note;
     switch (r.status) {
-        case CdbStatus::rebuilt: status = "rebuilt"; note = r.reason; break;
-        case CdbStatus::up_to_date: status = "up to date"; break;
-        case CdbStatus::would_rebuild: status = "would rebuild"; note = r.reason; break;
-        case CdbStatus::valid: status = "valid"; note = r.was_up_to_date ? "" : "cdb out of date: " + r.reason; break;
+        case CdbStatus::rebuilt:
+            status = "rebuilt";
+            note = r.reason;
+            break;
+        case CdbStatus::up_to_date:
+            status = "up to date";
+            break;
+        case CdbStatus::would_rebuild:
+            status = "would rebuild";
+            note = r.reason;
+            break;
+        case CdbStatus::valid:
+            status = "valid";
+            note = r.was_up_to_date ? "" : "cdb out of date: " + r.reason;
+            break;
     }
     char buf[512];
     std::snprintf(buf, sizeof buf, "%-*s %-13s %9llu records %11llu bytes  %s%s%s%s", width, src.name.c_str(),
-                  status.c_str(),
-                  static_cast<unsigned long long>(r.records), static_cast<unsigned long long>(r.bytes),
+                  status.c_str(), static_cast<unsigned long long>(r.records), static_cast<unsigned long long>(r.bytes),
                   paths.display(src.target).c_str(), note.empty() ? "" : " (", note.c_str(), note.empty() ? "" : ")");
     rep.line(buf);
 }
@@ -89,7 +99,7 @@ int run_lookup(const Reporter& rep, const Paths& paths, const std::vector<CdbSou
             if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
         bool found = db.find(key).has_value();
         if (rep.json())
-            rep.object({{"database", src.name}, {"key", key}, {"found", found}});
+            rep.object(Json::object().set("database", src.name).set("key", key).set("found", found));
         else
             rep.line(src.name + ": " + printable(key) + ": " + (found ? "found" : "not found"));
         return found ? 0 : 1;
@@ -101,17 +111,19 @@ int run_lookup(const Reporter& rep, const Paths& paths, const std::vector<CdbSou
     if (m.key && fs::exists(src.source, ec)) origin = tcprules::find_source_rule(src.source, *m.key);
     const char* decision = m.decision.deny ? "deny" : "allow";
     if (rep.json()) {
-        ojson j{{"database", src.name}, {"ip", client.ip}};
-        j["host"] = client.host ? ojson(*client.host) : ojson(nullptr);
-        j["info"] = client.info ? ojson(*client.info) : ojson(nullptr);
-        j["decision"] = decision;
-        j["rule"] = m.key ? ojson(*m.key) : ojson(nullptr);
-        j["source"] = src.source.string();
-        j["line"] = origin ? ojson(origin->line) : ojson(nullptr);
-        j["text"] = origin ? ojson(origin->text) : ojson(nullptr);
-        j["env"] = ojson::array();
-        for (auto& [k, v] : m.decision.env) j["env"].push_back({{"name", k}, {"value", v}});
-        j["probed"] = m.probed;
+        Json j = Json::object();
+        j.set("database", src.name).set("ip", client.ip);
+        j.set("host", client.host ? Json(*client.host) : Json());
+        j.set("info", client.info ? Json(*client.info) : Json());
+        j.set("decision", decision);
+        j.set("rule", m.key ? Json(*m.key) : Json());
+        j.set("source", src.source.string());
+        j.set("line", origin ? Json(origin->line) : Json());
+        j.set("text", origin ? Json(origin->text) : Json());
+        Json env = Json::array();
+        for (auto& [k, v] : m.decision.env) env.push(Json::object().set("name", k).set("value", v));
+        j.set("env", std::move(env));
+        j.set("probed", m.probed);
         rep.object(j);
     } else {
         std::string who = printable(client.ip);
@@ -150,7 +162,8 @@ int run_cdb(const Program& prog, const CdbArgs& a) {
             else if (fs::exists(s.target, ec))
                 rep.warning(s.target.string() + " has no source " + s.source.string() + "; left as it is");
         }
-        if (selected.empty()) rep.warning("nothing to compile: none of the sources exists under " + paths.qmailhome.string());
+        if (selected.empty())
+            rep.warning("nothing to compile: none of the sources exists under " + paths.qmailhome.string());
     } else {
         for (auto& n : a.names) selected.push_back(&find_source(sources, n));
     }
@@ -170,7 +183,8 @@ int run_cdb(const Program& prog, const CdbArgs& a) {
                 audit(prog.name, "rebuilt " + s->target.string() + " from " + s->source.string() + " (" +
                                      std::to_string(r.records) + " records, " + r.reason + ")");
         } catch (const Error& e) {
-            ojson extra{{"database", s->name}};
+            Json extra = Json::object();
+            extra.set("database", s->name);
             rep.error(e, &extra);
             if (rc == 0) rc = static_cast<int>(e.code());
         }
@@ -192,7 +206,8 @@ void setup_cdb(CLI::App& app, Program& prog) {
     sub->add_option("NAME", args->names, "Databases to work on (default: every one that has a source)");
     sub->add_flag("-f,--force", args->force, "Rebuild even when a cdb is newer than its source");
     auto* check = sub->add_flag("-c,--check", args->check, "Validate the sources and write nothing");
-    add_common_options(*sub, prog.common, opt_json | opt_dry_run | opt_quiet | opt_quiet_short | opt_verbose | opt_lock_wait);
+    add_common_options(*sub, prog.common,
+                       opt_json | opt_dry_run | opt_quiet | opt_quiet_short | opt_verbose | opt_lock_wait);
     auto* lookup = sub->add_option("-l,--lookup", args->lookup,
                                    "Explain how a database answers: for tcp.* the client IP address (exit 0 allowed, "
                                    "1 denied), for line databases a key (exit 0 found, 1 not found)");

@@ -1,6 +1,5 @@
 // qmailctl check - read-only consistency report of the mail host.
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include "qmailctl.hpp"
 #include "qvmail/check.hpp"
@@ -11,7 +10,6 @@
 namespace qv::qmailctl {
 
 namespace fs = std::filesystem;
-using ojson = nlohmann::ordered_json;
 
 namespace {
 
@@ -27,23 +25,25 @@ int run_check(const Program& prog) {
     for (auto& f : s.findings) {
         (f.severity == Finding::problem ? problems : warnings)++;
         if (rep.json()) {
-            rep.object({{"severity", f.severity == Finding::problem ? "problem" : "warning"},
-                        {"domain", f.domain},
-                        {"check", f.check},
-                        {"message", f.message}});
+            rep.object(Json::object()
+                           .set("severity", f.severity == Finding::problem ? "problem" : "warning")
+                           .set("domain", f.domain)
+                           .set("check", f.check)
+                           .set("message", f.message));
         } else if (f.severity == Finding::problem || !prog.common.quiet) {
             rep.line(std::string(f.severity == Finding::problem ? "problem" : "warning") + ": " +
                      (f.domain.empty() ? "" : f.domain + ": ") + f.message);
         }
     }
     if (rep.json()) {
-        rep.object({{"summary", problems ? "inconsistent" : "consistent"},
-                    {"qmailhome", paths.qmailhome.string()},
-                    {"store", std::string(store->backend())},
-                    {"domains", s.domains},
-                    {"mailboxes", s.mailboxes},
-                    {"problems", problems},
-                    {"warnings", warnings}});
+        rep.object(Json::object()
+                       .set("summary", problems ? "inconsistent" : "consistent")
+                       .set("qmailhome", paths.qmailhome.string())
+                       .set("store", std::string(store->backend()))
+                       .set("domains", s.domains)
+                       .set("mailboxes", s.mailboxes)
+                       .set("problems", problems)
+                       .set("warnings", warnings));
     } else {
         rep.line(paths.qmailhome.string() + ": " + std::to_string(s.domains) + " domains, " +
                  std::to_string(s.mailboxes) + " mailboxes, " + std::string(store->backend()) + " store; " +
@@ -55,11 +55,13 @@ int run_check(const Program& prog) {
 }  // namespace
 
 void setup_check(CLI::App& app, Program& prog) {
-    CLI::App* sub = app.add_subcommand("check", "Report inconsistencies between users/assign, the control files, "
-                                                "the domain directories, the store and the cdbs (read-only)");
+    CLI::App* sub = app.add_subcommand("check",
+                                       "Report inconsistencies between users/assign, the control files, "
+                                       "the domain directories, the store and the cdbs (read-only)");
     add_common_options(*sub, prog.common, opt_json | opt_quiet | opt_quiet_short);
-    sub->footer("Exit status: 0 consistent; 1 problems found; 64 usage; 69 store unavailable; 78 QMAILHOME\n"
-                "missing. See qmailctl(8).");
+    sub->footer(
+        "Exit status: 0 consistent; 1 problems found; 64 usage; 69 store unavailable; 78 QMAILHOME\n"
+        "missing. See qmailctl(8).");
     sub->callback([&prog] { prog.action = [&prog] { return run_check(prog); }; });
 }
 

@@ -2,7 +2,8 @@
 #include <pwd.h>
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
+
+#include "../commands.hpp"
 
 #include "qvmail/address.hpp"
 #include "qvmail/cli.hpp"
@@ -14,8 +15,7 @@
 #include "qvmail/store.hpp"
 #include "qvmail/user.hpp"
 
-using namespace qv;
-using ojson = nlohmann::ordered_json;
+namespace qv::cmd_vadddomain {
 
 namespace {
 
@@ -72,17 +72,18 @@ int run(const Program& prog, Args& a) {
 
     bool show_steps = prog.common.verbose > 0 || prog.common.dry_run;
     if (rep.json()) {
-        ojson j{{"domain", d.name}, {"status", prog.common.dry_run ? "would-add" : "added"}};
-        j["dir"] = d.dir.string();
-        j["uid"] = d.owner.uid;
-        j["gid"] = d.owner.gid;
-        j["base_path"] = d.base_path.string();
-        j["handler"] = req.delivery.handler;
-        j["program"] = req.delivery.vfilter ? "vfilter" : "vdelivermail";
-        j["postmaster"] = "postmaster@" + d.name;
-        if (pw.generated) j["password"] = *pw.generated;
-        j["store"] = std::string(store->backend());
-        if (show_steps) j["steps"] = report.steps;
+        Json j = Json::object();
+        j.set("domain", d.name).set("status", prog.common.dry_run ? "would-add" : "added");
+        j.set("dir", d.dir.string());
+        j.set("uid", d.owner.uid);
+        j.set("gid", d.owner.gid);
+        j.set("base_path", d.base_path.string());
+        j.set("handler", req.delivery.handler);
+        j.set("program", req.delivery.vfilter ? "vfilter" : "vdelivermail");
+        j.set("postmaster", "postmaster@" + d.name);
+        if (pw.generated) j.set("password", *pw.generated);
+        j.set("store", std::string(store->backend()));
+        if (show_steps) j.set("steps", report.steps);
         rep.object(j);
         return 0;
     }
@@ -112,11 +113,13 @@ int main(int argc, char** argv) {
                    "Unknown-user handler: bounce-no-mailbox (default), delete, /path/to/Maildir, user@domain or "
                    "domain:host:port")
         ->type_name("HANDLER");
-    app.add_flag("-f,--vfilter", a.vfilter, "Deliver through vfilter (the domain's mail filters) instead of vdelivermail");
+    app.add_flag("-f,--vfilter", a.vfilter,
+                 "Deliver through vfilter (the domain's mail filters) instead of vdelivermail");
     app.add_option("-u,--user", a.user, "Take the domain's uid and gid from this system user")->type_name("USER");
     app.add_option("-i,--uid", a.uid, "The domain's uid")->type_name("UID");
     app.add_option("-g,--gid", a.gid, "The domain's gid")->type_name("GID");
-    app.add_option("-d,--dir", a.base_dir, "Put the domain in DIR/domains/DOMAIN (default: DOMAINDIR)")->type_name("DIR");
+    app.add_option("-d,--dir", a.base_dir, "Put the domain in DIR/domains/DOMAIN (default: DOMAINDIR)")
+        ->type_name("DIR");
     app.add_option("-B,--base-path", a.base_path, "Keep the domain's mailboxes under PATH (default: BASE_PATH)")
         ->type_name("PATH");
     app.add_flag("-R,--chkrcpt", a.chkrcpt, "Add the domain to control/chkrcptdomains (recipient check)");
@@ -140,3 +143,5 @@ int main(int argc, char** argv) {
     });
     return qv::run(app, prog, argc, argv);
 }
+
+}  // namespace qv::cmd_vadddomain

@@ -1,6 +1,7 @@
 // vdeldomain - remove a virtual domain and all its mailboxes. See vdeldomain(8).
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
+
+#include "../commands.hpp"
 
 #include "qvmail/address.hpp"
 #include "qvmail/cli.hpp"
@@ -10,8 +11,7 @@
 #include "qvmail/paths.hpp"
 #include "qvmail/store.hpp"
 
-using namespace qv;
-using ojson = nlohmann::ordered_json;
+namespace qv::cmd_vdeldomain {
 
 namespace {
 
@@ -33,8 +33,9 @@ int run(const Program& prog, const std::string& name_arg) {
     if (!prog.common.dry_run) audit(prog.name, "removed domain " + name + " (" + d.dir.string() + ")");
     bool show_steps = prog.common.verbose > 0 || prog.common.dry_run;
     if (rep.json()) {
-        ojson j{{"domain", name}, {"status", prog.common.dry_run ? "would-remove" : "removed"}};
-        if (show_steps) j["steps"] = report.steps;
+        Json j = Json::object();
+        j.set("domain", name).set("status", prog.common.dry_run ? "would-remove" : "removed");
+        if (show_steps) j.set("steps", report.steps);
         rep.object(j);
         return 0;
     }
@@ -50,17 +51,19 @@ int main(int argc, char** argv) {
     Program prog{"vdeldomain", {}, {}, {}};
     std::string domain;
     Unsupported unsupported;
-    CLI::App app{"Remove a virtual domain: its mailboxes and their mail, its directory, users/assign line and "
-                 "control-file entries.",
-                 "vdeldomain"};
+    CLI::App app{
+        "Remove a virtual domain: its mailboxes and their mail, its directory, users/assign line and "
+        "control-file entries.",
+        "vdeldomain"};
     app.set_version_flag("--version", QV_VERSION);
     app.add_option("DOMAIN", domain, "The domain to remove")->required();
     add_common_options(app, prog.common, opt_json | opt_dry_run | opt_yes | opt_quiet | opt_verbose | opt_lock_wait);
     unsupported.add(app, "-c", false, "clustered domains are not supported");
     unsupported.add(app, "-T", false, "ETRN/AUTOTURN domains are not supported");
-    app.footer("Asks for confirmation on a terminal unless --yes.\n"
-               "Exit status: 0 removed; 64 usage or not confirmed; 65 bad name; 68 no such domain; 73/74/77 files\n"
-               "cannot be changed (nothing is changed); 75 another command holds the lock. See vdeldomain(8).");
+    app.footer(
+        "Asks for confirmation on a terminal unless --yes.\n"
+        "Exit status: 0 removed; 64 usage or not confirmed; 65 bad name; 68 no such domain; 73/74/77 files\n"
+        "cannot be changed (nothing is changed); 75 another command holds the lock. See vdeldomain(8).");
     app.callback([&] {
         unsupported.check();
         prog.action = [&] { return run(prog, domain); };
@@ -68,3 +71,5 @@ int main(int argc, char** argv) {
     prog.positional_completions[&app] = complete_domain_names;
     return qv::run(app, prog, argc, argv);
 }
+
+}  // namespace qv::cmd_vdeldomain

@@ -1,6 +1,7 @@
 // vdominfo - show virtual domains. See vdominfo(8).
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
+
+#include "../commands.hpp"
 
 #include "qvmail/address.hpp"
 #include "qvmail/cli.hpp"
@@ -9,8 +10,7 @@
 #include "qvmail/paths.hpp"
 #include "qvmail/store.hpp"
 
-using namespace qv;
-using ojson = nlohmann::ordered_json;
+namespace qv::cmd_vdominfo {
 
 namespace {
 
@@ -31,13 +31,19 @@ void show(const Reporter& rep, const Paths& paths, Store& store, const Domain& d
     std::string handler = d.delivery ? d.delivery->handler : "(.qmail-default missing or hand-made)";
     std::string program = d.delivery ? (d.delivery->vfilter ? "vfilter" : "vdelivermail") : "?";
     if (rep.json()) {
-        ojson j{{"domain", d.name}, {"uid", d.owner.uid}, {"gid", d.owner.gid}, {"dir", d.dir.string()},
-                {"base_path", d.base_path.string()}, {"hash", hash}, {"users", users}};
-        j["handler"] = d.delivery ? ojson(d.delivery->handler) : ojson(nullptr);
-        j["program"] = d.delivery ? ojson(program) : ojson(nullptr);
-        j["aliases"] = store.aliases(d.ref());
-        j["vlimits"] = false;
-        j["store"] = std::string(store.backend());
+        Json j = Json::object();
+        j.set("domain", d.name)
+            .set("uid", d.owner.uid)
+            .set("gid", d.owner.gid)
+            .set("dir", d.dir.string())
+            .set("base_path", d.base_path.string())
+            .set("hash", hash)
+            .set("users", users);
+        j.set("handler", d.delivery ? Json(d.delivery->handler) : Json());
+        j.set("program", d.delivery ? Json(program) : Json());
+        j.set("aliases", store.aliases(d.ref()));
+        j.set("vlimits", false);
+        j.set("store", std::string(store.backend()));
         rep.object(j);
         return;
     }
@@ -102,3 +108,5 @@ int main(int argc, char** argv) {
     prog.positional_completions[&app] = complete_domain_names;
     return qv::run(app, prog, argc, argv);
 }
+
+}  // namespace qv::cmd_vdominfo

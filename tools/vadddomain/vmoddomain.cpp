@@ -1,6 +1,7 @@
 // vmoddomain - change a domain's unknown-user handler, delivery program or hash method. See vmoddomain(8).
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
+
+#include "../commands.hpp"
 
 #include "qvmail/address.hpp"
 #include "qvmail/cli.hpp"
@@ -10,8 +11,7 @@
 #include "qvmail/lock.hpp"
 #include "qvmail/paths.hpp"
 
-using namespace qv;
-using ojson = nlohmann::ordered_json;
+namespace qv::cmd_vmoddomain {
 
 namespace {
 
@@ -46,10 +46,11 @@ int run(const Program& prog, const Args& a) {
                              (delivery.vfilter ? "vfilter" : "vdelivermail") +
                              (hash ? ", hash " + std::string(to_string(*hash)) : ""));
     if (rep.json()) {
-        ojson j{{"domain", name}, {"status", prog.common.dry_run ? "would-change" : "changed"}};
-        j["handler"] = delivery.handler;
-        j["program"] = delivery.vfilter ? "vfilter" : "vdelivermail";
-        if (hash) j["hash"] = std::string(to_string(*hash));
+        Json j = Json::object();
+        j.set("domain", name).set("status", prog.common.dry_run ? "would-change" : "changed");
+        j.set("handler", delivery.handler);
+        j.set("program", delivery.vfilter ? "vfilter" : "vdelivermail");
+        if (hash) j.set("hash", std::string(to_string(*hash)));
         rep.object(j);
     } else {
         rep.line(std::string(prog.common.dry_run ? "would set " : "") + name + ": " +
@@ -78,9 +79,12 @@ int main(int argc, char** argv) {
     app.add_option("-H,--hash", a.hash, "Hash method for new passwords: MD5, SHA-256, SHA-512 or YESCRYPT")
         ->type_name("METHOD");
     add_common_options(app, prog.common, opt_json | opt_dry_run | opt_quiet | opt_verbose | opt_lock_wait);
-    app.footer("Exit status: 0 changed; 64 usage; 65 bad handler or name; 68 no such domain; 73/74/77 the file\n"
-               "cannot be written; 75 another command holds the lock. See vmoddomain(8).");
+    app.footer(
+        "Exit status: 0 changed; 64 usage; 65 bad handler or name; 68 no such domain; 73/74/77 the file\n"
+        "cannot be written; 75 another command holds the lock. See vmoddomain(8).");
     app.callback([&] { prog.action = [&] { return run(prog, a); }; });
     prog.positional_completions[&app] = complete_domain_names;
     return qv::run(app, prog, argc, argv);
 }
+
+}  // namespace qv::cmd_vmoddomain

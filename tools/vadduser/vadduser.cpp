@@ -1,6 +1,7 @@
 // vadduser - add a mailbox to a virtual domain. See vadduser(8).
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
+
+#include "../commands.hpp"
 
 #include "qvmail/address.hpp"
 #include "qvmail/cli.hpp"
@@ -11,8 +12,7 @@
 #include "qvmail/store.hpp"
 #include "qvmail/user.hpp"
 
-using namespace qv;
-using ojson = nlohmann::ordered_json;
+namespace qv::cmd_vadduser {
 
 namespace {
 
@@ -42,10 +42,14 @@ int run(const Program& prog, const Args& a) {
     if (!prog.common.dry_run) audit(prog.name, "added mailbox " + req.address.str() + " (" + u.dir + ")");
     bool show_steps = prog.common.verbose > 0 || prog.common.dry_run;
     if (rep.json()) {
-        ojson j{{"address", req.address.str()}, {"status", prog.common.dry_run ? "would-add" : "added"},
-                {"dir", u.dir}, {"quota", u.quota}, {"gecos", u.gecos}};
-        if (pw.generated) j["password"] = *pw.generated;
-        if (show_steps) j["steps"] = report.steps;
+        Json j = Json::object();
+        j.set("address", req.address.str())
+            .set("status", prog.common.dry_run ? "would-add" : "added")
+            .set("dir", u.dir)
+            .set("quota", u.quota)
+            .set("gecos", u.gecos);
+        if (pw.generated) j.set("password", *pw.generated);
+        if (show_steps) j.set("steps", report.steps);
         rep.object(j);
         return 0;
     }
@@ -80,9 +84,10 @@ int main(int argc, char** argv) {
     unsupported.add(app, "-C", false, "CRAM/SCRAM credentials are not supported yet");
     for (auto* o : {"-m", "-S", "-I"}) unsupported.add(app, o, true, "SCRAM credentials are not supported yet");
     for (auto* o : {"-M", "-H"}) unsupported.add(app, o, true, "clustered mail stores are not supported");
-    app.footer("Exit status: 0 added; 9 the mailbox (or an alias of that name) exists; 64 usage; 65 bad address,\n"
-               "password, quota or comment; 66 unreadable password file; 68 no such domain; 73/74/77 files cannot\n"
-               "be written (nothing is left behind); 75 another command holds the lock. See vadduser(8).");
+    app.footer(
+        "Exit status: 0 added; 9 the mailbox (or an alias of that name) exists; 64 usage; 65 bad address,\n"
+        "password, quota or comment; 66 unreadable password file; 68 no such domain; 73/74/77 files cannot\n"
+        "be written (nothing is left behind); 75 another command holds the lock. See vadduser(8).");
     app.callback([&] {
         unsupported.check();
         prog.action = [&] { return run(prog, a); };
@@ -90,3 +95,5 @@ int main(int argc, char** argv) {
     prog.positional_completions[&app] = complete_addresses;
     return qv::run(app, prog, argc, argv);
 }
+
+}  // namespace qv::cmd_vadduser

@@ -1,6 +1,7 @@
 // vdeluser - remove a mailbox and its mail. See vdeluser(8).
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
+
+#include "../commands.hpp"
 
 #include "qvmail/address.hpp"
 #include "qvmail/cli.hpp"
@@ -10,8 +11,7 @@
 #include "qvmail/store.hpp"
 #include "qvmail/user.hpp"
 
-using namespace qv;
-using ojson = nlohmann::ordered_json;
+namespace qv::cmd_vdeluser {
 
 namespace {
 
@@ -38,8 +38,9 @@ int run(const Program& prog, const std::string& address) {
     if (!prog.common.dry_run) audit(prog.name, "removed mailbox " + a.str() + " (" + u.dir + ")");
     bool show_steps = prog.common.verbose > 0 || prog.common.dry_run;
     if (rep.json()) {
-        ojson j{{"address", a.str()}, {"status", prog.common.dry_run ? "would-remove" : "removed"}};
-        if (show_steps) j["steps"] = report.steps;
+        Json j = Json::object();
+        j.set("address", a.str()).set("status", prog.common.dry_run ? "would-remove" : "removed");
+        if (show_steps) j.set("steps", report.steps);
         rep.object(j);
         return 0;
     }
@@ -54,16 +55,20 @@ int run(const Program& prog, const std::string& address) {
 int main(int argc, char** argv) {
     Program prog{"vdeluser", {}, {}, {}};
     std::string address;
-    CLI::App app{"Remove a mailbox: its record, its home directory with all its mail, and aliases that forward "
-                 "only to it.",
-                 "vdeluser"};
+    CLI::App app{
+        "Remove a mailbox: its record, its home directory with all its mail, and aliases that forward "
+        "only to it.",
+        "vdeluser"};
     app.set_version_flag("--version", QV_VERSION);
     app.add_option("ADDRESS", address, "The mailbox: user@domain")->required();
     add_common_options(app, prog.common, opt_json | opt_dry_run | opt_yes | opt_quiet | opt_verbose | opt_lock_wait);
-    app.footer("postmaster, abuse and mailer-daemon are removed only after a confirmation or with --yes.\n"
-               "Exit status: 0 removed; 64 usage or not confirmed; 65 bad address; 67 no such mailbox; 68 no such\n"
-               "domain; 73/74/77 files cannot be changed; 75 another command holds the lock. See vdeluser(8).");
+    app.footer(
+        "postmaster, abuse and mailer-daemon are removed only after a confirmation or with --yes.\n"
+        "Exit status: 0 removed; 64 usage or not confirmed; 65 bad address; 67 no such mailbox; 68 no such\n"
+        "domain; 73/74/77 files cannot be changed; 75 another command holds the lock. See vdeluser(8).");
     app.callback([&] { prog.action = [&] { return run(prog, address); }; });
     prog.positional_completions[&app] = complete_addresses;
     return qv::run(app, prog, argc, argv);
 }
+
+}  // namespace qv::cmd_vdeluser

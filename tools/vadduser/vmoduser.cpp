@@ -1,6 +1,7 @@
 // vmoduser - change a mailbox's restriction flags, comment or quota. See vmoduser(8).
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
+
+#include "../commands.hpp"
 
 #include "qvmail/address.hpp"
 #include "qvmail/cli.hpp"
@@ -11,8 +12,7 @@
 #include "qvmail/store.hpp"
 #include "qvmail/user.hpp"
 
-using namespace qv;
-using ojson = nlohmann::ordered_json;
+namespace qv::cmd_vmoduser {
 
 namespace {
 
@@ -68,15 +68,19 @@ int run(const Program& prog, const Args& a) {
     update_user(*store, d, u, prog.common.dry_run);
     if (!prog.common.dry_run)
         audit(prog.name, "changed mailbox " + addr.str() + ": flags " + std::to_string(before) + " -> " +
-                             std::to_string(u.gid_flags) + (gecos ? ", comment" : "") + (quota ? ", quota " + *quota : ""));
+                             std::to_string(u.gid_flags) + (gecos ? ", comment" : "") +
+                             (quota ? ", quota " + *quota : ""));
     if (rep.json()) {
-        ojson j{{"address", addr.str()}, {"status", prog.common.dry_run ? "would-change" : "changed"},
-                {"gid", u.gid_flags}};
-        j["flags"] = ojson::array();
+        Json j = Json::object();
+        j.set("address", addr.str())
+            .set("status", prog.common.dry_run ? "would-change" : "changed")
+            .set("gid", u.gid_flags);
+        Json flags = Json::array();
         for (auto& f : user_flags())
-            if (u.gid_flags & f.bit) j["flags"].push_back(std::string(f.name));
-        j["gecos"] = u.gecos;
-        j["quota"] = u.quota;
+            if (u.gid_flags & f.bit) flags.push(std::string(f.name));
+        j.set("flags", std::move(flags));
+        j.set("gecos", u.gecos);
+        j.set("quota", u.quota);
         rep.object(j);
         return 0;
     }
@@ -99,8 +103,8 @@ int main(int argc, char** argv) {
     app.add_option("ADDRESS", a.address, "The mailbox: user@domain")->required();
     for (auto& f : user_flags()) {
         a.letters[f.letter] = false;
-        app.add_flag(std::string("-") + f.letter, a.letters[f.letter], "Set " + std::string(f.name) + ": " +
-                                                                           std::string(f.text));
+        app.add_flag(std::string("-") + f.letter, a.letters[f.letter],
+                     "Set " + std::string(f.name) + ": " + std::string(f.text));
     }
     app.add_flag("-t,--toggle", a.toggle, "Toggle the flags given by letter instead of setting them");
     app.add_flag("-x,--clear-all", a.clear_all, "Clear every flag (before applying the others)");
@@ -110,9 +114,12 @@ int main(int argc, char** argv) {
     app.add_option("-c,--comment", a.gecos, "New comment (gecos)")->type_name("TEXT");
     app.add_option("-q,--quota", a.quota, "New quota: NOQUOTA, bytes (k/m/g), or size,count")->type_name("QUOTA");
     add_common_options(app, prog.common, opt_json | opt_dry_run | opt_quiet | opt_verbose | opt_lock_wait);
-    app.footer("Exit status: 0 changed; 64 usage; 65 bad address, comment or quota; 67 no such mailbox; 68 no\n"
-               "such domain; 73/74/77 files cannot be written; 75 another command holds the lock. See vmoduser(8).");
+    app.footer(
+        "Exit status: 0 changed; 64 usage; 65 bad address, comment or quota; 67 no such mailbox; 68 no\n"
+        "such domain; 73/74/77 files cannot be written; 75 another command holds the lock. See vmoduser(8).");
     app.callback([&] { prog.action = [&] { return run(prog, a); }; });
     prog.positional_completions[&app] = complete_addresses;
     return qv::run(app, prog, argc, argv);
 }
+
+}  // namespace qv::cmd_vmoduser

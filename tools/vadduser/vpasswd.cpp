@@ -1,6 +1,7 @@
 // vpasswd - change a mailbox's password. See vpasswd(8).
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
+
+#include "../commands.hpp"
 
 #include "qvmail/address.hpp"
 #include "qvmail/cli.hpp"
@@ -11,8 +12,7 @@
 #include "qvmail/store.hpp"
 #include "qvmail/user.hpp"
 
-using namespace qv;
-using ojson = nlohmann::ordered_json;
+namespace qv::cmd_vpasswd {
 
 namespace {
 
@@ -31,8 +31,9 @@ int run(const Program& prog, const std::string& address, const PasswordOptions& 
     update_user(*store, d, u, prog.common.dry_run);
     if (!prog.common.dry_run) audit(prog.name, "changed the password of " + a.str());
     if (rep.json()) {
-        ojson j{{"address", a.str()}, {"status", prog.common.dry_run ? "would-change" : "changed"}};
-        if (pw.generated) j["password"] = *pw.generated;
+        Json j = Json::object();
+        j.set("address", a.str()).set("status", prog.common.dry_run ? "would-change" : "changed");
+        if (pw.generated) j.set("password", *pw.generated);
         rep.object(j);
         return 0;
     }
@@ -57,8 +58,9 @@ int main(int argc, char** argv) {
     add_common_options(app, prog.common, opt_json | opt_dry_run | opt_quiet | opt_verbose | opt_lock_wait);
     unsupported.add(app, "-C", false, "CRAM/SCRAM credentials are not supported yet");
     for (auto* o : {"-m", "-S", "-I"}) unsupported.add(app, o, true, "SCRAM credentials are not supported yet");
-    app.footer("Exit status: 0 changed; 64 usage; 65 bad address or password; 66 unreadable password file; 67 no\n"
-               "such mailbox; 68 no such domain; 73/74/77 files cannot be written; 75 locked. See vpasswd(8).");
+    app.footer(
+        "Exit status: 0 changed; 64 usage; 65 bad address or password; 66 unreadable password file; 67 no\n"
+        "such mailbox; 68 no such domain; 73/74/77 files cannot be written; 75 locked. See vpasswd(8).");
     app.callback([&] {
         unsupported.check();
         prog.action = [&] { return run(prog, address, po); };
@@ -66,3 +68,5 @@ int main(int argc, char** argv) {
     prog.positional_completions[&app] = complete_addresses;
     return qv::run(app, prog, argc, argv);
 }
+
+}  // namespace qv::cmd_vpasswd

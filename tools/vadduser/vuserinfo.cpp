@@ -1,6 +1,7 @@
 // vuserinfo - show a mailbox. See vuserinfo(8).
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
+
+#include "../commands.hpp"
 
 #include "qvmail/address.hpp"
 #include "qvmail/cli.hpp"
@@ -11,14 +12,12 @@
 #include "qvmail/store.hpp"
 #include "qvmail/user.hpp"
 
-using namespace qv;
-using ojson = nlohmann::ordered_json;
+namespace qv::cmd_vuserinfo {
 
 namespace {
 
 struct Fields {
-    bool name = false, passwd = false, uid = false, gid = false, gecos = false, dir = false, quota = false,
-         all = false;
+    bool name = false, passwd = false, uid = false, gid = false, gecos = false, dir = false, quota = false, all = false;
     bool any() const { return name || passwd || uid || gid || gecos || dir || quota; }
 };
 
@@ -57,23 +56,25 @@ int run(const Program& prog, const std::string& address, const Fields& f) {
     bool home_ok = std::filesystem::is_directory(std::filesystem::path(u.dir) / "Maildir", ec);
     MaildirUsage use = home_ok ? maildir_usage(std::filesystem::path(u.dir) / "Maildir") : MaildirUsage{};
     if (rep.json()) {
-        ojson j{{"address", a.str()}, {"name", u.name}, {"domain", d.name}};
-        j["hash"] = hash_kind(u.passwd);
-        j["uid"] = u.uid_flags;
-        j["gid"] = u.gid_flags;
-        j["flags"] = ojson::array();
+        Json j = Json::object();
+        j.set("address", a.str()).set("name", u.name).set("domain", d.name);
+        j.set("hash", hash_kind(u.passwd));
+        j.set("uid", u.uid_flags);
+        j.set("gid", u.gid_flags);
+        Json flags = Json::array();
         for (auto& fl : user_flags())
-            if (u.gid_flags & fl.bit) j["flags"].push_back(std::string(fl.name));
-        j["gecos"] = u.gecos;
-        j["dir"] = u.dir;
-        j["dir_exists"] = home_ok;
-        j["quota"] = u.quota;
+            if (u.gid_flags & fl.bit) flags.push(std::string(fl.name));
+        j.set("flags", std::move(flags));
+        j.set("gecos", u.gecos);
+        j.set("dir", u.dir);
+        j.set("dir_exists", home_ok);
+        j.set("quota", u.quota);
         Quota q = parse_quota(u.quota);
-        j["quota_bytes"] = q.bytes ? ojson(*q.bytes) : ojson(nullptr);
-        j["quota_count"] = q.count ? ojson(*q.count) : ojson(nullptr);
-        j["usage_bytes"] = use.bytes;
-        j["usage_count"] = use.count;
-        j["store"] = std::string(store->backend());
+        j.set("quota_bytes", q.bytes ? Json(*q.bytes) : Json());
+        j.set("quota_count", q.count ? Json(*q.count) : Json());
+        j.set("usage_bytes", use.bytes);
+        j.set("usage_count", use.count);
+        j.set("store", std::string(store->backend()));
         rep.object(j);
         return 0;
     }
@@ -115,9 +116,12 @@ int main(int argc, char** argv) {
     app.add_flag("-d,--dir", f.dir, "The home directory");
     app.add_flag("-q,--quota", f.quota, "The quota and the Maildir's current size");
     add_common_options(app, prog.common, opt_json);
-    app.footer("Exit status: 0 shown; 64 usage; 65 bad address; 67 no such mailbox; 68 no such domain. See\n"
-               "vuserinfo(8).");
+    app.footer(
+        "Exit status: 0 shown; 64 usage; 65 bad address; 67 no such mailbox; 68 no such domain. See\n"
+        "vuserinfo(8).");
     app.callback([&] { prog.action = [&] { return run(prog, address, f); }; });
     prog.positional_completions[&app] = complete_addresses;
     return qv::run(app, prog, argc, argv);
 }
+
+}  // namespace qv::cmd_vuserinfo

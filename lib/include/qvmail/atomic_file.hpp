@@ -35,10 +35,10 @@ public:
     const std::filesystem::path& temp_path() const noexcept { return temp_; }
 
     void write(std::string_view data);  // throws Error 74 on a write error
-    void start_writeback() noexcept;  // ask the kernel to start writing the data out (before prepare)
-    void prepare();   // set mode and owner, fsync, close (once)
-    void publish();   // rename the prepared file over the target (no directory sync)
-    void commit();    // prepare, publish, fsync the directory
+    void start_writeback() noexcept;    // ask the kernel to start writing the data out (before prepare)
+    void prepare();                     // set mode and owner, fsync, close (once)
+    void publish();                     // rename the prepared file over the target (no directory sync)
+    void commit();                      // prepare, publish, fsync the directory
     void discard() noexcept;
 
 private:

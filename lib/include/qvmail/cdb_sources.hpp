@@ -67,9 +67,9 @@ void stage_cdb(FileTransaction& tx, const std::filesystem::path& source, const s
 bool cdb_is_current(const CdbSource& src);
 
 // Brings one database up to date (or checks it). A new cdb gets its source's mode (without execute
-// bits) and, when run as root, its source's owner; an existing cdb keeps its own. Throws Error: 66 when the source is missing or
-// unreadable, 65 (ParseError) for a bad line, 73/74 when the cdb cannot be written. On any error the
-// old cdb is left untouched and no temporary file remains.
+// bits) and, when run as root, its source's owner; an existing cdb keeps its own. Throws Error: 66 when the source is
+// missing or unreadable, 65 (ParseError) for a bad line, 73/74 when the cdb cannot be written. On any error the old cdb
+// is left untouched and no temporary file remains.
 CdbReport build_cdb(const CdbSource& src, const CdbBuildOptions& opts);
 
 }  // namespace qv

@@ -1,19 +1,19 @@
 // What every command shares: common options, the run loop that turns errors into one-line messages
 // and sysexits codes, NDJSON output, the audit line to syslog, and shell completion.
 //
-// Including this header does not pull in CLI11 or nlohmann/json; the command files that need them
-// include them themselves.
+// Including this header does not pull in CLI11; the command files include it themselves. JSON output
+// goes through qv::Json, so no command compiles nlohmann/json.
 #pragma once
 
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
-#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "qvmail/json.hpp"
 #include "qvmail/password.hpp"
 
 namespace CLI {
@@ -37,7 +37,7 @@ enum CommonOption : unsigned {
     opt_json = 1u << 0,
     opt_dry_run = 1u << 1,
     opt_yes = 1u << 2,
-    opt_quiet = 1u << 3,        // --quiet
+    opt_quiet = 1u << 3,  // --quiet
     opt_verbose = 1u << 4,
     opt_lock_wait = 1u << 5,
     opt_quiet_short = 1u << 6,  // -q too (IndiMail's commands use -q for the quota)
@@ -55,11 +55,11 @@ public:
     const CommonOptions& options() const noexcept { return opts_; }
     const std::string& program() const noexcept { return program_; }
 
-    void line(std::string_view text) const;               // a human result line
-    void object(const nlohmann::ordered_json& j) const;  // one NDJSON result line
-    void info(std::string_view text) const;               // stderr, shown with -v only
-    void warning(std::string_view text) const;            // stderr, hidden by -q
-    void error(const Error& e, const nlohmann::ordered_json* extra = nullptr) const;
+    void line(std::string_view text) const;     // a human result line
+    void object(const Json& j) const;           // one NDJSON result line
+    void info(std::string_view text) const;     // stderr, shown with -v only
+    void warning(std::string_view text) const;  // stderr, hidden by -q
+    void error(const Error& e, const Json* extra = nullptr) const;
     void error(std::string_view message, int code) const;
 
 private:
@@ -94,8 +94,8 @@ struct PasswordOptions {
     bool from_stdin = false;
     std::optional<std::string> file;
     std::size_t random_length = 0;
-    bool prehashed = false;                   // -e: the value is already a crypt(3) hash
-    std::optional<std::string> hash_method;   // -h
+    bool prehashed = false;                  // -e: the value is already a crypt(3) hash
+    std::optional<std::string> hash_method;  // -h
 };
 void add_password_options(CLI::App& app, PasswordOptions& o);
 
@@ -134,8 +134,5 @@ void audit(std::string_view program, std::string_view what);
 // Completion hooks shared by the domain and mailbox commands.
 std::vector<std::string> complete_domain_names(const std::string& prefix);
 std::vector<std::string> complete_addresses(const std::string& prefix);
-
-// A JSON string from arbitrary bytes (invalid UTF-8 replaced, so output never fails).
-std::string json_dump(const nlohmann::ordered_json& j);
 
 }  // namespace qv

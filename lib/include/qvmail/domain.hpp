@@ -30,9 +30,9 @@ struct Paths;
 struct Domain {
     std::string name;
     Owner owner;
-    std::filesystem::path dir;        // the domain directory
-    std::filesystem::path base_path;  // where its mailboxes live (.base_path, or BASE_PATH)
-    std::optional<HashMethod> hash;   // the domain's hash_method file, if any
+    std::filesystem::path dir;             // the domain directory
+    std::filesystem::path base_path;       // where its mailboxes live (.base_path, or BASE_PATH)
+    std::optional<HashMethod> hash;        // the domain's hash_method file, if any
     std::optional<QmailDefault> delivery;  // parsed .qmail-default (nullopt: missing or hand-made)
 
     DomainRef ref(bool bulk = false) const { return DomainRef{name, dir, owner, bulk}; }
@@ -58,7 +58,7 @@ std::filesystem::path mailbox_home(const Domain& d, std::string_view user);
 Owner default_domain_owner();
 
 struct AddDomainRequest {
-    std::string name;                            // already normalised
+    std::string name;  // already normalised
     Owner owner;
     std::optional<std::filesystem::path> base_dir;   // -d: the domain goes to <base_dir>/domains/<name>
     std::optional<std::filesystem::path> base_path;  // -B: mailboxes under this path

@@ -52,13 +52,13 @@ constexpr std::uint32_t v_user3 = 0x2000;
 }  // namespace userflag
 
 struct UserRecord {
-    std::string name;              // pw_name, the local part
-    std::string passwd;            // pw_passwd, a crypt(3) hash
-    std::uint32_t uid_flags = 1;   // pw_uid
-    std::uint32_t gid_flags = 0;   // pw_gid: userflag bits
-    std::string gecos;             // pw_gecos
-    std::string dir;               // pw_dir: the mailbox's home (its Maildir is dir/Maildir)
-    std::string quota = "NOQUOTA"; // pw_shell
+    std::string name;               // pw_name, the local part
+    std::string passwd;             // pw_passwd, a crypt(3) hash
+    std::uint32_t uid_flags = 1;    // pw_uid
+    std::uint32_t gid_flags = 0;    // pw_gid: userflag bits
+    std::string gecos;              // pw_gecos
+    std::string dir;                // pw_dir: the mailbox's home (its Maildir is dir/Maildir)
+    std::string quota = "NOQUOTA";  // pw_shell
 };
 
 // What a backend needs to know of a domain.

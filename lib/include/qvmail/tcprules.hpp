@@ -31,7 +31,7 @@ struct ParsedLine {
     LineKind kind = LineKind::blank;
     std::string_view address;  // the text before the first ':' (rule lines)
     bool deny = false;
-    std::string_view error;    // set when the line is malformed (tcprules exits 100 on it)
+    std::string_view error;  // set when the line is malformed (tcprules exits 100 on it)
 };
 
 // Parses one line (without its '\n'). For a rule, the cdb value (D\0 for deny, then +NAME=VALUE\0

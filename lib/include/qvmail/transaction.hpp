@@ -48,8 +48,8 @@ public:
     const std::vector<std::string>& log() const noexcept { return log_; }
     void note(std::string line) { log_.push_back(std::move(line)); }
 
-    void publish();  // puts every staged change in place; undone entirely if one step fails
-    void undo() noexcept;  // after publish(): restores what was there before
+    void publish();          // puts every staged change in place; undone entirely if one step fails
+    void undo() noexcept;    // after publish(): restores what was there before
     void finish() noexcept;  // after publish(): forgets the saved copies; the change is final
     void commit() {
         publish();

@@ -29,7 +29,7 @@ std::string check_gecos(std::string_view gecos);
 
 struct AddUserRequest {
     Address address;
-    std::string passwd;  // crypt hash
+    std::string passwd;                // crypt hash
     std::optional<std::string> gecos;  // default: the local part
     std::string quota = "NOQUOTA";
 };
@@ -47,9 +47,9 @@ void update_user(Store& store, const Domain& d, const UserRecord& u, bool dry_ru
 
 struct FlagName {
     std::uint32_t bit;
-    char letter;             // vmoduser's option letter
-    std::string_view name;   // for --set/--clear and JSON
-    std::string_view text;   // vuserinfo's description
+    char letter;            // vmoduser's option letter
+    std::string_view name;  // for --set/--clear and JSON
+    std::string_view text;  // vuserinfo's description
 };
 const std::vector<FlagName>& user_flags();
 std::optional<std::uint32_t> parse_flag_name(std::string_view name);
