@@ -35,6 +35,16 @@ void Reporter::line(std::string_view text) const {
     std::cout << text << '\n';
 }
 
+void Reporter::steps(const std::vector<std::string>& steps) const {
+    if (!show_steps() || opts_.json) return;
+    for (auto& s : steps) line((opts_.dry_run ? "would " : "") + s);
+}
+
+std::optional<FileLock> lock_for_change(const Paths& paths, const CommonOptions& opts) {
+    if (opts.dry_run) return std::nullopt;
+    return admin_lock(paths, std::chrono::seconds(opts.lock_wait));
+}
+
 void Reporter::object(const Json& j) const {
     std::cout << j.dump() << '\n';
 }

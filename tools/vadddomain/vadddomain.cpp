@@ -10,7 +10,6 @@
 #include "qvmail/delivery_instruction.hpp"
 #include "qvmail/domain.hpp"
 #include "qvmail/error.hpp"
-#include "qvmail/lock.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/store.hpp"
 #include "qvmail/user.hpp"
@@ -61,8 +60,7 @@ int run(const Program& prog, Args& a) {
     ObtainedPassword pw = obtain_password(a.pw, rep, "postmaster@" + req.name, domain_hash_method(paths, probe));
     req.postmaster_passwd = pw.hash;
 
-    std::optional<FileLock> lock;
-    if (!prog.common.dry_run) lock.emplace(admin_lock(paths, std::chrono::seconds(prog.common.lock_wait)));
+    auto lock = lock_for_change(paths, prog.common);
     auto store = open_store(paths);
     ChangeReport report;
     Domain d = add_domain(paths, *store, req, prog.common.dry_run, &report);
@@ -70,7 +68,6 @@ int run(const Program& prog, Args& a) {
         audit(prog.name, "added domain " + d.name + " (" + d.dir.string() + ", uid " + std::to_string(d.owner.uid) +
                              ", " + std::string(store->backend()) + " store)");
 
-    bool show_steps = prog.common.verbose > 0 || prog.common.dry_run;
     if (rep.json()) {
         Json j = Json::object();
         j.set("domain", d.name).set("status", prog.common.dry_run ? "would-add" : "added");
@@ -83,12 +80,11 @@ int run(const Program& prog, Args& a) {
         j.set("postmaster", "postmaster@" + d.name);
         if (pw.generated) j.set("password", *pw.generated);
         j.set("store", std::string(store->backend()));
-        if (show_steps) j.set("steps", report.steps);
+        if (rep.show_steps()) j.set("steps", report.steps);
         rep.object(j);
         return 0;
     }
-    if (show_steps)
-        for (auto& s : report.steps) rep.line((prog.common.dry_run ? "would " : "") + s);
+    rep.steps(report.steps);
     if (pw.generated) rep.line("Password is " + *pw.generated);
     if (!prog.common.dry_run) rep.line("added domain " + d.name + " with postmaster@" + d.name);
     return 0;

@@ -7,7 +7,6 @@
 #include "qvmail/cli.hpp"
 #include "qvmail/domain.hpp"
 #include "qvmail/error.hpp"
-#include "qvmail/lock.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/store.hpp"
 
@@ -19,8 +18,7 @@ int run(const Program& prog, const std::string& name_arg) {
     Reporter rep(prog.name, prog.common);
     Paths paths = Paths::from_env();
     std::string name = normalize_domain(name_arg);
-    std::optional<FileLock> lock;
-    if (!prog.common.dry_run) lock.emplace(admin_lock(paths, std::chrono::seconds(prog.common.lock_wait)));
+    auto lock = lock_for_change(paths, prog.common);
     auto store = open_store(paths);
     Domain d = require_domain(paths, name);
     if (!prog.common.yes && !prog.common.dry_run && on_terminal()) {
@@ -31,16 +29,14 @@ int run(const Program& prog, const std::string& name_arg) {
     ChangeReport report;
     delete_domain(paths, *store, name, prog.common.dry_run, &report);
     if (!prog.common.dry_run) audit(prog.name, "removed domain " + name + " (" + d.dir.string() + ")");
-    bool show_steps = prog.common.verbose > 0 || prog.common.dry_run;
     if (rep.json()) {
         Json j = Json::object();
         j.set("domain", name).set("status", prog.common.dry_run ? "would-remove" : "removed");
-        if (show_steps) j.set("steps", report.steps);
+        if (rep.show_steps()) j.set("steps", report.steps);
         rep.object(j);
         return 0;
     }
-    if (show_steps)
-        for (auto& s : report.steps) rep.line((prog.common.dry_run ? "would " : "") + s);
+    rep.steps(report.steps);
     if (!prog.common.dry_run) rep.line("removed domain " + name);
     return 0;
 }

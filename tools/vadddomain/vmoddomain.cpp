@@ -8,7 +8,6 @@
 #include "qvmail/delivery_instruction.hpp"
 #include "qvmail/domain.hpp"
 #include "qvmail/error.hpp"
-#include "qvmail/lock.hpp"
 #include "qvmail/paths.hpp"
 
 namespace qv::cmd_vmoddomain {
@@ -26,8 +25,7 @@ int run(const Program& prog, const Args& a) {
     if (!a.handler && !a.vfilter && !a.hash) throw Error(Exit::usage, "nothing to change: give -h, -f or -H");
     Paths paths = Paths::from_env();
     std::string name = normalize_domain(a.domain);
-    std::optional<FileLock> lock;
-    if (!prog.common.dry_run) lock.emplace(admin_lock(paths, std::chrono::seconds(prog.common.lock_wait)));
+    auto lock = lock_for_change(paths, prog.common);
     Domain d = require_domain(paths, name);
     std::optional<HashMethod> hash;
     if (a.hash) {

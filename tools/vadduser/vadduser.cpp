@@ -7,7 +7,6 @@
 #include "qvmail/cli.hpp"
 #include "qvmail/domain.hpp"
 #include "qvmail/error.hpp"
-#include "qvmail/lock.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/store.hpp"
 #include "qvmail/user.hpp"
@@ -34,13 +33,11 @@ int run(const Program& prog, const Args& a) {
     ObtainedPassword pw = obtain_password(a.pw, rep, req.address.str(), domain_hash_method(paths, d));
     req.passwd = pw.hash;
 
-    std::optional<FileLock> lock;
-    if (!prog.common.dry_run) lock.emplace(admin_lock(paths, std::chrono::seconds(prog.common.lock_wait)));
+    auto lock = lock_for_change(paths, prog.common);
     auto store = open_store(paths);
     ChangeReport report;
     UserRecord u = add_user(paths, *store, req, prog.common.dry_run, &report);
     if (!prog.common.dry_run) audit(prog.name, "added mailbox " + req.address.str() + " (" + u.dir + ")");
-    bool show_steps = prog.common.verbose > 0 || prog.common.dry_run;
     if (rep.json()) {
         Json j = Json::object();
         j.set("address", req.address.str())
@@ -49,12 +46,11 @@ int run(const Program& prog, const Args& a) {
             .set("quota", u.quota)
             .set("gecos", u.gecos);
         if (pw.generated) j.set("password", *pw.generated);
-        if (show_steps) j.set("steps", report.steps);
+        if (rep.show_steps()) j.set("steps", report.steps);
         rep.object(j);
         return 0;
     }
-    if (show_steps)
-        for (auto& s : report.steps) rep.line((prog.common.dry_run ? "would " : "") + s);
+    rep.steps(report.steps);
     if (pw.generated) rep.line("Password is " + *pw.generated);
     if (!prog.common.dry_run) rep.line("added mailbox " + req.address.str());
     return 0;

@@ -6,7 +6,6 @@
 #include "qvmail/address.hpp"
 #include "qvmail/cli.hpp"
 #include "qvmail/error.hpp"
-#include "qvmail/lock.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/store.hpp"
 #include "qvmail/user.hpp"
@@ -23,8 +22,7 @@ int run(const Program& prog, const std::string& address) {
     Reporter rep(prog.name, prog.common);
     Paths paths = Paths::from_env();
     Address a = parse_address(address);
-    std::optional<FileLock> lock;
-    if (!prog.common.dry_run) lock.emplace(admin_lock(paths, std::chrono::seconds(prog.common.lock_wait)));
+    auto lock = lock_for_change(paths, prog.common);
     auto store = open_store(paths);
     Domain d = require_domain(paths, a.domain);
     UserRecord u = require_user(*store, d, a.local);
@@ -36,16 +34,14 @@ int run(const Program& prog, const std::string& address) {
     ChangeReport report;
     delete_user(paths, *store, a, prog.common.dry_run, &report);
     if (!prog.common.dry_run) audit(prog.name, "removed mailbox " + a.str() + " (" + u.dir + ")");
-    bool show_steps = prog.common.verbose > 0 || prog.common.dry_run;
     if (rep.json()) {
         Json j = Json::object();
         j.set("address", a.str()).set("status", prog.common.dry_run ? "would-remove" : "removed");
-        if (show_steps) j.set("steps", report.steps);
+        if (rep.show_steps()) j.set("steps", report.steps);
         rep.object(j);
         return 0;
     }
-    if (show_steps)
-        for (auto& s : report.steps) rep.line((prog.common.dry_run ? "would " : "") + s);
+    rep.steps(report.steps);
     if (!prog.common.dry_run) rep.line("removed mailbox " + a.str());
     return 0;
 }

@@ -7,7 +7,6 @@
 #include "qvmail/cli.hpp"
 #include "qvmail/domain.hpp"
 #include "qvmail/error.hpp"
-#include "qvmail/lock.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/store.hpp"
 #include "qvmail/user.hpp"
@@ -51,8 +50,7 @@ int run(const Program& prog, const Args& a) {
     std::optional<std::string> quota = a.quota ? std::optional(normalize_quota(*a.quota)) : std::nullopt;
     std::optional<std::string> gecos = a.gecos ? std::optional(check_gecos(*a.gecos)) : std::nullopt;
 
-    std::optional<FileLock> lock;
-    if (!prog.common.dry_run) lock.emplace(admin_lock(paths, std::chrono::seconds(prog.common.lock_wait)));
+    auto lock = lock_for_change(paths, prog.common);
     auto store = open_store(paths);
     Domain d = require_domain(paths, addr.domain);
     UserRecord u = require_user(*store, d, addr.local);

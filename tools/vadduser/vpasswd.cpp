@@ -7,7 +7,6 @@
 #include "qvmail/cli.hpp"
 #include "qvmail/domain.hpp"
 #include "qvmail/error.hpp"
-#include "qvmail/lock.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/store.hpp"
 #include "qvmail/user.hpp"
@@ -24,8 +23,7 @@ int run(const Program& prog, const std::string& address, const PasswordOptions& 
     Domain d = require_domain(paths, a.domain);
     require_user(*store, d, a.local);  // fail before asking for a password
     ObtainedPassword pw = obtain_password(po, rep, a.str(), domain_hash_method(paths, d));
-    std::optional<FileLock> lock;
-    if (!prog.common.dry_run) lock.emplace(admin_lock(paths, std::chrono::seconds(prog.common.lock_wait)));
+    auto lock = lock_for_change(paths, prog.common);
     UserRecord u = require_user(*store, d, a.local);
     u.passwd = pw.hash;
     update_user(*store, d, u, prog.common.dry_run);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "qvmail/json.hpp"
+#include "qvmail/lock.hpp"
 #include "qvmail/password.hpp"
 
 namespace CLI {
@@ -23,6 +24,8 @@ class App;
 namespace qv {
 
 class Error;
+class FileLock;
+struct Paths;
 
 struct CommonOptions {
     bool json = false;
@@ -55,7 +58,10 @@ public:
     const CommonOptions& options() const noexcept { return opts_; }
     const std::string& program() const noexcept { return program_; }
 
-    void line(std::string_view text) const;     // a human result line
+    void line(std::string_view text) const;  // a human result line
+    // The steps of a change, shown with -v and with --dry-run (as "would ...").
+    bool show_steps() const noexcept { return opts_.verbose > 0 || opts_.dry_run; }
+    void steps(const std::vector<std::string>& steps) const;
     void object(const Json& j) const;           // one NDJSON result line
     void info(std::string_view text) const;     // stderr, shown with -v only
     void warning(std::string_view text) const;  // stderr, hidden by -q
@@ -86,6 +92,9 @@ int run(CLI::App& app, Program& prog, int argc, char** argv);
 // Completion candidates for the words typed after the program name (the last one is the word being
 // completed, possibly empty).
 std::vector<std::string> complete(const CLI::App& app, const Program& prog, const std::vector<std::string>& words);
+
+// The admin lock for a change, held until the returned object goes; none for a dry run.
+std::optional<FileLock> lock_for_change(const Paths& paths, const CommonOptions& opts);
 
 // How a command gets a password: at most one of a positional argument (accepted with a warning),
 // --password-stdin, --password-file, -r LEN (random); else a prompt on a terminal.
