@@ -133,11 +133,12 @@ void stage_cdb(FileTransaction& tx, const fs::path& source, const fs::path& targ
         tx.note("write " + target.string());
         return;
     }
-    AtomicFile& f = tx.stage(target, 0644);
-    CdbWriter w(f.fd(), f.temp_path());
-    LineReader in = LineReader::from_text(content, source);
-    compile(in, w);
-    w.finish();
+    tx.stage_job(target, 0644, [text = std::string(content), source, compile](AtomicFile& f) {
+        CdbWriter w(f.fd(), f.temp_path());
+        LineReader in = LineReader::from_text(text, source);
+        compile(in, w);
+        w.finish();
+    });
 }
 
 std::string_view to_string(CdbStatus s) noexcept {

@@ -33,6 +33,7 @@ LineReader::LineReader(LineReader&& o) noexcept
       owns_fd_(o.owns_fd_),
       name_(std::move(o.name_)),
       buf_(std::move(o.buf_)),
+      text_(o.text_),
       begin_(o.begin_),
       end_(o.end_),
       eof_(o.eof_),
@@ -45,8 +46,8 @@ LineReader::LineReader(LineReader&& o) noexcept
 LineReader LineReader::from_text(std::string_view text, std::filesystem::path name) {
     LineReader r;
     r.name_ = std::move(name);
-    r.buf_.assign(text.begin(), text.end());
-    r.end_ = r.buf_.size();
+    r.text_ = text.data();
+    r.end_ = text.size();
     r.eof_ = true;
     return r;
 }
@@ -80,6 +81,16 @@ bool LineReader::fill() {
 }
 
 bool LineReader::next(std::string_view& line) {
+    if (text_) {
+        if (begin_ >= end_) return false;
+        const void* nl = std::memchr(text_ + begin_, '\n', end_ - begin_);
+        std::size_t stop = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - text_) : end_;
+        line = std::string_view(text_ + begin_, stop - begin_);
+        had_newline_ = nl != nullptr;
+        begin_ = nl ? stop + 1 : end_;
+        ++lineno_;
+        return true;
+    }
     std::size_t scanned = begin_;
     for (;;) {
         const void* nl = end_ > scanned ? std::memchr(buf_.data() + scanned, '\n', end_ - scanned) : nullptr;

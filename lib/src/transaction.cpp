@@ -22,9 +22,10 @@ fs::path aside_name(const fs::path& p, std::string_view tag) {
     static std::mt19937_64 rng(std::random_device{}() ^ static_cast<std::uint64_t>(::getpid()));
     static const char digits[] = "abcdefghijklmnopqrstuvwxyz0123456789";
     for (;;) {
-        std::string suffix;
-        for (int i = 0; i < 8; ++i) suffix += digits[rng() % 36];
-        fs::path cand = p.parent_path() / ("." + p.filename().string() + "." + std::string(tag) + "." + suffix);
+        std::string name(1, '.');
+        name.append(p.filename().string()).append(1, '.').append(tag).append(1, '.');
+        for (int i = 0; i < 8; ++i) name += digits[rng() % 36];
+        fs::path cand = p.parent_path() / name;
         struct stat st {};
         if (::lstat(cand.c_str(), &st) != 0 && errno == ENOENT) return cand;
     }
@@ -81,9 +82,33 @@ AtomicFile& FileTransaction::stage(const fs::path& target, mode_t mode_if_new, s
     if (staged(target)) throw Error(Exit::software, "staged twice in one change: " + target.string());
     if (dry_run_) throw Error(Exit::software, "stage() in a dry run: " + target.string());
     log_.push_back("write " + target.string());
-    Step s{Step::write, target, std::make_unique<AtomicFile>(target, mode_if_new, owner_if_new), {}, false};
+    Step s{Step::write, target, std::make_unique<AtomicFile>(target, mode_if_new, owner_if_new), {}, {}, false};
     steps_.push_back(std::move(s));
     return *steps_.back().file;
+}
+
+void FileTransaction::stage_job(const fs::path& target, mode_t mode_if_new, std::function<void(AtomicFile&)> job) {
+    if (dry_run_) {
+        if (staged(target)) throw Error(Exit::software, "staged twice in one change: " + target.string());
+        log_.push_back("write " + target.string());
+        steps_.push_back(Step{Step::write, target, nullptr, {}, {}, false});
+        return;
+    }
+    AtomicFile& f = stage(target, mode_if_new);
+    steps_.back().job = std::async(std::launch::async, [&f, job = std::move(job)] { job(f); });
+}
+
+void FileTransaction::wait_for_jobs() {
+    std::exception_ptr first;
+    for (auto& s : steps_) {
+        if (!s.job.valid()) continue;
+        try {
+            s.job.get();
+        } catch (...) {
+            if (!first) first = std::current_exception();
+        }
+    }
+    if (first) std::rethrow_exception(first);
 }
 
 void FileTransaction::write(const fs::path& target, std::string_view content, mode_t mode_if_new,
@@ -91,7 +116,7 @@ void FileTransaction::write(const fs::path& target, std::string_view content, mo
     if (dry_run_) {
         if (staged(target)) throw Error(Exit::software, "staged twice in one change: " + target.string());
         log_.push_back("write " + target.string());
-        steps_.push_back(Step{Step::write, target, nullptr, {}, false});
+        steps_.push_back(Step{Step::write, target, nullptr, {}, {}, false});
         return;
     }
     stage(target, mode_if_new, owner_if_new).write(content);
@@ -100,7 +125,7 @@ void FileTransaction::write(const fs::path& target, std::string_view content, mo
 void FileTransaction::remove(const fs::path& path) {
     if (staged(path)) throw Error(Exit::software, "staged twice in one change: " + path.string());
     log_.push_back("remove " + path.string());
-    steps_.push_back(Step{Step::remove, path, nullptr, {}, false});
+    steps_.push_back(Step{Step::remove, path, nullptr, {}, {}, false});
 }
 
 void FileTransaction::publish() {
@@ -108,6 +133,7 @@ void FileTransaction::publish() {
         published_ = true;
         return;
     }
+    wait_for_jobs();
     // Everything that can fail slowly (sync, mode, owner) happens before anything is replaced. All
     // files start writing out together, so their syncs overlap instead of queueing one by one.
     for (auto& s : steps_)
@@ -186,6 +212,8 @@ void FileTransaction::finish() noexcept {
 }
 
 void FileTransaction::rollback() noexcept {
+    for (auto& s : steps_)  // a job still writing must finish before its file goes
+        if (s.job.valid()) s.job.wait();
     if (published_) undo();
     steps_.clear();  // discards the staged temporary files
     for (auto it = created_dirs_.rbegin(); it != created_dirs_.rend(); ++it) {

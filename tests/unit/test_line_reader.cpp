@@ -21,7 +21,8 @@ std::vector<std::string> read_all(qv::LineReader& in, std::vector<bool>* newline
 TEST_CASE("lines from memory, including empty text and a last line without newline", "[line_reader]") {
     auto empty = qv::LineReader::from_text("", "x");
     CHECK(read_all(empty).empty());
-    auto t = qv::LineReader::from_text("a\n\nb\0c\nlast"s, "x");
+    const std::string text = "a\n\nb\0c\nlast"s;  // from_text does not copy: the text must outlive the reader
+    auto t = qv::LineReader::from_text(text, "x");
     std::vector<bool> nl;
     CHECK(read_all(t, &nl) == std::vector<std::string>{"a", "", "b\0c"s, "last"});
     CHECK(nl == std::vector<bool>{true, true, true, false});

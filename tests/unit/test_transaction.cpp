@@ -92,3 +92,23 @@ TEST_CASE("a target can be staged once", "[transaction]") {
     tx.write(d / "a", "1");
     CHECK_THROWS_AS(tx.write(d / "a", "2"), qv::Error);
 }
+
+TEST_CASE("a job's content is published with the rest, and its failure stops the change", "[transaction]") {
+    TempDir d;
+    {
+        qv::FileTransaction tx;
+        tx.write(d / "a", "a\n");
+        tx.stage_job(d / "b", 0640, [](qv::AtomicFile& f) { f.write("from a job\n"); });
+        tx.commit();
+    }
+    CHECK(qvtest::slurp(d / "b") == "from a job\n");
+    CHECK((fs::status(d / "b").permissions() & fs::perms::all) == fs::perms(0640));
+    {
+        qv::FileTransaction tx;
+        tx.write(d / "a", "changed\n");
+        tx.stage_job(d / "c", 0644, [](qv::AtomicFile&) { throw qv::Error(qv::Exit::dataerr, "bad source"); });
+        CHECK_THROWS_WITH(tx.publish(), Catch::Contains("bad source"));
+    }
+    CHECK(qvtest::slurp(d / "a") == "a\n");
+    CHECK(qvtest::listing(d.path()) == std::vector<std::string>{"a", "b"});
+}

@@ -16,7 +16,8 @@ public:
     explicit LineReader(const std::filesystem::path& path);
     // Reads an already-open descriptor (not closed by the reader); `name` is used in messages.
     LineReader(int fd, std::filesystem::path name);
-    // Reads text held in memory (a file's new content, before it is written).
+    // Reads text held in memory (a file's new content, before it is written). The text is not
+    // copied: it must outlive the reader.
     static LineReader from_text(std::string_view text, std::filesystem::path name);
     ~LineReader();
     LineReader(LineReader&& other) noexcept;
@@ -39,6 +40,7 @@ private:
     bool owns_fd_ = false;
     std::filesystem::path name_;
     std::vector<char> buf_;
+    const char* text_ = nullptr;  // from_text: the caller's bytes, used instead of buf_
     std::size_t begin_ = 0, end_ = 0;
     bool eof_ = false;
     bool had_newline_ = false;

@@ -10,6 +10,8 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <set>
@@ -34,6 +36,10 @@ public:
     // A new content for `target`, to be written by the caller into the returned file (e.g. a cdb).
     AtomicFile& stage(const std::filesystem::path& target, mode_t mode_if_new = 0644,
                       std::optional<Owner> owner_if_new = std::nullopt);
+    // A new content for `target` that `job` writes into the given file on a thread of its own
+    // (compiling a cdb, say), while the caller goes on staging; publish() waits for it and fails if
+    // it threw.
+    void stage_job(const std::filesystem::path& target, mode_t mode_if_new, std::function<void(AtomicFile&)> job);
     // A new content for `target`.
     void write(const std::filesystem::path& target, std::string_view content, mode_t mode_if_new = 0644,
                std::optional<Owner> owner_if_new = std::nullopt);
@@ -58,10 +64,12 @@ public:
     void rollback() noexcept;  // before or after publish, until finish
 
 private:
+    void wait_for_jobs();
     struct Step {
         enum Kind { write, remove } kind;
         std::filesystem::path target;
         std::unique_ptr<AtomicFile> file;  // write
+        std::future<void> job;             // write by a job still running
         std::filesystem::path saved;       // the replaced file (hard link) or the moved-aside path
         bool applied = false;
     };
