@@ -189,6 +189,15 @@ int run(CLI::App& app, Program& prog, int argc, char** argv) {
     }
 }
 
+void add_mysql_options(CLI::App& app, Program& prog) {
+    app.add_option("--mysql-defaults-file", prog.mysql.defaults_file,
+                   "Use the MariaDB backend with the settings of this option file")
+        ->type_name("FILE");
+    app.add_option("--mysql-group", prog.mysql.group,
+                   "Use the MariaDB backend with this option-file group (with [client])")
+        ->type_name("GROUP");
+}
+
 void add_password_options(CLI::App& app, PasswordOptions& o) {
     app.add_flag("--password-stdin", o.from_stdin, "Read the password from the first line of standard input");
     app.add_option("--password-file", o.file, "Read the password from the first line of FILE")->type_name("FILE");

@@ -48,6 +48,9 @@ Paths Paths::from(const Env& env) {
     p.servicedir = under_home("SERVICEDIR", "service");
     p.sbindir = QV_SBINDIR;
     p.password_hash = env.get("PASSWORD_HASH");
+    p.mysql_default_file = env.get("MYSQL_READ_DEFAULT_FILE");
+    p.mysql_default_group = env.get("MYSQL_READ_DEFAULT_GROUP");
+    p.mysql_database = env.get("MYSQL_DATABASE");
     // lexically_normal() of "home/." leaves a trailing separator; drop it for clean joins.
     for (fs::path* d :
          {&p.qmailhome, &p.controldir, &p.assigndir, &p.domaindir, &p.base_path, &p.queuedir, &p.servicedir}) {

@@ -9,6 +9,7 @@
 #include "qvmail/cdb.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/line_reader.hpp"
+#include "qvmail/mysql.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/store.hpp"
 #include "qvmail/transaction.hpp"
@@ -252,11 +253,10 @@ std::unique_ptr<Store> make_files_store() {
     return std::make_unique<FilesStore>();
 }
 
-std::unique_ptr<Store> open_store(const Paths& paths) {
-    std::error_code ec;
-    if (fs::exists(paths.control("host.mysql"), ec))
-        throw Error(Exit::config, paths.control("host.mysql").string() +
-                                      " selects the MySQL backend, which this build does not provide yet");
+std::unique_ptr<Store> open_store(const Paths& paths) { return open_store(paths, MysqlOverrides{}); }
+
+std::unique_ptr<Store> open_store(const Paths& paths, const MysqlOverrides& overrides) {
+    if (auto config = mysql_config(paths, overrides)) return make_mysql_store(*config);
     return make_files_store();
 }
 

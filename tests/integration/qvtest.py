@@ -1,6 +1,7 @@
 """Shared helpers for the integration tests: a scratch QMAILHOME and the built commands."""
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import unittest
@@ -19,20 +20,78 @@ def require_programs(*names):
         raise RuntimeError("missing reference programs: %s (scripts/test installs them)" % ", ".join(missing))
 
 
-class Home:
-    """A scratch QMAILHOME with etc/ and control/."""
+BACKEND = os.environ.get("QV_BACKEND", "files")
+MYSQL_USER, MYSQL_PASSWORD = "qvmail", "qvtest-password"  # made by scripts/mariadb-fixture
 
-    def __init__(self):
+
+def mysql_socket():
+    with open(os.path.join(os.environ["QV_MYSQL_DIR"], "socket")) as f:
+        return f.read().strip()
+
+
+def sql(statement, database=None):
+    """Runs SQL as the fixture server's root; returns rows of text columns (NULL as None)."""
+    cmd = ["mariadb", "--no-defaults", "--socket=" + mysql_socket(), "-u", "root", "-N", "-B", "-e", statement]
+    if database:
+        cmd.insert(-2, database)
+    out = subprocess.run(cmd, capture_output=True, check=True).stdout.decode("utf-8", "surrogateescape")
+    return [[None if c == "NULL" else c for c in line.split("\t")] for line in out.splitlines()]
+
+
+_db_counter = [0]
+
+
+class Home:
+    """A scratch QMAILHOME with etc/ and control/; with QV_BACKEND=mysql, also a fresh database on the
+    fixture's MariaDB server, selected through control/host.mysql."""
+
+    def __init__(self, backend=None):
+        self.backend = backend or BACKEND
         self.root = tempfile.mkdtemp(prefix="qvhome.")
         os.chmod(self.root, 0o755)  # tests also run commands as an unprivileged user
         self.etc = os.path.join(self.root, "etc")
         self.control = os.path.join(self.root, "control")
         os.makedirs(self.etc)
         os.makedirs(self.control)
+        self.database = None
+        if self.backend == "mysql":
+            _db_counter[0] += 1
+            self.database = "qvt_%d_%d" % (os.getpid(), _db_counter[0])
+            sql("DROP DATABASE IF EXISTS %s; CREATE DATABASE %s" % (self.database, self.database))
+            self.write("control/host.mysql", "localhost:%s:%s:%s\n" % (MYSQL_USER, MYSQL_PASSWORD, mysql_socket()))
 
     def cleanup(self):
         subprocess.run(["chmod", "-R", "u+rwX", self.root], check=False)
         shutil.rmtree(self.root, ignore_errors=True)
+        if self.database:
+            sql("DROP DATABASE IF EXISTS %s" % self.database)
+
+    def snapshot(self):
+        return snapshot(self.root, home=self)
+
+    def rows(self, statement):
+        return sql(statement, self.database)
+
+    def user_record(self, domain, user):
+        """[name, passwd, uid, gid, gecos, dir, quota] of a mailbox, from whichever store is in use."""
+        if self.backend == "mysql":
+            r = self.rows("SELECT pw_name, pw_passwd, pw_uid, pw_gid, pw_gecos, pw_dir, pw_shell FROM indimail "
+                          "WHERE pw_name = '%s' AND pw_domain = '%s'" % (user, domain))
+            return r[0] if r else None
+        domain_dir = self.path("domains", domain)
+        if os.path.exists(self.path("users/assign")):  # the domain may live elsewhere (vadddomain -d)
+            for line in self.read("users/assign").decode().splitlines():
+                if line.startswith("+%s-:" % domain):
+                    domain_dir = line.split(":")[4]
+        path = os.path.join(domain_dir, "vpasswd")
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            for line in f.read().splitlines():
+                fields = line.split(":")
+                if fields[0] == user:
+                    return fields
+        return None
 
     def path(self, *parts):
         return os.path.join(self.root, *parts)
@@ -55,6 +114,10 @@ class Home:
         for k in ("CONTROLDIR", "TCP_FILE", "ASSIGNDIR", "DOMAINDIR", "BASE_PATH", "QUEUEDIR", "SERVICEDIR"):
             e.pop(k, None)
         e["QMAILHOME"] = self.root
+        for k in ("MYSQL_READ_DEFAULT_FILE", "MYSQL_READ_DEFAULT_GROUP", "MYSQL_DATABASE"):
+            e.pop(k, None)
+        if self.database:
+            e["MYSQL_DATABASE"] = self.database
         e.update(extra)
         return e
 
@@ -77,9 +140,16 @@ class HomeTestCase(unittest.TestCase):
 NOBODY = 65534
 
 
-def snapshot(root, skip=(".qvmail.lock",)):
-    """Every path below root with its type, mode, owner and content (files) or target (links)."""
+def snapshot(root, skip=(".qvmail.lock",), home=None):
+    """Every path below root with its type, mode, owner and content (files) or target (links); with a
+    MySQL home, the rows of its tables too (keys "db:<table>")."""
     out = {}
+    if home is not None and home.database:
+        for table in ("indimail", "indibak", "valias"):
+            try:
+                out["db:" + table] = sorted(map(tuple, home.rows("SELECT * FROM " + table)))
+            except subprocess.CalledProcessError:
+                out["db:" + table] = "missing"
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             p = os.path.join(dirpath, name)
@@ -91,6 +161,8 @@ def snapshot(root, skip=(".qvmail.lock",)):
                 out[rel] = ("link", os.readlink(p))
             elif os.path.isdir(p):
                 out[rel] = ("dir", oct(st.st_mode & 0o7777), st.st_uid, st.st_gid)
+            elif not stat.S_ISREG(st.st_mode):
+                out[rel] = ("special", oct(st.st_mode))
             else:
                 with open(p, "rb") as f:
                     out[rel] = ("file", oct(st.st_mode & 0o7777), st.st_uid, st.st_gid, f.read())

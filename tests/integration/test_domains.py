@@ -6,7 +6,7 @@ import threading
 import unittest
 import warnings
 
-from qvtest import NOBODY, HomeTestCase, sbindir, snapshot, tool
+from qvtest import BACKEND, NOBODY, HomeTestCase, sbindir, tool
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -25,17 +25,14 @@ class DomainTestCase(HomeTestCase):
         return p
 
     def vpasswd_line(self, domain, user="postmaster"):
-        for line in self.home.read("domains/%s/vpasswd" % domain).decode().splitlines():
-            if line.split(":")[0] == user:
-                return line.split(":")
-        return None
+        return self.home.user_record(domain, user)
 
 
 class AddDomain(DomainTestCase):
     def test_every_file_line_mode_and_owner(self):
         h = self.home
         self.ok(self.add("Example.COM"))  # names are lower-cased
-        snap = snapshot(h.root)
+        snap = h.snapshot()
         r = h.root
         d = "domains/example.com"
         pm = "home/L2P/example.com/postmaster"
@@ -52,8 +49,6 @@ class AddDomain(DomainTestCase):
         expected_files = {
             d + "/.qmail-default": ("0o600", 555, 555,
                                     ("| %s/vdelivermail '' bounce-no-mailbox\n" % sbindir()).encode()),
-            d + "/.qmail-abuse": ("0o600", 555, 555, b"&postmaster@example.com\n"),
-            d + "/.qmail-mailer-daemon": ("0o600", 555, 555, b"&postmaster@example.com\n"),
             "users/assign": ("0o644", 0, 0, ("+example.com-:example.com:555:555:%s/%s:-::\n.\n" % (r, d)).encode()),
             "control/rcpthosts": ("0o644", 0, 0, b"example.com\n"),
             "control/virtualdomains": ("0o644", 0, 0, b"example.com:example.com\n"),
@@ -62,11 +57,23 @@ class AddDomain(DomainTestCase):
             self.assertEqual(snap.get(rel), ("dir", mode, uid, gid), rel)
         for rel, (mode, uid, gid, content) in expected_files.items():
             self.assertEqual(snap.get(rel), ("file", mode, uid, gid, content), rel)
-        # vpasswd and its cdb, and users/cdb, complete the tree
-        others = set(snap) - set(expected_dirs) - set(expected_files)
-        self.assertEqual(others, {d + "/vpasswd", d + "/vpasswd.cdb", "users/cdb"})
-        self.assertEqual(snap[d + "/vpasswd"][:4], ("file", "0o600", 555, 555))
-        self.assertEqual(snap[d + "/vpasswd.cdb"][:4], ("file", "0o600", 555, 555))
+        # users/cdb, and the store: with files, vpasswd, its cdb and the aliases' .qmail files; with
+        # MariaDB, host.mysql and rows
+        others = {k for k in set(snap) - set(expected_dirs) - set(expected_files) if not k.startswith("db:")}
+        if BACKEND == "files":
+            self.assertEqual(others, {d + "/vpasswd", d + "/vpasswd.cdb", "users/cdb", d + "/.qmail-abuse",
+                                      d + "/.qmail-mailer-daemon"})
+            self.assertEqual(snap[d + "/vpasswd"][:4], ("file", "0o600", 555, 555))
+            self.assertEqual(snap[d + "/vpasswd.cdb"][:4], ("file", "0o600", 555, 555))
+            for alias in ("abuse", "mailer-daemon"):
+                self.assertEqual(snap[d + "/.qmail-" + alias], ("file", "0o600", 555, 555, b"&postmaster@example.com\n"))
+        else:
+            self.assertEqual(others, {"users/cdb", "control/host.mysql"})
+            self.assertEqual(len(snap["db:indimail"]), 1)
+            self.assertEqual(snap["db:indibak"], [])
+            self.assertEqual([r[:3] for r in snap["db:valias"]], [("abuse", "example.com", "&postmaster@example.com"),
+                                                                  ("mailer-daemon", "example.com",
+                                                                   "&postmaster@example.com")])
         name, pw, uid, gid, gecos, home, quota = self.vpasswd_line("example.com")
         self.assertEqual((name, uid, gid, gecos, home, quota),
                          ("postmaster", "1", "0", "Postmaster", os.path.join(r, pm), "NOQUOTA"))
@@ -76,8 +83,9 @@ class AddDomain(DomainTestCase):
         dump = subprocess.run(["cdb", "-d", h.path("users/cdb")], capture_output=True, check=True).stdout
         value = b"example.com\x00555\x00555\x00" + (r + "/" + d).encode() + b"\x00-\x00"
         self.assertEqual(dump, b"+13,%d:!example.com-->%s\n+0,1:->-\n\n" % (len(value), value))
-        dump = subprocess.run(["cdb", "-q", h.path(d + "/vpasswd.cdb"), "postmaster"], capture_output=True).stdout
-        self.assertTrue(dump.startswith(pw.encode() + b":1:0:Postmaster:"))
+        if BACKEND == "files":
+            dump = subprocess.run(["cdb", "-q", h.path(d + "/vpasswd.cdb"), "postmaster"], capture_output=True).stdout
+            self.assertTrue(dump.startswith(pw.encode() + b":1:0:Postmaster:"))
 
     def test_options(self):
         h = self.home
@@ -93,7 +101,7 @@ class AddDomain(DomainTestCase):
         self.assertEqual(h.read(d + "/hash_method"), b"YESCRYPT\n")
         self.assertEqual(h.read(d + "/.base_path"), (h.path("mailhomes") + "\n").encode())
         self.assertEqual(h.read("control/chkrcptdomains"), b"opts.example\n")
-        line = self.home.read(d + "/vpasswd").decode().rstrip("\n").split(":")
+        line = self.home.user_record("opts.example", "postmaster")
         self.assertTrue(line[1].startswith("$y$"))
         self.assertEqual(line[5], h.path("mailhomes/L2P/opts.example/postmaster"))
         self.assertEqual(line[6], "52428800")
@@ -119,12 +127,12 @@ class AddDomain(DomainTestCase):
         hashed = crypt.crypt("given", crypt.mksalt(crypt.METHOD_SHA512))
         self.ok(self.add("pre.example", "-e", pw=(hashed + "\n").encode()))
         self.assertEqual(self.vpasswd_line("pre.example")[1], hashed)
-        before = snapshot(self.home.root)
+        before = self.home.snapshot()
         p = self.add("bad.example", "-e", pw=b"not a hash\n")
         self.assertEqual(p.returncode, 65)
         p = self.add("bad.example", "-h", "DES")
         self.assertEqual(p.returncode, 64)
-        self.assertEqual(snapshot(self.home.root), before)
+        self.assertEqual(self.home.snapshot(), before)
 
     def test_password_sources(self):
         h = self.home
@@ -142,7 +150,7 @@ class AddDomain(DomainTestCase):
         self.assertEqual(crypt.crypt(pw, self.vpasswd_line("rnd.example")[1]), self.vpasswd_line("rnd.example")[1])
         p = self.ok(self.add("rndj.example", "-r", "10", "--json", pw=None))
         self.assertEqual(len(json.loads(p.stdout)["password"]), 10)
-        before = snapshot(h.root)
+        before = h.snapshot()
         p = self.add("none.example", pw=None)  # no terminal, no password
         self.assertEqual(p.returncode, 64)
         self.assertIn(b"--password-stdin", p.stderr)
@@ -152,11 +160,11 @@ class AddDomain(DomainTestCase):
         self.assertEqual(p.returncode, 65)
         p = self.add("bad.example", "--password-file", h.path("missing"), pw=None)
         self.assertEqual(p.returncode, 66)
-        self.assertEqual(snapshot(h.root), before)
+        self.assertEqual(h.snapshot(), before)
 
     def test_bad_names_change_nothing(self):
         self.ok(self.add("keep.example"))
-        before = snapshot(self.home.root)
+        before = self.home.snapshot()
         for bad in ("localhost", "a..b.example", "x-.example", "x/y.example", "b\xfccher.example", "x" * 70 + ".com",
                     "ex ample.com", "x.123"):
             with self.subTest(name=bad):
@@ -165,32 +173,32 @@ class AddDomain(DomainTestCase):
                 self.assertEqual(p.stderr.count(b"\n"), 1)
         p = self.add("b\xfccher.example")
         self.assertIn(b"punycode", p.stderr)
-        self.assertEqual(snapshot(self.home.root), before)
+        self.assertEqual(self.home.snapshot(), before)
 
     def test_existing_domain_is_refused_with_9(self):
         self.ok(self.add("dup.example"))
-        before = snapshot(self.home.root)
+        before = self.home.snapshot()
         p = self.add("DUP.example")
         self.assertEqual(p.returncode, 9)
         self.assertIn(b"already exists", p.stderr)
-        self.assertEqual(snapshot(self.home.root), before)
+        self.assertEqual(self.home.snapshot(), before)
 
     def test_unsupported_options(self):
-        before = snapshot(self.home.root)
+        before = self.home.snapshot()
         for args in (["-D", "db"], ["-H", "host"], ["-U", "u"], ["-P", "p"], ["-p", "3306"], ["-s", "1"], ["-c"],
                      ["-t"], ["-T", "1.2.3.4"], ["-l", "100"], ["-C"]):
             with self.subTest(args=args):
                 p = self.add("x.example", *args)
                 self.assertEqual(p.returncode, 64, p.stderr)
                 self.assertIn(b"not supported", p.stderr)
-        self.assertEqual(snapshot(self.home.root), before)
+        self.assertEqual(self.home.snapshot(), before)
 
     def test_dry_run(self):
         self.ok(self.add("keep.example"))
-        before = snapshot(self.home.root)
+        before = self.home.snapshot()
         p = self.ok(self.add("dry.example", "--dry-run"))
         self.assertIn(b"would write " + self.home.path("users/assign").encode(), p.stdout)
-        self.assertEqual(snapshot(self.home.root), before)
+        self.assertEqual(self.home.snapshot(), before)
 
     def test_fifty_domains_then_morercpthosts(self):
         h = self.home
@@ -218,7 +226,7 @@ class AddDomain(DomainTestCase):
         before_cdb = h.read("users/cdb")
         self.ok(self.add("bulk.example", "-O"))
         self.assertEqual(h.read("users/cdb"), before_cdb)
-        self.assertFalse(os.path.exists(h.path("domains/bulk.example/vpasswd.cdb")))
+        self.assertFalse(os.path.exists(h.path("domains/bulk.example/vpasswd.cdb")))  # (files) or none (mysql)
         # the new domain is usable at once: the tools read users/assign
         self.ok(h.run("vadduser", "joe@bulk.example", "-r", "10"))
         self.assertEqual(h.run("qmailctl", "check").returncode, 1)
@@ -243,14 +251,14 @@ class HandlersAndVmoddomain(DomainTestCase):
 
     def test_bad_forms_are_refused_and_nothing_written(self):
         self.ok(self.add("keep.example"))
-        before = snapshot(self.home.root)
+        before = self.home.snapshot()
         for handler in self.BAD:
             with self.subTest(handler=handler):
                 p = self.add("bad.example", "-E", handler)
                 self.assertEqual(p.returncode, 65, p.stderr)
                 p = self.home.run("vmoddomain", "-h", handler, "keep.example")
                 self.assertEqual(p.returncode, 65, p.stderr)
-        self.assertEqual(snapshot(self.home.root), before)
+        self.assertEqual(self.home.snapshot(), before)
 
     def test_vmoddomain_rewrites_atomically_keeping_mode_and_owner(self):
         h = self.home
@@ -278,24 +286,24 @@ class DeleteAndRollback(DomainTestCase):
 
     def test_vdeldomain_leaves_the_tree_as_before_the_add(self):
         h = self.home
-        before = snapshot(h.root)
+        before = h.snapshot()
         self.ok(self.add("gone.example", "-R", "-h", "MD5", "-E", "delete"))
         self.ok(h.run("vadduser", "alice@gone.example", "-r", "10"))
         self.ok(h.run("vadduser", "zed@gone.example", "-r", "10"))
-        self.assertNotEqual(snapshot(h.root), before)
+        self.assertNotEqual(h.snapshot(), before)
         p = self.ok(h.run("vdeldomain", "gone.example"))
         self.assertEqual(p.stdout, b"removed domain gone.example\n")
-        after = snapshot(h.root)
+        after = h.snapshot()
         self.assertEqual(set(after) ^ set(before), {"control/chkrcptdomains"})  # -R created it; it stays, empty
         self.assertEqual(after.pop("control/chkrcptdomains")[4], b"")
         self.assertEqual(after, before)
 
     def test_unknown_domain_is_68_and_changes_nothing(self):
-        before = snapshot(self.home.root)
+        before = self.home.snapshot()
         p = self.home.run("vdeldomain", "nope.example")
         self.assertEqual(p.returncode, 68)
         self.assertEqual(p.stderr, b"vdeldomain: no such domain nope.example\n")
-        self.assertEqual(snapshot(self.home.root), before)
+        self.assertEqual(self.home.snapshot(), before)
 
     def test_failure_while_publishing_leaves_no_trace(self):
         h = self.home
@@ -303,10 +311,10 @@ class DeleteAndRollback(DomainTestCase):
         # users/assign and .qmail-default were already put in place, and must undo them.
         os.unlink(h.path("users/cdb"))
         os.makedirs(h.path("users/cdb/blocker"))
-        before = snapshot(h.root)
+        before = h.snapshot()
         p = self.add("fail.example")
         self.assertEqual(p.returncode, 73, p.stderr)
-        self.assertEqual(snapshot(h.root), before)
+        self.assertEqual(h.snapshot(), before)
         self.assertFalse([f for f in os.listdir(h.path("users")) if f.startswith(".")])
 
     def test_failure_while_staging_leaves_no_trace(self):
@@ -314,20 +322,20 @@ class DeleteAndRollback(DomainTestCase):
         # an unreadable control file stops the add after the directories were created
         os.unlink(h.path("control/rcpthosts"))
         os.makedirs(h.path("control/rcpthosts"))
-        before = snapshot(h.root)
+        before = h.snapshot()
         p = self.add("fail.example")
         self.assertNotEqual(p.returncode, 0)
-        self.assertEqual(snapshot(h.root), before)
+        self.assertEqual(h.snapshot(), before)
 
     def test_unwritable_control_directory_as_a_user(self):
         h = self.home
         subprocess.run(["chown", "-R", "%d:%d" % (NOBODY, NOBODY), h.root], check=True)
         os.chmod(h.path("control"), 0o555)
-        before = snapshot(h.root)
+        before = h.snapshot()
         p = self.add("fail.example", "-i", str(NOBODY), "-g", str(NOBODY), user=NOBODY)
         self.assertEqual(p.returncode, 73, p.stderr)
         self.assertIn(h.path("control").encode(), p.stderr)
-        self.assertEqual(snapshot(h.root), before)
+        self.assertEqual(h.snapshot(), before)
 
 
 class InfoAndCheck(DomainTestCase):
@@ -348,7 +356,7 @@ class InfoAndCheck(DomainTestCase):
                                "   vlimits: disabled"])
         j = json.loads(self.ok(h.run("vdominfo", "--json", "info.example")).stdout)
         self.assertEqual((j["domain"], j["users"], j["hash"], j["handler"], j["store"]),
-                         ("info.example", 2, "SHA-256", "bounce-no-mailbox", "files"))
+                         ("info.example", 2, "SHA-256", "bounce-no-mailbox", BACKEND))
         self.assertEqual(j["aliases"], ["abuse", "mailer-daemon"])
         self.ok(self.add("other.example"))
         lines = self.ok(h.run("vdominfo", "--json")).stdout.splitlines()
@@ -369,7 +377,7 @@ class InfoAndCheck(DomainTestCase):
         self.assertEqual(found, {("b.example", "virtualdomains"), ("ghost.example", "virtualdomains"),
                                  ("stray.example", "directory"), ("a.example", "home")})
         summary = json.loads(p.stdout.splitlines()[-1])
-        self.assertEqual((summary["domains"], summary["problems"], summary["store"]), (2, 4, "files"))
+        self.assertEqual((summary["domains"], summary["problems"], summary["store"]), (2, 4, BACKEND))
 
 
 class Concurrency(DomainTestCase):

@@ -40,7 +40,7 @@ class HelpAndManPage(HomeTestCase):
             self.assertTrue(opts, cmd)
             for opt in opts:
                 with self.subTest(command=cmd, option=opt):
-                    self.assertIn(opt, man)
+                    self.assertTrue(opt in man, "%s is not documented in %s.8" % (opt, cmd))
         with open(os.path.join(SOURCE_DIR, "docs", "man", "qmailctl.8"), encoding="utf-8") as f:
             man = f.read().replace("\\-", "-")
         help_text = self.home.run("qmailctl", "cdb", "--help").stdout.decode()

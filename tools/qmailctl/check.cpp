@@ -19,7 +19,7 @@ int run_check(const Program& prog) {
     std::error_code ec;
     if (!fs::is_directory(paths.qmailhome, ec))
         throw Error(Exit::config, "QMAILHOME " + paths.qmailhome.string() + " is not a directory (set QMAILHOME)");
-    auto store = open_store(paths);
+    auto store = open_store(paths, prog.mysql);
     CheckSummary s = check_host(paths, *store);
     std::size_t problems = 0, warnings = 0;
     for (auto& f : s.findings) {
@@ -59,6 +59,7 @@ void setup_check(CLI::App& app, Program& prog) {
                                        "Report inconsistencies between users/assign, the control files, "
                                        "the domain directories, the store and the cdbs (read-only)");
     add_common_options(*sub, prog.common, opt_json | opt_quiet | opt_quiet_short);
+    add_mysql_options(*sub, prog);
     sub->footer(
         "Exit status: 0 consistent; 1 problems found; 64 usage; 69 store unavailable; 78 QMAILHOME\n"
         "missing. See qmailctl(8).");

@@ -7,7 +7,7 @@
 namespace qv::cmd_qmailctl {
 
 int main(int argc, char** argv) {
-    Program prog{"qmailctl", {}, {}, {}};
+    Program prog("qmailctl");
     CLI::App app{"Control a qvmail mail host: compile its databases and check its configuration.", "qmailctl"};
     app.set_version_flag("--version", QV_VERSION);
     app.require_subcommand(0, 1);
@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
         "74 I/O error; 75 locked, try again; 78 configuration error. See qmailctl(8).");
     qv::qmailctl::setup_cdb(app, prog);
     qv::qmailctl::setup_check(app, prog);
+    qv::qmailctl::setup_db(app, prog);
     return qv::run(app, prog, argc, argv);
 }
 

@@ -61,7 +61,7 @@ int run(const Program& prog, Args& a) {
     req.postmaster_passwd = pw.hash;
 
     auto lock = lock_for_change(paths, prog.common);
-    auto store = open_store(paths);
+    auto store = open_store(paths, prog.mysql);
     ChangeReport report;
     Domain d = add_domain(paths, *store, req, prog.common.dry_run, &report);
     if (!prog.common.dry_run)
@@ -93,7 +93,7 @@ int run(const Program& prog, Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    Program prog{"vadddomain", {}, {}, {}};
+    Program prog("vadddomain");
     Args a;
     Unsupported unsupported;
     CLI::App app{"Add a virtual domain: its directory, users/assign line, control files and postmaster mailbox.",
@@ -121,6 +121,7 @@ int main(int argc, char** argv) {
     app.add_flag("-R,--chkrcpt", a.chkrcpt, "Add the domain to control/chkrcptdomains (recipient check)");
     app.add_flag("-O,--bulk", a.bulk, "Bulk add: leave the cdb rebuilds to a later qmailctl cdb");
     add_common_options(app, prog.common, opt_json | opt_dry_run | opt_quiet | opt_verbose | opt_lock_wait);
+    add_mysql_options(app, prog);
     const std::string cluster = "clustered domains need IndiMail's cluster tables; share one MariaDB instead";
     for (auto* o : {"-D", "-H", "-U", "-P", "-p", "-s"}) unsupported.add(app, o, true, cluster);
     unsupported.add(app, "-c", false, cluster);

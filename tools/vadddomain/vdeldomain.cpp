@@ -19,7 +19,7 @@ int run(const Program& prog, const std::string& name_arg) {
     Paths paths = Paths::from_env();
     std::string name = normalize_domain(name_arg);
     auto lock = lock_for_change(paths, prog.common);
-    auto store = open_store(paths);
+    auto store = open_store(paths, prog.mysql);
     Domain d = require_domain(paths, name);
     if (!prog.common.yes && !prog.common.dry_run && on_terminal()) {
         std::size_t users = store->users(d.ref()).size();
@@ -44,7 +44,7 @@ int run(const Program& prog, const std::string& name_arg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    Program prog{"vdeldomain", {}, {}, {}};
+    Program prog("vdeldomain");
     std::string domain;
     Unsupported unsupported;
     CLI::App app{
@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", QV_VERSION);
     app.add_option("DOMAIN", domain, "The domain to remove")->required();
     add_common_options(app, prog.common, opt_json | opt_dry_run | opt_yes | opt_quiet | opt_verbose | opt_lock_wait);
+    add_mysql_options(app, prog);
     unsupported.add(app, "-c", false, "clustered domains are not supported");
     unsupported.add(app, "-T", false, "ETRN/AUTOTURN domains are not supported");
     app.footer(

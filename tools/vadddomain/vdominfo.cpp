@@ -76,7 +76,7 @@ void show(const Reporter& rep, const Paths& paths, Store& store, const Domain& d
 int run(const Program& prog, const std::optional<std::string>& domain, const Fields& f) {
     Reporter rep(prog.name, prog.common);
     Paths paths = Paths::from_env();
-    auto store = open_store(paths);
+    auto store = open_store(paths, prog.mysql);
     if (domain) {
         show(rep, paths, *store, require_domain(paths, normalize_domain(*domain)), f);
         return 0;
@@ -88,7 +88,7 @@ int run(const Program& prog, const std::optional<std::string>& domain, const Fie
 }  // namespace
 
 int main(int argc, char** argv) {
-    Program prog{"vdominfo", {}, {}, {}};
+    Program prog("vdominfo");
     std::optional<std::string> domain;
     Fields f;
     CLI::App app{"Show a virtual domain (or all of them): owner, directories, hash method, mailboxes, handler.",
@@ -103,6 +103,7 @@ int main(int argc, char** argv) {
     app.add_flag("-b,--base-dir", f.base, "Where its mailboxes live");
     app.add_flag("-t,--users", f.users, "The number of mailboxes");
     add_common_options(app, prog.common, opt_json);
+    add_mysql_options(app, prog);
     app.footer("Exit status: 0 shown; 64 usage; 65 bad name; 68 no such domain. See vdominfo(8).");
     app.callback([&] { prog.action = [&] { return run(prog, domain, f); }; });
     prog.positional_completions[&app] = complete_domain_names;

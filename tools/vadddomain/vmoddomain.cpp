@@ -61,7 +61,7 @@ int run(const Program& prog, const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    Program prog{"vmoddomain", {}, {}, {}};
+    Program prog("vmoddomain");
     Args a;
     CLI::App app{"Change a virtual domain's unknown-user handler, its delivery program or its password hash method.",
                  "vmoddomain"};

@@ -34,7 +34,7 @@ int run(const Program& prog, const Args& a) {
     req.passwd = pw.hash;
 
     auto lock = lock_for_change(paths, prog.common);
-    auto store = open_store(paths);
+    auto store = open_store(paths, prog.mysql);
     ChangeReport report;
     UserRecord u = add_user(paths, *store, req, prog.common.dry_run, &report);
     if (!prog.common.dry_run) audit(prog.name, "added mailbox " + req.address.str() + " (" + u.dir + ")");
@@ -59,7 +59,7 @@ int run(const Program& prog, const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    Program prog{"vadduser", {}, {}, {}};
+    Program prog("vadduser");
     Args a;
     Unsupported unsupported;
     CLI::App app{"Add a mailbox to a virtual domain, with its home directory and Maildir.", "vadduser"};
@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
         ->type_name("TEXT");
     app.add_flag("-d", a.create_dir, "Create the home directory (always done; accepted for IndiMail scripts)");
     add_common_options(app, prog.common, opt_json | opt_dry_run | opt_quiet | opt_verbose | opt_lock_wait);
+    add_mysql_options(app, prog);
     unsupported.add(app, "-i", false, "inactive mailboxes are not supported");
     unsupported.add(app, "-l", true, "users-per-level directory hashing is not supported");
     unsupported.add(app, "-b", false, "lastfstab base paths are not supported; set the domain's with vadddomain -B");

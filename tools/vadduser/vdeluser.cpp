@@ -23,7 +23,7 @@ int run(const Program& prog, const std::string& address) {
     Paths paths = Paths::from_env();
     Address a = parse_address(address);
     auto lock = lock_for_change(paths, prog.common);
-    auto store = open_store(paths);
+    auto store = open_store(paths, prog.mysql);
     Domain d = require_domain(paths, a.domain);
     UserRecord u = require_user(*store, d, a.local);
     if (is_role_account(a.local) && !prog.common.yes && !prog.common.dry_run) {
@@ -49,7 +49,7 @@ int run(const Program& prog, const std::string& address) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    Program prog{"vdeluser", {}, {}, {}};
+    Program prog("vdeluser");
     std::string address;
     CLI::App app{
         "Remove a mailbox: its record, its home directory with all its mail, and aliases that forward "
@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", QV_VERSION);
     app.add_option("ADDRESS", address, "The mailbox: user@domain")->required();
     add_common_options(app, prog.common, opt_json | opt_dry_run | opt_yes | opt_quiet | opt_verbose | opt_lock_wait);
+    add_mysql_options(app, prog);
     app.footer(
         "postmaster, abuse and mailer-daemon are removed only after a confirmation or with --yes.\n"
         "Exit status: 0 removed; 64 usage or not confirmed; 65 bad address; 67 no such mailbox; 68 no such\n"

@@ -51,7 +51,7 @@ int run(const Program& prog, const Args& a) {
     std::optional<std::string> gecos = a.gecos ? std::optional(check_gecos(*a.gecos)) : std::nullopt;
 
     auto lock = lock_for_change(paths, prog.common);
-    auto store = open_store(paths);
+    auto store = open_store(paths, prog.mysql);
     Domain d = require_domain(paths, addr.domain);
     UserRecord u = require_user(*store, d, addr.local);
     std::uint32_t before = u.gid_flags;
@@ -93,7 +93,7 @@ int run(const Program& prog, const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    Program prog{"vmoduser", {}, {}, {}};
+    Program prog("vmoduser");
     Args a;
     CLI::App app{"Change a mailbox's restriction flags (kept in pw_gid), its comment or its quota.", "vmoduser"};
     app.set_help_flag("--help", "Print this help message and exit");
@@ -112,6 +112,7 @@ int main(int argc, char** argv) {
     app.add_option("-c,--comment", a.gecos, "New comment (gecos)")->type_name("TEXT");
     app.add_option("-q,--quota", a.quota, "New quota: NOQUOTA, bytes (k/m/g), or size,count")->type_name("QUOTA");
     add_common_options(app, prog.common, opt_json | opt_dry_run | opt_quiet | opt_verbose | opt_lock_wait);
+    add_mysql_options(app, prog);
     app.footer(
         "Exit status: 0 changed; 64 usage; 65 bad address, comment or quota; 67 no such mailbox; 68 no\n"
         "such domain; 73/74/77 files cannot be written; 75 another command holds the lock. See vmoduser(8).");

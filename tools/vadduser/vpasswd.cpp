@@ -19,7 +19,7 @@ int run(const Program& prog, const std::string& address, const PasswordOptions& 
     Reporter rep(prog.name, prog.common);
     Paths paths = Paths::from_env();
     Address a = parse_address(address);
-    auto store = open_store(paths);
+    auto store = open_store(paths, prog.mysql);
     Domain d = require_domain(paths, a.domain);
     require_user(*store, d, a.local);  // fail before asking for a password
     ObtainedPassword pw = obtain_password(po, rep, a.str(), domain_hash_method(paths, d));
@@ -43,7 +43,7 @@ int run(const Program& prog, const std::string& address, const PasswordOptions& 
 }  // namespace
 
 int main(int argc, char** argv) {
-    Program prog{"vpasswd", {}, {}, {}};
+    Program prog("vpasswd");
     std::string address;
     PasswordOptions po;
     Unsupported unsupported;
@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
     app.add_option("PASSWORD", po.positional, "The new password (better: --password-stdin or a prompt)");
     add_password_options(app, po);
     add_common_options(app, prog.common, opt_json | opt_dry_run | opt_quiet | opt_verbose | opt_lock_wait);
+    add_mysql_options(app, prog);
     unsupported.add(app, "-C", false, "CRAM/SCRAM credentials are not supported yet");
     for (auto* o : {"-m", "-S", "-I"}) unsupported.add(app, o, true, "SCRAM credentials are not supported yet");
     app.footer(

@@ -49,7 +49,7 @@ int run(const Program& prog, const std::string& address, const Fields& f) {
     Reporter rep(prog.name, prog.common);
     Paths paths = Paths::from_env();
     Address a = parse_address(address);
-    auto store = open_store(paths);
+    auto store = open_store(paths, prog.mysql);
     Domain d = require_domain(paths, a.domain);
     UserRecord u = require_user(*store, d, a.local);
     std::error_code ec;
@@ -101,7 +101,7 @@ int run(const Program& prog, const std::string& address, const Fields& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    Program prog{"vuserinfo", {}, {}, {}};
+    Program prog("vuserinfo");
     std::string address;
     Fields f;
     CLI::App app{"Show a mailbox: password hash, flags, comment, home directory, quota and usage.", "vuserinfo"};
@@ -116,6 +116,7 @@ int main(int argc, char** argv) {
     app.add_flag("-d,--dir", f.dir, "The home directory");
     app.add_flag("-q,--quota", f.quota, "The quota and the Maildir's current size");
     add_common_options(app, prog.common, opt_json);
+    add_mysql_options(app, prog);
     app.footer(
         "Exit status: 0 shown; 64 usage; 65 bad address; 67 no such mailbox; 68 no such domain. See\n"
         "vuserinfo(8).");

@@ -15,6 +15,7 @@
 
 #include "qvmail/json.hpp"
 #include "qvmail/lock.hpp"
+#include "qvmail/mysql.hpp"
 #include "qvmail/password.hpp"
 
 namespace CLI {
@@ -47,6 +48,9 @@ enum CommonOption : unsigned {
 };
 
 void add_common_options(CLI::App& app, CommonOptions& opts, unsigned which);
+struct Program;
+// --mysql-defaults-file FILE and --mysql-group GROUP, for every command that uses the store.
+void add_mysql_options(CLI::App& app, Program& prog);
 
 // Output of one command run: results on stdout (human lines or one JSON object per line),
 // diagnostics on stderr prefixed with the program name (JSON objects with --json).
@@ -76,10 +80,12 @@ private:
 // One command-line program. Subcommands (or the program itself) set `action` from their parse
 // callback; `run` calls it after a successful parse.
 struct Program {
+    explicit Program(std::string program_name) : name(std::move(program_name)) {}
     std::string name;
     CommonOptions common;
     std::function<int()> action;
     // Candidates for positional arguments, per (sub)command, for shell completion.
+    MysqlOverrides mysql;  // --mysql-defaults-file, --mysql-group
     // The hook gets the word being completed.
     std::map<const CLI::App*, std::function<std::vector<std::string>(const std::string&)>> positional_completions;
 };

@@ -48,6 +48,9 @@ struct Paths {
     fs::path servicedir;
     fs::path sbindir;                          // where vdelivermail and vfilter are installed (compiled in)
     std::optional<std::string> password_hash;  // PASSWORD_HASH: the hash method for new passwords
+    std::optional<std::string> mysql_default_file;   // MYSQL_READ_DEFAULT_FILE
+    std::optional<std::string> mysql_default_group;  // MYSQL_READ_DEFAULT_GROUP
+    std::optional<std::string> mysql_database;       // MYSQL_DATABASE
 
     static Paths from(const Env& env);
     static Paths from_env() { return from(Env()); }

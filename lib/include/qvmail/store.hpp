@@ -97,9 +97,16 @@ public:
     virtual void rollback() noexcept = 0;
 };
 
+struct MysqlConfig;
+struct MysqlOverrides;
+
 std::unique_ptr<Store> make_files_store();
-// The backend this host uses (files unless MySQL is configured; see DESIGN.md).
+// Connects; throws Error 69 naming the server when it cannot.
+std::unique_ptr<Store> make_mysql_store(const MysqlConfig& config);
+// The backend this host uses: mysql when --mysql-defaults-file/--mysql-group, MYSQL_READ_DEFAULT_FILE/
+// GROUP or control/host.mysql select it (see mysql.hpp), files otherwise.
 std::unique_ptr<Store> open_store(const Paths& paths);
+std::unique_ptr<Store> open_store(const Paths& paths, const MysqlOverrides& overrides);
 
 // vpasswd line format of the files backend (exposed for qmailctl cdb and the tests).
 std::string format_vpasswd_line(const UserRecord& u);

@@ -1,0 +1,345 @@
+#include "qvmail/mysql.hpp"
+
+#include <errmsg.h>
+#include <mysql.h>
+#include <mysqld_error.h>
+
+#include <cstring>
+#include <fstream>
+#include <set>
+
+#include "qvmail/error.hpp"
+#include "qvmail/paths.hpp"
+
+namespace qv {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::optional<std::string> nonempty(std::string_view s) {
+    if (s.empty()) return std::nullopt;
+    return std::string(s);
+}
+
+const char* c_or_null(const std::optional<std::string>& s) {
+    return s ? s->c_str() : nullptr;
+}
+
+}  // namespace
+
+std::string MysqlConfig::describe() const {
+    std::string d = "MariaDB at " + host.value_or("the option files' host");
+    if (socket)
+        d += " via " + *socket;
+    else if (port)
+        d += " port " + std::to_string(port);
+    if (user) d += " as " + *user;
+    d += " (database " + database + ", settings from " + source + ")";
+    return d;
+}
+
+MysqlConfig parse_host_mysql(std::string_view line, const fs::path& file) {
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+    if (line.empty()) throw Error(Exit::config, file.string() + ": empty; expected host:user:password:socket-or-port");
+    std::vector<std::string_view> f;
+    while (true) {
+        std::size_t c = line.find(':');
+        f.push_back(line.substr(0, c));
+        if (c == std::string_view::npos) break;
+        line.remove_prefix(c + 1);
+    }
+    if (f.size() > 5)
+        throw Error(Exit::config, file.string() +
+                                      ": too many ':'-separated fields (host:user:password:socket-or-port"
+                                      "[:ssl|nossl]; a password cannot contain ':')");
+    MysqlConfig c;
+    c.source = file.string();
+    c.host = nonempty(f[0]);
+    if (f.size() > 1) c.user = nonempty(f[1]);
+    if (f.size() > 2) c.password = nonempty(f[2]);
+    if (f.size() > 3 && !f[3].empty()) {
+        if (f[3][0] == '/' || f[3][0] == '.') {
+            c.socket = std::string(f[3]);
+        } else {
+            unsigned port = 0;
+            for (char ch : f[3]) {
+                if (ch < '0' || ch > '9' || port > 65535)
+                    throw Error(Exit::config, file.string() + ": the fourth field is neither a socket path nor a port");
+                port = port * 10 + static_cast<unsigned>(ch - '0');
+            }
+            if (port == 0 || port > 65535) throw Error(Exit::config, file.string() + ": port out of range");
+            c.port = port;
+        }
+    }
+    if (f.size() > 4) {
+        if (f[4] == "ssl")
+            c.tls = true;
+        else if (f[4] != "nossl" && !f[4].empty())
+            throw Error(Exit::config, file.string() + ": the fifth field must be ssl or nossl");
+    }
+    return c;
+}
+
+std::optional<MysqlConfig> mysql_config(const Paths& paths, const MysqlOverrides& o) {
+    MysqlConfig c;
+    if (o.defaults_file || o.group) {
+        c.source = o.defaults_file ? "--mysql-defaults-file " + *o.defaults_file : "--mysql-group " + *o.group;
+        c.defaults_file = o.defaults_file;
+        if (o.group) c.group = *o.group;
+    } else if (paths.mysql_default_file || paths.mysql_default_group) {
+        c.source = paths.mysql_default_file ? "MYSQL_READ_DEFAULT_FILE=" + *paths.mysql_default_file
+                                            : "MYSQL_READ_DEFAULT_GROUP=" + *paths.mysql_default_group;
+        c.defaults_file = paths.mysql_default_file;
+        if (paths.mysql_default_group) c.group = *paths.mysql_default_group;
+    } else {
+        fs::path file = paths.control("host.mysql");
+        std::ifstream in(file);
+        if (!in) return std::nullopt;
+        std::string line;
+        std::getline(in, line);
+        c = parse_host_mysql(line, file);
+    }
+    if (c.defaults_file && fs::path(*c.defaults_file).is_relative())
+        c.defaults_file = fs::absolute(*c.defaults_file).string();  // Connector/C resolves it against the cwd
+    if (paths.mysql_database) c.database = *paths.mysql_database;
+    return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+MysqlConnection::MysqlConnection(const MysqlConfig& config, bool create_database)
+    : config_(config), mysql_(::mysql_init(nullptr)) {
+    if (!mysql_) throw Error(Exit::software, "cannot initialise the MariaDB client library");
+    ::mysql_optionsv(mysql_, MYSQL_OPT_CONNECT_TIMEOUT, &config_.connect_timeout);
+    ::mysql_optionsv(mysql_, MYSQL_OPT_READ_TIMEOUT, &config_.read_timeout);
+    ::mysql_optionsv(mysql_, MYSQL_OPT_WRITE_TIMEOUT, &config_.write_timeout);
+    ::mysql_optionsv(mysql_, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    if (config_.defaults_file) ::mysql_optionsv(mysql_, MYSQL_READ_DEFAULT_FILE, config_.defaults_file->c_str());
+    ::mysql_optionsv(mysql_, MYSQL_READ_DEFAULT_GROUP, config_.group.c_str());
+    if (config_.tls) {
+        my_bool on = 1;
+        ::mysql_optionsv(mysql_, MYSQL_OPT_SSL_ENFORCE, &on);
+    }
+    if (!::mysql_real_connect(mysql_, c_or_null(config_.host), c_or_null(config_.user), c_or_null(config_.password),
+                              nullptr, config_.port, c_or_null(config_.socket), CLIENT_FOUND_ROWS)) {
+        unsigned err = ::mysql_errno(mysql_);
+        std::string text = ::mysql_error(mysql_);
+        ::mysql_close(mysql_);
+        mysql_ = nullptr;
+        throw Error(Exit::unavailable,
+                    "cannot connect to " + config_.describe() + ": " + text + " (error " + std::to_string(err) + ")");
+    }
+    if (::mysql_select_db(mysql_, config_.database.c_str()) != 0) {
+        unsigned err = ::mysql_errno(mysql_);
+        if (err != ER_BAD_DB_ERROR) fail("selecting the database", err, ::mysql_error(mysql_));
+        if (!create_database)
+            throw Error(Exit::config, "database " + config_.database + " does not exist on " + config_.describe() +
+                                          " (qmailctl db init creates it)");
+        std::string create = "CREATE DATABASE IF NOT EXISTS `" + config_.database + "`";
+        if (config_.database.find('`') != std::string::npos || ::mysql_query(mysql_, create.c_str()) != 0 ||
+            ::mysql_select_db(mysql_, config_.database.c_str()) != 0)
+            fail("creating database " + config_.database, ::mysql_errno(mysql_), ::mysql_error(mysql_));
+    }
+}
+
+MysqlConnection::~MysqlConnection() {
+    if (mysql_) ::mysql_close(mysql_);
+}
+
+void MysqlConnection::fail(std::string_view what, unsigned err, std::string_view text) {
+    Exit code = Exit::software;
+    switch (err) {
+        case ER_DUP_ENTRY:
+            code = Exit::exists;
+            break;
+        case ER_DATA_TOO_LONG:
+        case ER_TRUNCATED_WRONG_VALUE_FOR_FIELD:
+        case ER_WARN_DATA_OUT_OF_RANGE:
+        case ER_BAD_NULL_ERROR:
+            code = Exit::dataerr;
+            break;
+        case ER_NO_SUCH_TABLE:
+            code = Exit::config;
+            break;
+        case ER_ACCESS_DENIED_ERROR:
+        case ER_DBACCESS_DENIED_ERROR:
+        case ER_TABLEACCESS_DENIED_ERROR:
+            code = Exit::noperm;
+            break;
+        default:
+            if (err >= 2000 && err < 3000) code = Exit::unavailable;  // client errors: server gone, lost, ...
+    }
+    std::string msg = std::string(what) + " on " + config_.describe() + ": " + std::string(text);
+    if (err == ER_NO_SUCH_TABLE) msg += " (run qmailctl db init)";
+    throw Error(code, msg);
+}
+
+void MysqlConnection::exec(std::string_view sql) {
+    if (::mysql_real_query(mysql_, sql.data(), sql.size()) != 0)
+        fail(std::string(sql.substr(0, sql.find(' ', 12))), ::mysql_errno(mysql_), ::mysql_error(mysql_));
+    if (MYSQL_RES* r = ::mysql_store_result(mysql_)) ::mysql_free_result(r);
+}
+
+void MysqlConnection::begin() {
+    exec("START TRANSACTION");
+}
+void MysqlConnection::commit() {
+    exec("COMMIT");
+}
+void MysqlConnection::rollback() noexcept {
+    if (mysql_) ::mysql_query(mysql_, "ROLLBACK");
+}
+
+std::string MysqlConnection::server_version() {
+    return ::mysql_get_server_info(mysql_);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+MysqlStatement::MysqlStatement(MysqlConnection& conn, std::string_view sql)
+    : conn_(conn), stmt_(::mysql_stmt_init(conn.handle())), sql_(sql) {
+    if (!stmt_) conn_.fail("preparing a statement", ::mysql_errno(conn.handle()), ::mysql_error(conn.handle()));
+    if (::mysql_stmt_prepare(stmt_, sql_.data(), sql_.size()) != 0) fail("preparing");
+}
+
+MysqlStatement::~MysqlStatement() {
+    if (stmt_) ::mysql_stmt_close(stmt_);
+}
+
+void MysqlStatement::fail(std::string_view what) {
+    unsigned err = ::mysql_stmt_errno(stmt_);
+    std::string text = ::mysql_stmt_error(stmt_);
+    std::string verb = sql_.substr(0, sql_.find(' '));
+    conn_.fail(std::string(what) + " " + verb, err, text);
+}
+
+void MysqlStatement::bind(const std::vector<SqlValue>& params) {
+    if (params.size() != ::mysql_stmt_param_count(stmt_))
+        throw Error(Exit::software, "statement takes " + std::to_string(::mysql_stmt_param_count(stmt_)) +
+                                        " parameters, given " + std::to_string(params.size()));
+    if (params.empty()) return;
+    std::vector<MYSQL_BIND> b(params.size());
+    std::memset(b.data(), 0, sizeof(MYSQL_BIND) * b.size());
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        if (auto* s = std::get_if<std::string>(&params[i])) {
+            b[i].buffer_type = MYSQL_TYPE_STRING;
+            b[i].buffer = const_cast<char*>(s->data());
+            b[i].buffer_length = s->size();
+        } else if (auto* n = std::get_if<std::int64_t>(&params[i])) {
+            b[i].buffer_type = MYSQL_TYPE_LONGLONG;
+            b[i].buffer = const_cast<std::int64_t*>(n);
+        } else {
+            b[i].buffer_type = MYSQL_TYPE_NULL;
+        }
+    }
+    if (::mysql_stmt_bind_param(stmt_, b.data()) != 0) fail("binding");  // copies the binds, not the data
+}
+
+std::uint64_t MysqlStatement::execute(const std::vector<SqlValue>& params) {
+    bind(params);
+    if (::mysql_stmt_execute(stmt_) != 0) fail("executing");
+    return ::mysql_stmt_affected_rows(stmt_);
+}
+
+std::vector<std::vector<std::optional<std::string>>> MysqlStatement::query(const std::vector<SqlValue>& params) {
+    bind(params);
+    my_bool update_max = 1;
+    ::mysql_stmt_attr_set(stmt_, STMT_ATTR_UPDATE_MAX_LENGTH, &update_max);
+    if (::mysql_stmt_execute(stmt_) != 0) fail("executing");
+    if (::mysql_stmt_store_result(stmt_) != 0) fail("reading the result of");
+    MYSQL_RES* meta = ::mysql_stmt_result_metadata(stmt_);
+    std::vector<std::vector<std::optional<std::string>>> rows;
+    if (!meta) return rows;
+    unsigned n = ::mysql_num_fields(meta);
+    MYSQL_FIELD* fields = ::mysql_fetch_fields(meta);
+    std::vector<MYSQL_BIND> b(n);
+    std::memset(b.data(), 0, sizeof(MYSQL_BIND) * n);
+    std::vector<std::vector<char>> bufs(n);
+    std::vector<unsigned long> lengths(n);
+    std::vector<my_bool> nulls(n);
+    for (unsigned i = 0; i < n; ++i) {
+        bufs[i].resize(std::max<unsigned long>(fields[i].max_length, 64) + 1);
+        b[i].buffer_type = MYSQL_TYPE_STRING;
+        b[i].buffer = bufs[i].data();
+        b[i].buffer_length = bufs[i].size();
+        b[i].length = &lengths[i];
+        b[i].is_null = &nulls[i];
+    }
+    ::mysql_free_result(meta);
+    if (::mysql_stmt_bind_result(stmt_, b.data()) != 0) fail("binding the result of");
+    for (;;) {
+        int r = ::mysql_stmt_fetch(stmt_);
+        if (r == MYSQL_NO_DATA) break;
+        if (r == 1) fail("fetching from");
+        std::vector<std::optional<std::string>> row(n);
+        for (unsigned i = 0; i < n; ++i) {
+            if (nulls[i]) continue;
+            if (lengths[i] > bufs[i].size()) {  // MYSQL_DATA_TRUNCATED: fetch the column again, whole
+                std::string whole(lengths[i], '\0');
+                MYSQL_BIND one;
+                std::memset(&one, 0, sizeof one);
+                one.buffer_type = MYSQL_TYPE_STRING;
+                one.buffer = whole.data();
+                one.buffer_length = whole.size();
+                if (::mysql_stmt_fetch_column(stmt_, &one, i, 0) != 0) fail("fetching a column from");
+                row[i] = std::move(whole);
+            } else {
+                row[i] = std::string(bufs[i].data(), lengths[i]);
+            }
+        }
+        rows.push_back(std::move(row));
+    }
+    ::mysql_stmt_free_result(stmt_);
+    return rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const std::vector<TableDefinition>& indimail_tables() {
+    // IndiMail's layouts (indimail.h: SMALL_TABLE_LAYOUT with the scram column, VALIAS_TABLE_LAYOUT,
+    // RELAY_TABLE_LAYOUT, FILTER_TABLE_LAYOUT), on InnoDB for transactions.
+#define QV_USERS_LAYOUT                                                                                   \
+    "(pw_name char(40) not null, pw_domain char(67) not null, pw_passwd char(128) not null, pw_uid int, " \
+    "pw_gid int, pw_gecos char(48) not null, pw_dir char(156), pw_shell char(30), scram char(255), "      \
+    "timestamp TIMESTAMP DEFAULT CURRENT_TIMESTAMP on update CURRENT_TIMESTAMP not null, "                \
+    "primary key (pw_name, pw_domain), index pw_gecos (pw_gecos(25)), index pw_uid (pw_uid)) "            \
+    "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+    static const std::vector<TableDefinition> tables = {
+        {"indimail", "CREATE TABLE IF NOT EXISTS indimail " QV_USERS_LAYOUT},
+        {"indibak", "CREATE TABLE IF NOT EXISTS indibak " QV_USERS_LAYOUT},
+        {"valias",
+         "CREATE TABLE IF NOT EXISTS valias (alias char(40) not null, domain char(67) not null, "
+         "valias_line char(190) not null, "
+         "timestamp TIMESTAMP DEFAULT CURRENT_TIMESTAMP on update CURRENT_TIMESTAMP NOT NULL, "
+         "unique index(alias, domain, valias_line), index (alias, domain)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"},
+        {"relay",
+         "CREATE TABLE IF NOT EXISTS relay (email char(96) not null, ipaddr char(46) not null, timestamp int, "
+         "unique index (email, ipaddr), index(ipaddr), index(timestamp)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"},
+        {"vfilter",
+         "CREATE TABLE IF NOT EXISTS vfilter (emailid char(107) not null, filter_no smallint not null, "
+         "filter_name char(32) not null, header_name smallint not null, comparision tinyint not null, "
+         "keyword char(64) not null, destination char(156) not null, bounce_action char(64) not null, "
+         "timestamp TIMESTAMP DEFAULT CURRENT_TIMESTAMP on update CURRENT_TIMESTAMP NOT NULL, "
+         "primary key (emailid, filter_no), "
+         "unique index (emailid, header_name, comparision, keyword, destination)) "
+         "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"},
+    };
+#undef QV_USERS_LAYOUT
+    return tables;
+}
+
+std::vector<std::string> create_missing_tables(MysqlConnection& conn) {
+    std::set<std::string> have;
+    for (auto& row : MysqlStatement(conn, "SHOW TABLES").query())
+        if (row[0]) have.insert(*row[0]);
+    std::vector<std::string> created;
+    for (auto& t : indimail_tables()) {
+        if (have.count(std::string(t.name))) continue;
+        conn.exec(t.create);
+        created.emplace_back(t.name);
+    }
+    return created;
+}
+
+}  // namespace qv
