@@ -163,6 +163,17 @@ class Crash(unittest.TestCase):
         return subprocess.run(["mariadb", "--no-defaults", "--socket=" + self.sock, "-u", "root", "-N", "-B",
                                "crashtest", "-e", statement], capture_output=True, check=True).stdout.decode()
 
+    def wait_for(self, count_query, process=None):
+        """Polls until the query counts one row; fails early if `process` ends meanwhile."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.root_sql(count_query).strip() == "1":
+                return
+            if process is not None and process.poll() is not None:
+                self.fail("the command ended before it was caught waiting: %r" % (process.communicate(),))
+            time.sleep(0.05)
+        self.fail("timed out waiting for: " + count_query)
+
     def test_killing_the_server_mid_add_leaves_no_trace(self):
         h = self.home
         self.assertEqual(h.run("vadddomain", "first.example", "-r", "10", env=self.env).returncode, 0)
@@ -172,21 +183,15 @@ class Crash(unittest.TestCase):
                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         holder.stdin.write(b"LOCK TABLES indimail WRITE; SELECT SLEEP(120);\n")
         holder.stdin.flush()
+        self.addCleanup(holder.kill)
+        self.wait_for("SELECT COUNT(*) FROM information_schema.processlist WHERE state = 'User sleep'")
         add = subprocess.Popen([tool("vadddomain"), "second.example", "-r", "10"], env=self.env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            waiting = self.root_sql("SELECT COUNT(*) FROM information_schema.processlist "
-                                    "WHERE info LIKE 'INSERT INTO indimail%' AND state LIKE 'Waiting%'")
-            if waiting.strip() == "1":
-                break
-            time.sleep(0.05)
-        else:
-            self.fail("vadddomain never reached its INSERT")
+        self.wait_for("SELECT COUNT(*) FROM information_schema.processlist "
+                      "WHERE info LIKE 'INSERT INTO indimail%' AND state LIKE 'Waiting%'", add)
         with open(os.path.join(self.dir, "mysqld.pid")) as f:
             os.kill(int(f.read()), signal.SIGKILL)
         out, err = add.communicate(timeout=60)
-        holder.kill()
         self.assertEqual(add.returncode, 69, err)
         self.assertEqual(h.snapshot(), before)  # no directory, no assign line, no control entry
         subprocess.run([os.path.join(SOURCE_DIR, "scripts", "mariadb-fixture"), "run", self.dir], check=True,
