@@ -193,16 +193,22 @@ MysqlConnection::MysqlConnection(const MysqlConfig& config, bool create_database
         throw Error(Exit::unavailable,
                     "cannot connect to " + config_.describe() + ": " + text + " (error " + std::to_string(err) + ")");
     }
-    if (api().mysql_select_db(mysql_, config_.database.c_str()) != 0) {
-        unsigned err = api().mysql_errno(mysql_);
-        if (err != ER_BAD_DB_ERROR) fail("selecting the database", err, api().mysql_error(mysql_));
-        if (!create_database)
-            throw Error(Exit::config, "database " + config_.database + " does not exist on " + config_.describe() +
-                                          " (qmailctl db init creates it)");
-        std::string create = "CREATE DATABASE IF NOT EXISTS `" + config_.database + "`";
-        if (config_.database.find('`') != std::string::npos || api().mysql_query(mysql_, create.c_str()) != 0 ||
-            api().mysql_select_db(mysql_, config_.database.c_str()) != 0)
-            fail("creating database " + config_.database, api().mysql_errno(mysql_), api().mysql_error(mysql_));
+    try {
+        if (api().mysql_select_db(mysql_, config_.database.c_str()) != 0) {
+            unsigned err = api().mysql_errno(mysql_);
+            if (err != ER_BAD_DB_ERROR) fail("selecting the database", err, api().mysql_error(mysql_));
+            if (!create_database)
+                throw Error(Exit::config, "database " + config_.database + " does not exist on " + config_.describe() +
+                                              " (qmailctl db init creates it)");
+            std::string create = "CREATE DATABASE IF NOT EXISTS `" + config_.database + "`";
+            if (config_.database.find('`') != std::string::npos || api().mysql_query(mysql_, create.c_str()) != 0 ||
+                api().mysql_select_db(mysql_, config_.database.c_str()) != 0)
+                fail("creating database " + config_.database, api().mysql_errno(mysql_), api().mysql_error(mysql_));
+        }
+    } catch (...) {
+        api().mysql_close(mysql_);
+        mysql_ = nullptr;
+        throw;
     }
 }
 
@@ -263,7 +269,15 @@ std::string MysqlConnection::server_version() {
 MysqlStatement::MysqlStatement(MysqlConnection& conn, std::string_view sql)
     : conn_(conn), stmt_(api().mysql_stmt_init(conn.handle())), sql_(sql) {
     if (!stmt_) conn_.fail("preparing a statement", api().mysql_errno(conn.handle()), api().mysql_error(conn.handle()));
-    if (api().mysql_stmt_prepare(stmt_, sql_.data(), sql_.size()) != 0) fail("preparing");
+    if (api().mysql_stmt_prepare(stmt_, sql_.data(), sql_.size()) != 0) {
+        try {
+            fail("preparing");
+        } catch (...) {  // a throwing constructor runs no destructor
+            api().mysql_stmt_close(stmt_);
+            stmt_ = nullptr;
+            throw;
+        }
+    }
 }
 
 MysqlStatement::~MysqlStatement() {
