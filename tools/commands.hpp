@@ -32,3 +32,9 @@ int main(int argc, char** argv);
 namespace qv::cmd_vuserinfo {
 int main(int argc, char** argv);
 }
+namespace qv::cmd_clearopensmtp {
+int main(int argc, char** argv);
+}
+namespace qv::cmd_vchkpass {
+int main(int argc, char** argv);
+}

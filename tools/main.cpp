@@ -24,6 +24,8 @@ constexpr Entry kCommands[] = {
     {"vmoduser", qv::cmd_vmoduser::main},
     {"vpasswd", qv::cmd_vpasswd::main},
     {"vuserinfo", qv::cmd_vuserinfo::main},
+    {"clearopensmtp", qv::cmd_clearopensmtp::main},
+    {"vchkpass", qv::cmd_vchkpass::main},
 };
 
 int dispatch(std::string_view name, int argc, char** argv) {

@@ -9,6 +9,7 @@
 
 #include "qvmail/assign.hpp"
 #include "qvmail/atomic_file.hpp"
+#include "qvmail/control.hpp"
 #include "qvmail/domain.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/line_reader.hpp"
@@ -40,8 +41,8 @@ void discover_tcp(const Paths& paths, std::vector<CdbSource>& out) {
         if (f.starts_with("tcp.") && is_service_name(std::string_view(f).substr(4))) names.insert(f);
     }
     std::string main_name = paths.tcp_file.filename().string();
-    out.push_back(
-        {main_name, paths.tcp_file, fs::path(paths.tcp_file.string() + ".cdb"), "tcprules", tcprules::compile});
+    out.push_back({main_name, paths.tcp_file, fs::path(paths.tcp_file.string() + ".cdb"), "tcprules", tcprules::compile,
+                   paths.open_smtp});
     for (auto& n : names) {
         if (n == main_name) continue;
         fs::path src = paths.etc_dir() / n;
@@ -160,6 +161,8 @@ bool cdb_is_current(const CdbSource& src) {
     }, tst{};
     if (::stat(src.source.c_str(), &sst) != 0) return true;
     if (::stat(src.target.c_str(), &tst) != 0 || newer(sst, tst)) return false;
+    struct stat pst {};
+    if (src.prefix && ::stat(src.prefix->c_str(), &pst) == 0 && newer(pst, tst)) return false;
     try {
         CdbReader current(src.target);
     } catch (const Error&) {
@@ -167,6 +170,33 @@ bool cdb_is_current(const CdbSource& src) {
     }
     return true;
 }
+
+std::string open_smtp_rules(const fs::path& open_smtp) {
+    std::string rules;
+    ControlFile grants = ControlFile::load(open_smtp);
+    grants.for_each_line([&](std::string_view l) {
+        rules.append(l.substr(0, l.find('\t')));
+        rules += '\n';
+        return true;
+    });
+    return rules;
+}
+
+namespace {
+
+// Compiles the source, preceded by its prefix file when there is one.
+CompileStats compile_source(const CdbSource& src, CdbSink& sink) {
+    std::error_code ec;
+    if (src.prefix && fs::exists(*src.prefix, ec)) {
+        std::string rules = open_smtp_rules(*src.prefix);  // from_text() keeps a view of it
+        LineReader in = LineReader::from_text(rules, *src.prefix);
+        src.compile(in, sink);
+    }
+    LineReader in(src.source);
+    return src.compile(in, sink);
+}
+
+}  // namespace
 
 CdbReport build_cdb(const CdbSource& src, const CdbBuildOptions& opts) {
     CdbReport r;
@@ -180,10 +210,12 @@ CdbReport build_cdb(const CdbSource& src, const CdbBuildOptions& opts) {
 
     // Is the cdb current? Newer than its source, and its header intact.
     bool have_target = ::stat(src.target.c_str(), &tst) == 0;
+    struct stat pst {};
+    bool prefix_newer = src.prefix && ::stat(src.prefix->c_str(), &pst) == 0 && have_target && newer(pst, tst);
     if (!have_target) {
         r.reason = "no cdb yet";
-    } else if (newer(sst, tst)) {
-        r.reason = "source changed";
+    } else if (newer(sst, tst) || prefix_newer) {
+        r.reason = prefix_newer ? "relay grants changed" : "source changed";
     } else {
         try {
             CdbReader current(src.target);
@@ -198,9 +230,8 @@ CdbReport build_cdb(const CdbSource& src, const CdbBuildOptions& opts) {
 
     bool rebuild = !r.was_up_to_date || opts.force;
     if (opts.check || (opts.dry_run && rebuild)) {
-        LineReader in(src.source);
         CdbCounter counter;
-        CompileStats stats = src.compile(in, counter);
+        CompileStats stats = compile_source(src, counter);
         r.status = opts.check ? CdbStatus::valid : CdbStatus::would_rebuild;
         r.records = counter.records();
         r.bytes = counter.bytes();
@@ -212,12 +243,11 @@ CdbReport build_cdb(const CdbSource& src, const CdbBuildOptions& opts) {
         return r;
     }
 
-    LineReader in(src.source);
     std::optional<Owner> owner;
     if (::geteuid() == 0) owner = Owner{sst.st_uid, sst.st_gid};
     AtomicFile out(src.target, sst.st_mode & 0666, owner);
     CdbWriter writer(out.fd(), out.temp_path());
-    CompileStats stats = src.compile(in, writer);
+    CompileStats stats = compile_source(src, writer);
     writer.finish();
     out.commit();
     r.status = CdbStatus::rebuilt;

@@ -207,6 +207,8 @@ void add_password_options(CLI::App& app, PasswordOptions& o) {
     app.add_flag("-e,--encrypted", o.prehashed, "The password given is already a crypt(3) hash: store it as it is");
     app.add_option("-h,--hash", o.hash_method, "Hash method: MD5, SHA-256, SHA-512 (default) or YESCRYPT")
         ->type_name("METHOD");
+    app.add_flag("-C,--cram", o.cram,
+                 "Keep the clear-text password too ({CRAM} in the scram field), so that CRAM-MD5 works");
 }
 
 bool on_terminal() {
@@ -285,6 +287,8 @@ ObtainedPassword obtain_password(const PasswordOptions& o, const Reporter& rep, 
         throw Error(Exit::usage, "no password for " + std::string(for_whom) +
                                      ": use --password-stdin, --password-file FILE or -r LEN (or run on a terminal)");
     }
+    if (o.cram && o.prehashed && !o.hash_method)
+        throw Error(Exit::usage, "-C keeps the clear-text password for CRAM-MD5, and -e gives a hash: use one");
     if (o.prehashed && !o.hash_method) {
         if (!is_crypt_hash(clear))
             throw Error(Exit::dataerr, "-e: the value given is not a crypt(3) hash this system can check");
@@ -293,6 +297,7 @@ ObtainedPassword obtain_password(const PasswordOptions& o, const Reporter& rep, 
     }
     if (auto why = password_problem(clear)) throw Error(Exit::dataerr, *why);
     out.hash = hash_password(clear, method);
+    if (o.cram) out.scram = "{CRAM}" + clear;
     std::fill(clear.begin(), clear.end(), '\0');
     return out;
 }

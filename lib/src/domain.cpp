@@ -227,6 +227,7 @@ Domain add_domain(const Paths& paths, Store& store, const AddDomainRequest& req,
     UserRecord pm;
     pm.name = "postmaster";
     pm.passwd = req.postmaster_passwd;
+    pm.scram = req.postmaster_scram;
     pm.gecos = "Postmaster";
     pm.dir = home.string();
     pm.quota = req.postmaster_quota;

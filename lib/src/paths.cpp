@@ -1,6 +1,9 @@
 #include "qvmail/paths.hpp"
 
+#include <charconv>
 #include <cstdlib>
+
+#include "qvmail/error.hpp"
 
 #ifndef QV_SBINDIR
 #define QV_SBINDIR "/usr/sbin"
@@ -46,6 +49,14 @@ Paths Paths::from(const Env& env) {
     p.base_path = under_home("BASE_PATH", "home");
     p.queuedir = under_home("QUEUEDIR", "queue");
     p.servicedir = under_home("SERVICEDIR", "service");
+    p.open_smtp = under_home("OPEN_SMTP", "etc/open-smtp");
+    if (auto m = env.get("RELAY_CLEAR_MINUTES")) {
+        unsigned v = 0;
+        auto r = std::from_chars(m->data(), m->data() + m->size(), v);
+        if (r.ec != std::errc() || r.ptr != m->data() + m->size() || v == 0)
+            throw Error(Exit::config, "RELAY_CLEAR_MINUTES=" + *m + " is not a number of minutes");
+        p.relay_clear_minutes = v;
+    }
     p.sbindir = QV_SBINDIR;
     p.password_hash = env.get("PASSWORD_HASH");
     p.mysql_default_file = env.get("MYSQL_READ_DEFAULT_FILE");

@@ -6,7 +6,9 @@
 #include <charconv>
 #include <map>
 
+#include "qvmail/atomic_file.hpp"
 #include "qvmail/cdb.hpp"
+#include "qvmail/control.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/line_reader.hpp"
 #include "qvmail/mysql.hpp"
@@ -20,7 +22,7 @@ namespace fs = std::filesystem;
 
 std::string format_vpasswd_line(const UserRecord& u) {
     return u.name + ":" + u.passwd + ":" + std::to_string(u.uid_flags) + ":" + std::to_string(u.gid_flags) + ":" +
-           u.gecos + ":" + u.dir + ":" + u.quota;
+           u.gecos + ":" + u.dir + ":" + u.quota + (u.scram.empty() ? "" : ":" + u.scram);
 }
 
 std::optional<UserRecord> parse_vpasswd_line(std::string_view line) {
@@ -31,7 +33,13 @@ std::optional<UserRecord> parse_vpasswd_line(std::string_view line) {
         f.push_back(line.substr(0, c));
         line.remove_prefix(c + 1);
     }
-    if (line.find(':') != std::string_view::npos || f[0].empty()) return std::nullopt;
+    if (f[0].empty()) return std::nullopt;
+    std::string_view scram;
+    if (std::size_t c = line.find(':'); c != std::string_view::npos) {
+        scram = line.substr(c + 1);  // the eighth field: may itself contain ':'
+        line = line.substr(0, c);
+        if (!scram.starts_with("{")) return std::nullopt;
+    }
     UserRecord u;
     u.name = f[0];
     u.passwd = f[1];
@@ -41,6 +49,7 @@ std::optional<UserRecord> parse_vpasswd_line(std::string_view line) {
     u.gecos = f[4];
     u.dir = f[5];
     u.quota = line;
+    u.scram = scram;
     return u;
 }
 
@@ -77,9 +86,94 @@ bool cdb_current(const fs::path& cdb, const fs::path& text) {
     return c.st_mtim.tv_nsec >= t.st_mtim.tv_nsec;
 }
 
+// open-smtp, one grant a line, as vpopmail keeps it with qvmail's third field:
+//   <ip>:allow,RELAYCLIENT=""<TAB><unix time><TAB><email>
+// The part before the TAB is a tcprules line; qmailctl cdb puts these lines first in tcp.smtp.cdb.
+std::optional<RelayGrant> parse_grant(std::string_view line) {
+    std::size_t tab = line.find('\t'), colon = line.find(':');
+    if (tab == std::string_view::npos || colon == std::string_view::npos || colon > tab) return std::nullopt;
+    RelayGrant g;
+    g.ip = line.substr(0, colon);
+    std::string_view rest = line.substr(tab + 1);
+    std::size_t tab2 = rest.find('\t');
+    std::string_view ts = rest.substr(0, tab2);
+    if (std::from_chars(ts.data(), ts.data() + ts.size(), g.timestamp).ec != std::errc()) return std::nullopt;
+    if (tab2 != std::string_view::npos) g.email = rest.substr(tab2 + 1);
+    return g;
+}
+
+std::string format_grant(const RelayGrant& g) {
+    return g.ip + ":allow,RELAYCLIENT=\"\"\t" + std::to_string(g.timestamp) + "\t" + g.email;
+}
+
+}  // namespace
+
+std::vector<RelayGrant> read_open_smtp(const fs::path& file) {
+    std::vector<RelayGrant> out;
+    ControlFile f = ControlFile::load(file);
+    f.for_each_line([&](std::string_view l) {
+        if (auto g = parse_grant(l)) out.push_back(*g);
+        return true;
+    });
+    return out;
+}
+
+namespace {
+
 class FilesStore final : public Store {
 public:
+    explicit FilesStore(fs::path open_smtp) : open_smtp_(std::move(open_smtp)) {}
     std::string_view backend() const noexcept override { return "files"; }
+
+    std::optional<RelayGrant> find_grant(const std::string& ip, const std::optional<std::string>&,
+                                         std::int64_t since) override {
+        std::optional<RelayGrant> found;
+        for (auto& g : list_grants())  // by IP only: open-smtp grants are folded into tcp.smtp.cdb
+            if (g.ip == ip && g.timestamp > since && (!found || g.timestamp > found->timestamp)) found = g;
+        return found;
+    }
+
+    std::vector<RelayGrant> list_grants() override { return read_open_smtp(open_smtp_); }
+
+    void record_grant(const RelayGrant& g) override {
+        std::string text;
+        for (auto& old : list_grants())
+            if (old.ip != g.ip) text += format_grant(old) + "\n";
+        text += format_grant(g) + "\n";
+        replace_file(open_smtp_, text, 0644);
+    }
+
+    std::uint64_t revoke_grants(const std::string& ip, const std::optional<std::string>& email) override {
+        std::string text;
+        std::uint64_t removed = 0;
+        for (auto& g : list_grants()) {
+            if (g.ip == ip && (!email || *email == g.email))
+                ++removed;
+            else
+                text += format_grant(g) + "\n";
+        }
+        if (removed) replace_file(open_smtp_, text, 0644);
+        return removed;
+    }
+
+    PurgeResult purge_grants(std::int64_t cutoff, std::uint64_t) override {
+        PurgeResult r;
+        r.batches = 1;
+        std::string text;
+        for (auto& g : list_grants()) {
+            if (g.timestamp <= cutoff) {
+                ++r.deleted;
+            } else {
+                ++r.kept;
+                text += format_grant(g) + "\n";
+            }
+        }
+        if (r.deleted) replace_file(open_smtp_, text, 0644);
+        return r;
+    }
+
+    std::string grants_source() const override { return open_smtp_.string(); }
+    bool grants_in_rules() const noexcept override { return true; }
 
     std::optional<UserRecord> get_user(const DomainRef& d, std::string_view name) override {
         auto it = state_.find(d.name);
@@ -244,20 +338,23 @@ private:
         return std::find_if(s.users.begin(), s.users.end(), [&](const UserRecord& u) { return u.name == name; });
     }
 
+    fs::path open_smtp_;
     std::map<std::string, State> state_;
 };
 
 }  // namespace
 
-std::unique_ptr<Store> make_files_store() {
-    return std::make_unique<FilesStore>();
+std::unique_ptr<Store> make_files_store(const Paths& paths) {
+    return std::make_unique<FilesStore>(paths.open_smtp);
 }
 
-std::unique_ptr<Store> open_store(const Paths& paths) { return open_store(paths, MysqlOverrides{}); }
+std::unique_ptr<Store> open_store(const Paths& paths) {
+    return open_store(paths, MysqlOverrides{});
+}
 
 std::unique_ptr<Store> open_store(const Paths& paths, const MysqlOverrides& overrides) {
     if (auto config = mysql_config(paths, overrides)) return make_mysql_store(*config);
-    return make_files_store();
+    return make_files_store(paths);
 }
 
 }  // namespace qv

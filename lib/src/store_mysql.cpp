@@ -2,6 +2,7 @@
 // Changes run in one transaction, opened at the first change and committed after the files of the
 // same change are in place (see apply_change in domain.cpp).
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 
 #include "qvmail/error.hpp"
@@ -29,10 +30,15 @@ UserRecord user_from(const Row& r) {
     u.gecos = r[4].value_or("");
     u.dir = r[5].value_or("");
     u.quota = r[6].value_or("NOQUOTA");
+    u.scram = r[7].value_or("");
     return u;
 }
 
-constexpr const char* kUserColumns = "pw_name, pw_passwd, pw_uid, pw_gid, pw_gecos, pw_dir, pw_shell";
+SqlValue scram_value(const UserRecord& u) {
+    return u.scram.empty() ? SqlValue{} : SqlValue{u.scram};
+}
+
+constexpr const char* kUserColumns = "pw_name, pw_passwd, pw_uid, pw_gid, pw_gecos, pw_dir, pw_shell, scram";
 
 class MysqlStore final : public Store {
 public:
@@ -92,9 +98,9 @@ public:
         try {
             MysqlStatement(conn_,
                            "INSERT INTO indimail (pw_name, pw_domain, pw_passwd, pw_uid, pw_gid, pw_gecos, "
-                           "pw_dir, pw_shell) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                           "pw_dir, pw_shell, scram) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
                 .execute({u.name, d.name, u.passwd, std::int64_t(u.uid_flags), std::int64_t(u.gid_flags), u.gecos,
-                          u.dir, u.quota});
+                          u.dir, u.quota, scram_value(u)});
         } catch (const Error& e) {
             if (e.code() == Exit::exists)
                 throw Error(Exit::exists, "mailbox " + u.name + "@" + d.name + " already exists");
@@ -106,9 +112,9 @@ public:
         change();
         auto n = MysqlStatement(conn_,
                                 "UPDATE indimail SET pw_passwd = ?, pw_uid = ?, pw_gid = ?, pw_gecos = ?, "
-                                "pw_dir = ?, pw_shell = ? WHERE pw_name = ? AND pw_domain = ?")
+                                "pw_dir = ?, pw_shell = ?, scram = ? WHERE pw_name = ? AND pw_domain = ?")
                      .execute({u.passwd, std::int64_t(u.uid_flags), std::int64_t(u.gid_flags), u.gecos, u.dir, u.quota,
-                               u.name, d.name});
+                               scram_value(u), u.name, d.name});
         if (n == 0) throw Error(Exit::nouser, "no mailbox " + u.name + "@" + d.name);
     }
 
@@ -127,6 +133,59 @@ public:
         for (auto& l : lines) insert.execute({std::string(alias), d.name, l});
     }
 
+    std::optional<RelayGrant> find_grant(const std::string& ip, const std::optional<std::string>& sender,
+                                         std::int64_t since) override {
+        auto rows = relay_query(
+            "SELECT email, ipaddr, timestamp FROM relay WHERE ipaddr = ? AND timestamp > ? "
+            "ORDER BY timestamp DESC",
+            {ip, since});
+        for (auto& r : rows) {
+            RelayGrant g = grant_from(r);
+            if (!sender || equal_ci(*sender, g.email)) return g;
+        }
+        return std::nullopt;
+    }
+
+    std::vector<RelayGrant> list_grants() override {
+        std::vector<RelayGrant> out;
+        for (auto& r : relay_query("SELECT email, ipaddr, timestamp FROM relay ORDER BY timestamp, email", {}))
+            out.push_back(grant_from(r));
+        return out;
+    }
+
+    void record_grant(const RelayGrant& g) override {
+        ensure_relay_table();
+        MysqlStatement(conn_, "REPLACE INTO relay (email, ipaddr, timestamp) VALUES (?, ?, ?)")
+            .execute({g.email, g.ip, g.timestamp});
+    }
+
+    std::uint64_t revoke_grants(const std::string& ip, const std::optional<std::string>& email) override {
+        ensure_relay_table();
+        if (email)
+            return MysqlStatement(conn_, "DELETE FROM relay WHERE ipaddr = ? AND email = ?").execute({ip, *email});
+        return MysqlStatement(conn_, "DELETE FROM relay WHERE ipaddr = ?").execute({ip});
+    }
+
+    PurgeResult purge_grants(std::int64_t cutoff, std::uint64_t batch) override {
+        // Short statements, each its own transaction, so that CHECKRELAY lookups (which read the
+        // ipaddr index) never wait long behind the purge.
+        ensure_relay_table();
+        PurgeResult r;
+        MysqlStatement del(conn_, "DELETE FROM relay WHERE timestamp <= ? LIMIT ?");
+        for (;;) {
+            std::uint64_t n = del.execute({cutoff, static_cast<std::int64_t>(batch)});
+            r.deleted += n;
+            ++r.batches;
+            if (n < batch) break;
+        }
+        auto rows = MysqlStatement(conn_, "SELECT COUNT(*) FROM relay").query();
+        r.kept = rows.empty() ? 0 : std::stoull(rows[0][0].value_or("0"));
+        return r;
+    }
+
+    std::string grants_source() const override { return "table relay"; }
+    bool grants_in_rules() const noexcept override { return false; }
+
     void stage(FileTransaction&) override {}  // the rows are written already, inside the transaction
 
     void commit() override {
@@ -142,6 +201,34 @@ public:
     }
 
 private:
+    static RelayGrant grant_from(const Row& r) {
+        RelayGrant g;
+        g.email = r[0].value_or("");
+        g.ip = r[1].value_or("");
+        g.timestamp = r[2] ? std::stoll(*r[2]) : 0;
+        return g;
+    }
+
+    static bool equal_ci(std::string_view a, std::string_view b) {
+        return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+                   return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+               });
+    }
+
+    void ensure_relay_table() {
+        if (!relay_checked_ && !in_transaction_) create_missing_tables(conn_);
+        relay_checked_ = true;
+    }
+
+    std::vector<Row> relay_query(const char* sql, const std::vector<SqlValue>& params) {
+        try {
+            return MysqlStatement(conn_, sql).query(params);
+        } catch (const Error& e) {
+            if (e.code() == Exit::config) return {};  // no relay table yet: no grants
+            throw;
+        }
+    }
+
     void change() {
         if (in_transaction_) return;
         conn_.begin();
@@ -150,6 +237,7 @@ private:
 
     MysqlConnection conn_;
     bool in_transaction_ = false;
+    bool relay_checked_ = false;
 };
 
 }  // namespace

@@ -151,6 +151,7 @@ UserRecord add_user(const Paths& paths, Store& store, const AddUserRequest& req,
     u.gecos = req.gecos ? check_gecos(*req.gecos) : name;
     u.dir = home.string();
     u.quota = req.quota;
+    u.scram = req.scram;
 
     FileTransaction tx(dry_run);
     tx.make_dir(home.parent_path().parent_path(), 0755);

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
     qv::qmailctl::setup_cdb(app, prog);
     qv::qmailctl::setup_check(app, prog);
     qv::qmailctl::setup_db(app, prog);
+    qv::qmailctl::setup_relay(app, prog);
     return qv::run(app, prog, argc, argv);
 }
 

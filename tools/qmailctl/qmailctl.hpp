@@ -8,5 +8,6 @@ namespace qv::qmailctl {
 void setup_cdb(CLI::App& app, Program& prog);
 void setup_check(CLI::App& app, Program& prog);
 void setup_db(CLI::App& app, Program& prog);
+void setup_relay(CLI::App& app, Program& prog);
 
 }  // namespace qv::qmailctl

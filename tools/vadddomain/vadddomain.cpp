@@ -59,6 +59,7 @@ int run(const Program& prog, Args& a) {
     probe.hash = req.hash;
     ObtainedPassword pw = obtain_password(a.pw, rep, "postmaster@" + req.name, domain_hash_method(paths, probe));
     req.postmaster_passwd = pw.hash;
+    req.postmaster_scram = pw.scram;
 
     auto lock = lock_for_change(paths, prog.common);
     auto store = open_store(paths, prog.mysql);
@@ -128,7 +129,6 @@ int main(int argc, char** argv) {
     unsupported.add(app, "-t", false, "ETRN/ATRN domains are not supported");
     unsupported.add(app, "-T", true, "AUTOTURN domains are not supported");
     unsupported.add(app, "-l", true, "users-per-level directory hashing is not supported");
-    unsupported.add(app, "-C", false, "CRAM/SCRAM credentials are not supported yet");
     for (auto* o : {"-m", "-S", "-I"}) unsupported.add(app, o, true, "SCRAM credentials are not supported yet");
     app.footer(
         "Exit status: 0 added; 9 the domain exists; 64 usage or an unsupported option; 65 bad name, handler, quota\n"

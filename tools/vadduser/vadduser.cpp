@@ -32,6 +32,7 @@ int run(const Program& prog, const Args& a) {
     Domain d = require_domain(paths, req.address.domain);
     ObtainedPassword pw = obtain_password(a.pw, rep, req.address.str(), domain_hash_method(paths, d));
     req.passwd = pw.hash;
+    req.scram = pw.scram;
 
     auto lock = lock_for_change(paths, prog.common);
     auto store = open_store(paths, prog.mysql);
@@ -78,7 +79,6 @@ int main(int argc, char** argv) {
     unsupported.add(app, "-l", true, "users-per-level directory hashing is not supported");
     unsupported.add(app, "-b", false, "lastfstab base paths are not supported; set the domain's with vadddomain -B");
     unsupported.add(app, "-B", true, "per-mailbox base paths are not supported; set the domain's with vadddomain -B");
-    unsupported.add(app, "-C", false, "CRAM/SCRAM credentials are not supported yet");
     for (auto* o : {"-m", "-S", "-I"}) unsupported.add(app, o, true, "SCRAM credentials are not supported yet");
     for (auto* o : {"-M", "-H"}) unsupported.add(app, o, true, "clustered mail stores are not supported");
     app.footer(

@@ -26,6 +26,7 @@ int run(const Program& prog, const std::string& address, const PasswordOptions& 
     auto lock = lock_for_change(paths, prog.common);
     UserRecord u = require_user(*store, d, a.local);
     u.passwd = pw.hash;
+    u.scram = pw.scram;  // the old clear text no longer matches: kept only with -C
     update_user(*store, d, u, prog.common.dry_run);
     if (!prog.common.dry_run) audit(prog.name, "changed the password of " + a.str());
     if (rep.json()) {
@@ -55,7 +56,6 @@ int main(int argc, char** argv) {
     add_password_options(app, po);
     add_common_options(app, prog.common, opt_json | opt_dry_run | opt_quiet | opt_verbose | opt_lock_wait);
     add_mysql_options(app, prog);
-    unsupported.add(app, "-C", false, "CRAM/SCRAM credentials are not supported yet");
     for (auto* o : {"-m", "-S", "-I"}) unsupported.add(app, o, true, "SCRAM credentials are not supported yet");
     app.footer(
         "Exit status: 0 changed; 64 usage; 65 bad address or password; 66 unreadable password file; 67 no\n"

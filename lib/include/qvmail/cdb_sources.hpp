@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,7 +26,13 @@ struct CdbSource {
     std::filesystem::path target;  // the cdb
     std::string_view format;       // "tcprules", "qmail-newmrh", ...
     CdbCompiler compile;
+    // Compiled ahead of `source` when it exists: for tcp.smtp, the files store's relay grants
+    // (open-smtp, the rule before each line's TAB), so that they take precedence as in IndiMail.
+    std::optional<std::filesystem::path> prefix = std::nullopt;
 };
+
+// The tcprules lines of an open-smtp file (each line's text before its TAB); empty when missing.
+std::string open_smtp_rules(const std::filesystem::path& open_smtp);
 
 // Every known source, in table order (tcp rules first, by name). Sources are listed whether or not
 // their files exist, so that a missing source can be reported by name.

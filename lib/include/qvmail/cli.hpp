@@ -111,12 +111,14 @@ struct PasswordOptions {
     std::size_t random_length = 0;
     bool prehashed = false;                  // -e: the value is already a crypt(3) hash
     std::optional<std::string> hash_method;  // -h
+    bool cram = false;                       // -C: keep the clear text too, for CRAM-MD5
 };
 void add_password_options(CLI::App& app, PasswordOptions& o);
 
 struct ObtainedPassword {
     std::string hash;
     std::optional<std::string> generated;  // the clear text of a random password, to show once
+    std::string scram;                     // with -C: "{CRAM}<clear text>" for the scram field
 };
 // Throws Error 64 (no or several sources), 65 (bad password or hash), 66 (unreadable file).
 ObtainedPassword obtain_password(const PasswordOptions& o, const Reporter& rep, std::string_view for_whom,

@@ -67,6 +67,7 @@ struct AddDomainRequest {
     bool chkrcpt = false;            // -R
     bool bulk = false;               // -O: leave users/cdb, morercpthosts.cdb, vpasswd.cdb to qmailctl cdb
     std::string postmaster_passwd;   // crypt hash
+    std::string postmaster_scram;    // "{CRAM}<clear text>" with -C
     std::string postmaster_quota = "NOQUOTA";
 };
 

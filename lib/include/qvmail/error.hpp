@@ -12,6 +12,7 @@ namespace qv {
 // sysexits(3) codes used by the admin commands (DESIGN.md, "Command conventions").
 enum class Exit : int {
     ok = 0,
+    missing = 6,       // the thing to remove does not exist (as userdel(8))
     exists = 9,        // the thing to add already exists (as useradd(8) and groupadd(8))
     usage = 64,        // EX_USAGE: bad command line
     dataerr = 65,      // EX_DATAERR: bad input data (a rules line, an address)

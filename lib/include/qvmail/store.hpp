@@ -59,6 +59,26 @@ struct UserRecord {
     std::string gecos;              // pw_gecos
     std::string dir;                // pw_dir: the mailbox's home (its Maildir is dir/Maildir)
     std::string quota = "NOQUOTA";  // pw_shell
+    // IndiMail's scram column: "{CRAM}<clear text>" for a mailbox that may use CRAM-MD5 (vadduser -C),
+    // empty otherwise. The files backend keeps it as an eighth vpasswd field.
+    std::string scram;
+};
+
+// A POP/IMAP-before-SMTP grant: `email` logged in from `ip` at `timestamp` (Unix seconds).
+struct RelayGrant {
+    std::string email;
+    std::string ip;
+    std::int64_t timestamp = 0;
+};
+
+// The files backend's open-smtp file: one grant a line, `<ip>:allow,RELAYCLIENT=""<TAB><time><TAB><email>`
+// (vpopmail's lines with a third field). A missing file has none; malformed lines are skipped.
+std::vector<RelayGrant> read_open_smtp(const std::filesystem::path& file);
+
+struct PurgeResult {
+    std::uint64_t deleted = 0;
+    std::uint64_t kept = 0;
+    std::uint64_t batches = 0;
 };
 
 // What a backend needs to know of a domain.
@@ -90,6 +110,24 @@ public:
     // Replaces the delivery lines of an alias; no lines removes it.
     virtual void set_alias(const DomainRef& d, std::string_view alias, const std::vector<std::string>& lines) = 0;
 
+    // POP/IMAP-before-SMTP grants. mysql: the relay table, keyed on (email, ip), matched on the
+    // sender (case-insensitive) and the IP; files: the open-smtp file, by IP only (as vpopmail), whose
+    // lines qmailctl cdb folds into tcp.smtp.cdb. These take effect at once, outside stage/commit.
+    // A grant newer than `since` for this client (and sender, when the backend keys on it; nullopt:
+    // any sender).
+    virtual std::optional<RelayGrant> find_grant(const std::string& ip, const std::optional<std::string>& sender,
+                                                 std::int64_t since) = 0;
+    virtual std::vector<RelayGrant> list_grants() = 0;
+    virtual void record_grant(const RelayGrant& g) = 0;  // replaces a grant for the same email and IP
+    // Removes the grants for this IP (and email, when given); returns how many.
+    virtual std::uint64_t revoke_grants(const std::string& ip, const std::optional<std::string>& email) = 0;
+    // Removes the grants not newer than `cutoff`, in batches of `batch` rows.
+    virtual PurgeResult purge_grants(std::int64_t cutoff, std::uint64_t batch) = 0;
+    virtual std::string grants_source() const = 0;  // for messages: "relay table", a file name
+    // Whether the grants take effect through tcp.smtp.cdb (files: the cdb must be rebuilt after a
+    // change) rather than being looked up at RCPT time (mysql).
+    virtual bool grants_in_rules() const noexcept = 0;
+
     // The files backend writes its changes into `tx` here; a database backend has run its statements
     // in an open transaction and commits in commit(), after the files are in place.
     virtual void stage(FileTransaction& tx) = 0;
@@ -100,7 +138,7 @@ public:
 struct MysqlConfig;
 struct MysqlOverrides;
 
-std::unique_ptr<Store> make_files_store();
+std::unique_ptr<Store> make_files_store(const Paths& paths);
 // Connects; throws Error 69 naming the server when it cannot.
 std::unique_ptr<Store> make_mysql_store(const MysqlConfig& config);
 // The backend this host uses: mysql when --mysql-defaults-file/--mysql-group, MYSQL_READ_DEFAULT_FILE/

@@ -32,6 +32,7 @@ struct AddUserRequest {
     std::string passwd;                // crypt hash
     std::optional<std::string> gecos;  // default: the local part
     std::string quota = "NOQUOTA";
+    std::string scram;  // "{CRAM}<clear text>" with vadduser -C
 };
 
 // Throws Error 68 (no domain), 9 (mailbox or alias of that name exists).

@@ -1,0 +1,419 @@
+#include "qvmail/relay.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "qvmail/address.hpp"
+#include "qvmail/cdb.hpp"
+#include "qvmail/control.hpp"
+#include "qvmail/domain.hpp"
+#include "qvmail/error.hpp"
+#include "qvmail/paths.hpp"
+#include "qvmail/store.hpp"
+#include "qvmail/tcprules.hpp"
+#include "qvmail/user.hpp"
+
+namespace qv {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return out;
+}
+
+// The first line of a control file whose key (the text before ':') equals one of `keys`, tried in
+// the order of `keys`. Returns the line number, the line and the text after ':'.
+struct KeyHit {
+    std::uint64_t line;
+    std::string text;
+    std::string key;
+    std::string append;
+};
+
+std::optional<KeyHit> find_key(const ControlFile& f, const std::vector<std::string>& keys) {
+    for (auto& k : keys) {
+        std::optional<KeyHit> hit;
+        std::uint64_t n = 0;
+        f.for_each_line([&](std::string_view l) {
+            ++n;
+            std::string_view e = control_entry(l);
+            if (e.empty()) return true;
+            std::size_t colon = e.find(':');
+            std::string_view key = e.substr(0, colon);
+            if (lower(key) != k) return true;
+            hit = KeyHit{n, std::string(e), k, colon == std::string_view::npos ? "" : std::string(e.substr(colon + 1))};
+            return false;
+        });
+        if (hit) return hit;
+    }
+    return std::nullopt;
+}
+
+std::vector<std::string> ip_keys(const std::string& ip) {
+    std::vector<std::string> keys{ip};
+    for (std::size_t len = ip.size(); len > 0; --len)
+        if (ip[len - 1] == '.' && len != ip.size()) keys.push_back(ip.substr(0, len));
+    return keys;
+}
+
+std::vector<std::string> host_keys(const std::string& host) {
+    std::vector<std::string> keys{lower(host)};
+    for (std::size_t i = 0; i < host.size(); ++i)
+        if (host[i] == '.') keys.push_back(lower(host.substr(i)));
+    return keys;
+}
+
+// Whether `domain` (or a suffix starting at '.') is in rcpthosts or morercpthosts.cdb.
+std::optional<std::string> local_domain(const Paths& paths, const std::string& domain,
+                                        std::vector<std::string>& trace) {
+    std::vector<std::string> keys{domain};
+    for (std::size_t i = 0; i < domain.size(); ++i)
+        if (domain[i] == '.') keys.push_back(domain.substr(i));
+    ControlFile rcpthosts = ControlFile::load(paths.control("rcpthosts"));
+    if (!rcpthosts.exists()) {
+        trace.push_back(
+            "rcpthosts: control/rcpthosts is missing, so no domain is local (qvmail fails closed; "
+            "qmail would accept every recipient)");
+        return std::nullopt;
+    }
+    for (auto& k : keys)
+        if (rcpthosts.contains(k)) return "control/rcpthosts: " + k;
+    std::error_code ec;
+    if (fs::exists(paths.control("morercpthosts.cdb"), ec)) {
+        CdbReader more(paths.control("morercpthosts.cdb"));
+        for (auto& k : keys)
+            if (more.find(k)) return "control/morercpthosts.cdb: " + k;
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+const char* RelayDecision::verdict_name() const noexcept {
+    switch (verdict) {
+        case relay:
+            return "relay";
+        case local:
+            return "local";
+        case refused:
+            return "refused";
+        case rejected:
+            return "rejected";
+        case denied:
+            return "denied";
+    }
+    return "?";
+}
+
+RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q, std::time_t now) {
+    RelayDecision d;
+    auto decided = [&](RelayDecision::Verdict v, std::string mechanism, std::string source,
+                       std::optional<std::uint64_t> line, std::string text, std::string append = "") {
+        d.verdict = v;
+        d.mechanism = std::move(mechanism);
+        d.source = std::move(source);
+        d.line = line;
+        d.text = std::move(text);
+        d.append = std::move(append);
+        return d;
+    };
+
+    // A relay probe is refused before anything else, even for clients that may relay.
+    if (q.recipient) {
+        std::string local = q.recipient->substr(
+            0, q.recipient->rfind('@') == std::string::npos ? q.recipient->size() : q.recipient->rfind('@'));
+        if (local.find_first_of("@%!") != std::string::npos) {
+            d.trace.push_back("relay probe: the local part of " + *q.recipient + " contains @, % or !");
+            return decided(RelayDecision::rejected, "relay-probe", "", std::nullopt, *q.recipient);
+        }
+    }
+
+    // 1. tcp.smtp, as tcpserver applied it when the client connected.
+    fs::path rules_cdb(paths.tcp_file.string() + ".cdb");
+    std::error_code ec;
+    if (fs::exists(rules_cdb, ec)) {
+        CdbReader db(rules_cdb);
+        auto m = tcprules::lookup(db, tcprules::Client{q.ip, q.host, q.info});
+        std::optional<tcprules::SourceRule> origin;
+        if (m.key && fs::exists(paths.tcp_file, ec)) origin = tcprules::find_source_rule(paths.tcp_file, *m.key);
+        std::string where = m.key ? "rule \"" + printable(*m.key) + "\"" : "no rule";
+        if (m.decision.deny) {
+            d.trace.push_back("tcp.smtp: " + where + " denies the connection");
+            return decided(RelayDecision::denied, "tcp.smtp", paths.tcp_file.string(),
+                           origin ? std::optional(origin->line) : std::nullopt, origin ? origin->text : *m.key);
+        }
+        for (auto& [name, value] : m.decision.env)
+            if (name == "RELAYCLIENT") {
+                // open-smtp's lines come first in the cdb: a grant of the files backend.
+                std::optional<RelayGrant> grant;
+                for (auto& g : read_open_smtp(paths.open_smtp))
+                    if (m.key && g.ip == *m.key && (!grant || g.timestamp > grant->timestamp)) grant = g;
+                if (grant) {
+                    std::int64_t age = static_cast<std::int64_t>(now) - grant->timestamp;
+                    std::string msg = "relay-grant: " + grant->email + " logged in from " + grant->ip + " " +
+                                      std::to_string(age) + " s ago (open-smtp, folded into tcp.smtp.cdb)";
+                    if (age > static_cast<std::int64_t>(paths.relay_clear_minutes) * 60)
+                        msg += "; expired, but in effect until clearopensmtp runs";
+                    d.trace.push_back(msg);
+                    return decided(RelayDecision::relay, "relay-grant", paths.open_smtp.string(), std::nullopt,
+                                   grant->email + " " + grant->ip, value);
+                }
+                d.trace.push_back("tcp.smtp: " + where + " sets RELAYCLIENT");
+                return decided(RelayDecision::relay, "tcp.smtp", paths.tcp_file.string(),
+                               origin ? std::optional(origin->line) : std::nullopt,
+                               origin ? origin->text : printable(*m.key), value);
+            }
+        d.trace.push_back("tcp.smtp: " + where + (m.key ? " allows" : " matches: tcpserver allows") +
+                          " the connection, without RELAYCLIENT");
+    } else {
+        d.trace.push_back("tcp.smtp: " + rules_cdb.string() + " does not exist (run qmailctl cdb)");
+    }
+
+    // 2. relayclients: the client IP, then its prefixes ending in '.'.
+    ControlFile clients = ControlFile::load(relay_list_file(paths, RelayList::clients));
+    if (auto hit = find_key(clients, ip_keys(q.ip))) {
+        d.trace.push_back("relayclients: line " + std::to_string(hit->line) + " matches " + hit->key);
+        return decided(RelayDecision::relay, "relayclients", clients.path().string(), hit->line, hit->text,
+                       hit->append);
+    }
+    d.trace.push_back(clients.exists() ? "relayclients: no line for " + q.ip : "relayclients: no such file");
+
+    // 3. relaydomains: the client's host name, then its suffixes starting with '.'.
+    if (q.host) {
+        ControlFile domains = ControlFile::load(paths.control("relaydomains"));
+        if (auto hit = find_key(domains, host_keys(*q.host))) {
+            d.trace.push_back("relaydomains: line " + std::to_string(hit->line) + " matches " + hit->key);
+            return decided(RelayDecision::relay, "relaydomains", domains.path().string(), hit->line, hit->text,
+                           hit->append);
+        }
+        d.trace.push_back(domains.exists() ? "relaydomains: no line for " + *q.host : "relaydomains: no such file");
+    } else {
+        d.trace.push_back("relaydomains: the client's host name is not known");
+    }
+
+    // 4. SMTP AUTH.
+    if (q.auth_user) {
+        std::optional<UserRecord> u;
+        std::string why;
+        try {
+            Address a = parse_address(*q.auth_user);
+            if (store) {
+                if (auto dom = find_domain(paths, a.domain)) u = store->get_user(dom->ref(), a.local);
+            }
+            if (!u) why = "no such mailbox";
+        } catch (const Error& e) {
+            why = e.what();
+        }
+        if (u && (u->gid_flags & userflag::no_relay)) {
+            d.trace.push_back("smtp-auth: " + *q.auth_user + " has NO_RELAY: authenticated, may not relay");
+        } else if (u) {
+            d.trace.push_back("smtp-auth: " + *q.auth_user + " authenticated");
+            return decided(RelayDecision::relay, "smtp-auth", store ? std::string(store->backend()) + " store" : "",
+                           std::nullopt, *q.auth_user);
+        } else {
+            d.trace.push_back("smtp-auth: " + *q.auth_user + ": " + why);
+        }
+    }
+
+    // 5. relaymailfrom: the envelope sender, then its @domain.
+    if (q.sender && !q.sender->empty()) {
+        std::string sender = lower(*q.sender);
+        std::vector<std::string> keys{sender};
+        if (auto at = sender.rfind('@'); at != std::string::npos) keys.push_back(sender.substr(at));
+        fs::path mf_cdb = paths.control("relaymailfrom.cdb");
+        bool found = false;
+        if (fs::exists(mf_cdb, ec)) {
+            CdbReader db(mf_cdb);
+            for (auto& k : keys)
+                if (db.find(k)) {
+                    d.trace.push_back("relaymailfrom: relaymailfrom.cdb holds " + k);
+                    return decided(RelayDecision::relay, "relaymailfrom", mf_cdb.string(), std::nullopt, k);
+                }
+            found = true;
+        }
+        ControlFile mf = ControlFile::load(paths.control("relaymailfrom"));
+        if (auto hit = find_key(mf, keys)) {
+            d.trace.push_back("relaymailfrom: line " + std::to_string(hit->line) + " holds " + hit->key);
+            return decided(RelayDecision::relay, "relaymailfrom", mf.path().string(), hit->line, hit->text);
+        }
+        d.trace.push_back(found || mf.exists() ? "relaymailfrom: no entry for " + sender
+                                               : "relaymailfrom: no such file");
+    }
+
+    // 6. The recipient is ours: accepted, not relayed.
+    if (q.recipient) {
+        std::string domain = lower(q.recipient->substr(q.recipient->rfind('@') + 1));
+        if (q.recipient->find('@') == std::string::npos) {
+            d.trace.push_back("rcpthosts: no domain in " + *q.recipient + ": local");
+            return decided(RelayDecision::local, "rcpthosts", "", std::nullopt, *q.recipient);
+        }
+        if (auto hit = local_domain(paths, domain, d.trace)) {
+            d.trace.push_back("rcpthosts: " + domain + " is ours (" + *hit + ")");
+            return decided(RelayDecision::local, "rcpthosts", "", std::nullopt, *hit);
+        }
+        d.trace.push_back("rcpthosts: " + domain + " is not ours");
+    }
+
+    // 7. POP/IMAP-before-SMTP grants (CHECKRELAY).
+    if (store && store->grants_in_rules()) {
+        d.trace.push_back("relay-grant: the " + std::string(store->backend()) +
+                          " store's grants take effect through tcp.smtp.cdb (above)");
+    } else if (store) {
+        std::int64_t since = static_cast<std::int64_t>(now) - static_cast<std::int64_t>(paths.relay_clear_minutes) * 60;
+        if (auto g = store->find_grant(q.ip, q.sender, since)) {
+            d.trace.push_back("relay-grant: " + g->email + " logged in from " + g->ip + " " +
+                              std::to_string(now - g->timestamp) + " s ago");
+            return decided(RelayDecision::relay, "relay-grant", store->grants_source(), std::nullopt,
+                           g->email + " " + g->ip);
+        }
+        d.trace.push_back("relay-grant: none for " + q.ip + " in the last " +
+                          std::to_string(paths.relay_clear_minutes) + " minutes");
+    }
+    d.trace.push_back("refused: 553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)");
+    return decided(RelayDecision::refused, "", "", std::nullopt, "");
+}
+
+// ---- validation of entries ----
+
+namespace {
+
+[[noreturn]] void bad(std::string_view what, std::string_view text, const std::string& why) {
+    throw Error(Exit::dataerr, "invalid " + std::string(what) + " '" + printable(text) + "': " + why);
+}
+
+bool is_ipv4(std::string_view s) {
+    unsigned char buf[4];
+    return ::inet_pton(AF_INET, std::string(s).c_str(), buf) == 1;
+}
+
+// 1 to 3 octets followed by '.', e.g. "10." or "192.168.1."
+bool is_ipv4_prefix(std::string_view s) {
+    if (s.empty() || s.back() != '.') return false;
+    std::string_view body = s.substr(0, s.size() - 1);
+    int parts = 0;
+    while (!body.empty()) {
+        std::size_t dot = body.find('.');
+        std::string_view o = body.substr(0, dot);
+        if (o.empty() || o.size() > 3 || o.find_first_not_of("0123456789") != std::string_view::npos ||
+            std::stoi(std::string(o)) > 255)
+            return false;
+        ++parts;
+        if (dot == std::string_view::npos) break;
+        body.remove_prefix(dot + 1);
+    }
+    return parts >= 1 && parts <= 3;
+}
+
+void check_append(std::string_view what, std::string_view text, std::string_view append) {
+    for (char c : append)
+        if (static_cast<unsigned char>(c) <= ' ' || c == ':')
+            bad(what, text, "the text after ':' must not contain blanks, control characters or ':'");
+}
+
+}  // namespace
+
+std::string relayclients_entry(std::string_view text) {
+    std::size_t colon = text.find(':');
+    std::string_view ip = text.substr(0, colon);
+    if (!is_ipv4(ip) && !is_ipv4_prefix(ip))
+        bad("relayclients entry", text, "expected an IPv4 address or a prefix ending in '.', like 192.168.1.");
+    if (colon != std::string_view::npos) check_append("relayclients entry", text, text.substr(colon + 1));
+    return colon == std::string_view::npos ? std::string(text) + ":" : std::string(text);
+}
+
+std::string relaydomains_entry(std::string_view text) {
+    std::size_t colon = text.find(':');
+    std::string host = lower(text.substr(0, colon));
+    std::string_view name = host;
+    if (!name.empty() && name[0] == '.') name.remove_prefix(1);
+    try {
+        normalize_domain(name);
+    } catch (const Error&) {
+        bad("relaydomains entry", text, "expected a host name or a suffix starting with '.', like .example.com");
+    }
+    std::string out = host + ":";
+    if (colon != std::string_view::npos) {
+        check_append("relaydomains entry", text, text.substr(colon + 1));
+        out += text.substr(colon + 1);
+    }
+    return out;
+}
+
+std::string relaymailfrom_entry(std::string_view text) {
+    std::string t = lower(text);
+    if (!t.empty() && t[0] == '@') {
+        try {
+            return "@" + normalize_domain(std::string_view(t).substr(1));
+        } catch (const Error&) {
+            bad("relaymailfrom entry", text, "expected user@domain or @domain");
+        }
+    }
+    try {
+        return parse_address(t).str();
+    } catch (const Error&) {
+        bad("relaymailfrom entry", text, "expected user@domain or @domain");
+    }
+}
+
+std::string tcprules_address(std::string_view text) {
+    auto fail = [&] {
+        bad("tcp.smtp address", text,
+            "expected an IPv4 address, a prefix ending in '.', a range like 10.1.1.1-50, =host, =.domain or "
+            "user@address");
+    };
+    if (text.empty() || text == "default") return "";  // the rule for every other client: ":allow"
+    if (text[0] == '=') {
+        std::string_view h = text.substr(1);
+        if (h.empty()) return "=";
+        if (h[0] == '.') h.remove_prefix(1);
+        try {
+            normalize_domain(h);
+        } catch (const Error&) {
+            fail();
+        }
+        return lower(text);
+    }
+    if (auto at = text.find('@'); at != std::string_view::npos) {
+        std::string_view user = text.substr(0, at);
+        if (user.empty() || user.find_first_of(": \t=,") != std::string_view::npos) fail();
+        std::string rest = tcprules_address(text.substr(at + 1));
+        return std::string(user) + "@" + rest;
+    }
+    if (is_ipv4(text) || is_ipv4_prefix(text)) return std::string(text);
+    // a range in the last octet: a.b.c.x-y
+    std::size_t dash = text.find('-');
+    std::size_t dot = text.rfind('.', dash);
+    if (dash == std::string_view::npos || dot == std::string_view::npos) fail();
+    std::string_view lo = text.substr(dot + 1, dash - dot - 1), hi = text.substr(dash + 1);
+    if (!is_ipv4(std::string(text.substr(0, dot + 1)) + std::string(lo)) || hi.empty() || hi.size() > 3 ||
+        hi.find_first_not_of("0123456789") != std::string_view::npos || std::stoi(std::string(hi)) > 255 ||
+        std::stoi(std::string(hi)) < std::stoi(std::string(lo)))
+        fail();
+    return std::string(text);
+}
+
+std::string format_rule(std::string_view address, bool deny,
+                        const std::vector<std::pair<std::string, std::string>>& env) {
+    std::string line(address);
+    line += deny ? ":deny" : ":allow";
+    for (auto& [name, value] : env) {
+        char quote = 0;
+        for (char q : std::string_view("\"'/|%#!+^~"))
+            if (value.find(q) == std::string::npos) {
+                quote = q;
+                break;
+            }
+        if (!quote) throw Error(Exit::dataerr, "the value of " + name + " uses every quote character tcprules allows");
+        line += "," + name + "=" + quote + value + quote;
+    }
+    return line;
+}
+
+}  // namespace qv

@@ -1,0 +1,299 @@
+// Editing the relay configuration: tcp.smtp rules with their cdb, the relay control files, and the
+// POP/IMAP-before-SMTP grants. See relay.hpp.
+#include <arpa/inet.h>
+
+#include <cstdlib>
+
+#include "qvmail/address.hpp"
+#include "qvmail/cdb.hpp"
+#include "qvmail/cdb_sources.hpp"
+#include "qvmail/control.hpp"
+#include "qvmail/error.hpp"
+#include "qvmail/line_reader.hpp"
+#include "qvmail/paths.hpp"
+#include "qvmail/relay.hpp"
+#include "qvmail/store.hpp"
+#include "qvmail/tcprules.hpp"
+#include "qvmail/transaction.hpp"
+
+namespace qv {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path tcp_cdb(const Paths& paths) {
+    return fs::path(paths.tcp_file.string() + ".cdb");
+}
+
+// Writes tcp.smtp (when `text` is given) and tcp.smtp.cdb, compiled from the open-smtp grants
+// followed by the rules, in one transaction. The rules are checked first on their own, so that an
+// error names tcp.smtp's own line numbers.
+std::vector<std::string> publish_tcp(const Paths& paths, const std::optional<std::string>& text, bool dry_run) {
+    std::string rules;
+    if (text) {
+        rules = *text;
+    } else {
+        ControlFile current = ControlFile::load(paths.tcp_file);
+        rules = current.text();
+    }
+    {
+        LineReader in = LineReader::from_text(rules, paths.tcp_file);
+        CdbCounter counter;
+        tcprules::compile(in, counter);
+    }
+    std::string grants = open_smtp_rules(paths.open_smtp);
+    {
+        LineReader in = LineReader::from_text(grants, paths.open_smtp);
+        CdbCounter counter;
+        tcprules::compile(in, counter);
+    }
+    FileTransaction tx(dry_run);
+    if (text) tx.write(paths.tcp_file, *text, 0644);
+    stage_cdb(tx, paths.tcp_file, tcp_cdb(paths), grants + rules, tcprules::compile);
+    if (!dry_run) tx.commit();
+    return tx.log();
+}
+
+bool valid_env_name(std::string_view n) {
+    if (n.empty() || (n[0] >= '0' && n[0] <= '9')) return false;
+    for (char c : n)
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+    return true;
+}
+
+std::string list_key(RelayList l, std::string_view entry) {
+    if (l == RelayList::mailfrom) return std::string(entry);
+    return std::string(entry.substr(0, entry.find(':')));
+}
+
+}  // namespace
+
+std::vector<TcpRule> list_tcp_rules(const Paths& paths) {
+    std::vector<TcpRule> out;
+    std::error_code ec;
+    if (!fs::exists(paths.tcp_file, ec)) return out;
+    LineReader in(paths.tcp_file);
+    std::string_view line;
+    std::string value;
+    while (in.next(line)) {
+        tcprules::ParsedLine p = tcprules::parse_line(line, value);
+        if (!p.error.empty())
+            throw ParseError(paths.tcp_file, in.line_number(), std::string(p.error), std::string(line));
+        if (p.kind != tcprules::LineKind::rule) continue;
+        TcpRule r;
+        r.line = in.line_number();
+        r.address = p.address;
+        r.deny = p.deny;
+        r.env = tcprules::decode(value).env;
+        r.text = tcprules::strip_trailing(line);
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
+std::vector<std::string> add_tcp_rule(const Paths& paths, const std::string& address, bool deny,
+                                      const std::vector<std::pair<std::string, std::string>>& env, bool dry_run) {
+    std::string addr = tcprules_address(address);
+    for (auto& [name, value] : env) {
+        if (!valid_env_name(name))
+            throw Error(Exit::dataerr, "invalid variable name '" + printable(name) +
+                                           "': letters, digits and '_', not starting with a digit");
+        if (value.find_first_of(std::string_view("\n\0", 2)) != std::string::npos)
+            throw Error(Exit::dataerr, "the value of " + name + " contains a newline or NUL");
+    }
+    for (auto& r : list_tcp_rules(paths))
+        if (r.address == addr)
+            throw Error(Exit::exists, paths.tcp_file.string() + ":" + std::to_string(r.line) + ": a rule for " +
+                                          (addr.empty() ? "every other client" : addr) +
+                                          " exists already: " + printable(r.text) + " (remove it first)");
+    ControlFile f = ControlFile::load(paths.tcp_file);
+    f.add(format_rule(addr, deny, env));
+    return publish_tcp(paths, f.text(), dry_run);
+}
+
+std::vector<std::string> remove_tcp_rule(const Paths& paths, const std::string& address, bool dry_run) {
+    std::string addr = tcprules_address(address);
+    std::vector<std::uint64_t> lines;
+    for (auto& r : list_tcp_rules(paths))
+        if (r.address == addr) lines.push_back(r.line);
+    if (lines.empty())
+        throw Error(Exit::missing,
+                    paths.tcp_file.string() + ": no rule for " + (addr.empty() ? "every other client" : addr));
+    ControlFile f = ControlFile::load(paths.tcp_file);
+    std::string text;
+    std::uint64_t n = 0, next = 0;
+    f.for_each_line([&](std::string_view l) {
+        ++n;
+        if (next < lines.size() && lines[next] == n) {
+            ++next;
+        } else {
+            text.append(l);
+            text += '\n';
+        }
+        return true;
+    });
+    return publish_tcp(paths, text, dry_run);
+}
+
+std::vector<std::string> rebuild_tcp_rules(const Paths& paths, bool dry_run) {
+    std::error_code ec;
+    if (!fs::exists(paths.tcp_file, ec) && !fs::exists(paths.open_smtp, ec)) return {};
+    return publish_tcp(paths, std::nullopt, dry_run);
+}
+
+const char* relay_list_name(RelayList l) noexcept {
+    switch (l) {
+        case RelayList::clients:
+            return "relayclients";
+        case RelayList::domains:
+            return "relaydomains";
+        case RelayList::mailfrom:
+            return "relaymailfrom";
+    }
+    return "?";
+}
+
+fs::path relay_list_file(const Paths& paths, RelayList l) {
+    if (l == RelayList::clients)
+        if (const char* alt = std::getenv("RELAYCLIENTS"); alt && *alt)
+            return alt[0] == '/' ? fs::path(alt) : paths.control(alt);
+    return paths.control(relay_list_name(l));
+}
+
+std::string relay_list_entry(RelayList l, std::string_view text) {
+    switch (l) {
+        case RelayList::clients:
+            return relayclients_entry(text);
+        case RelayList::domains:
+            return relaydomains_entry(text);
+        case RelayList::mailfrom:
+            return relaymailfrom_entry(text);
+    }
+    return std::string(text);
+}
+
+std::vector<std::string> relay_list_entries(const Paths& paths, RelayList l) {
+    return ControlFile::load(relay_list_file(paths, l)).entries();
+}
+
+namespace {
+
+std::vector<std::string> publish_list(const Paths& paths, RelayList l, const ControlFile& f, bool dry_run) {
+    FileTransaction tx(dry_run);
+    tx.write(f.path(), f.text(), 0644);
+    if (l == RelayList::mailfrom)
+        stage_cdb(tx, f.path(), paths.control("relaymailfrom.cdb"), f.text(), compile_lowercase_lines);
+    if (!dry_run) tx.commit();
+    return tx.log();
+}
+
+}  // namespace
+
+namespace {
+
+// The first line whose entry has `key` (the whole entry for relaymailfrom, the text before ':'
+// otherwise; compared case-insensitively except for relayclients).
+std::optional<std::pair<std::uint64_t, std::string>> find_list_key(const ControlFile& f, RelayList l,
+                                                                   const std::string& key) {
+    std::optional<std::pair<std::uint64_t, std::string>> hit;
+    std::uint64_t n = 0;
+    f.for_each_line([&](std::string_view line) {
+        ++n;
+        std::string_view e = control_entry(line);
+        if (e.empty()) return true;
+        std::string k = list_key(l, e);
+        if (l != RelayList::clients)
+            for (char& c : k)
+                if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        if (k != key) return true;
+        hit = std::make_pair(n, std::string(e));
+        return false;
+    });
+    return hit;
+}
+
+}  // namespace
+
+std::vector<std::string> relay_list_add(const Paths& paths, RelayList l, const std::string& entry, bool dry_run) {
+    std::string e = relay_list_entry(l, entry);
+    ControlFile f = ControlFile::load(relay_list_file(paths, l));
+    if (auto hit = find_list_key(f, l, list_key(l, e)))
+        throw Error(Exit::exists, f.path().string() + ":" + std::to_string(hit->first) + ": " + list_key(l, e) +
+                                      " is listed already: " + printable(hit->second) + " (remove it first)");
+    f.add(e);
+    return publish_list(paths, l, f, dry_run);
+}
+
+std::vector<std::string> relay_list_remove(const Paths& paths, RelayList l, const std::string& entry, bool dry_run) {
+    std::string key = list_key(l, relay_list_entry(l, entry));
+    ControlFile f = ControlFile::load(relay_list_file(paths, l));
+    std::size_t removed = 0;
+    while (auto hit = find_list_key(f, l, key)) removed += f.remove(hit->second);
+    if (!removed) throw Error(Exit::missing, f.path().string() + ": no entry for " + key);
+    return publish_list(paths, l, f, dry_run);
+}
+
+std::string grant_ip(std::string_view text) {
+    unsigned char buf[16];
+    std::string s(text);
+    if (::inet_pton(AF_INET, s.c_str(), buf) == 1 || ::inet_pton(AF_INET6, s.c_str(), buf) == 1) return s;
+    throw Error(Exit::dataerr, "invalid IP address '" + printable(text) + "': expected an IPv4 or IPv6 address");
+}
+
+std::vector<std::string> grant_relay(const Paths& paths, Store& store, const std::string& email, const std::string& ip,
+                                     std::time_t now, bool dry_run) {
+    RelayGrant g{parse_address(email).str(), grant_ip(ip), static_cast<std::int64_t>(now)};
+    std::vector<std::string> steps{"record a relay grant for " + g.email + " from " + g.ip + " in " +
+                                   store.grants_source()};
+    if (!dry_run) store.record_grant(g);
+    if (store.grants_in_rules())
+        for (auto& s : rebuild_tcp_rules(paths, dry_run)) steps.push_back(s);
+    return steps;
+}
+
+std::uint64_t revoke_relay(const Paths& paths, Store& store, const std::string& ip,
+                           const std::optional<std::string>& email, bool dry_run, std::vector<std::string>& steps) {
+    std::string addr = grant_ip(ip);
+    std::optional<std::string> who;
+    if (email) who = parse_address(*email).str();
+    std::uint64_t n = 0;
+    if (dry_run) {
+        for (auto& g : store.list_grants())
+            if (g.ip == addr && (!who || *who == g.email)) ++n;
+    } else {
+        n = store.revoke_grants(addr, who);
+    }
+    steps.push_back("remove " + std::to_string(n) + " relay grant(s) for " + addr + (who ? " and " + *who : "") +
+                    " from " + store.grants_source());
+    if (n && store.grants_in_rules())
+        for (auto& s : rebuild_tcp_rules(paths, dry_run)) steps.push_back(s);
+    return n;
+}
+
+ClearResult clear_open_smtp(const Paths& paths, Store* store, const ClearOptions& opts, std::time_t now) {
+    ClearResult r;
+    if (opts.purge) {
+        if (!store) throw Error(Exit::software, "clear_open_smtp: no store to purge");
+        std::int64_t cutoff = static_cast<std::int64_t>(now) - static_cast<std::int64_t>(opts.minutes) * 60;
+        if (opts.dry_run) {
+            for (auto& g : store->list_grants()) (g.timestamp <= cutoff ? r.deleted : r.kept)++;
+        } else {
+            PurgeResult p = store->purge_grants(cutoff, opts.batch);
+            r.deleted = p.deleted;
+            r.kept = p.kept;
+            r.batches = p.batches;
+        }
+        r.steps.push_back("remove " + std::to_string(r.deleted) + " relay grant(s) older than " +
+                          std::to_string(opts.minutes) + " min from " + store->grants_source() + ", keep " +
+                          std::to_string(r.kept));
+    }
+    if (opts.rebuild) {
+        auto steps = rebuild_tcp_rules(paths, opts.dry_run);
+        r.rebuilt = !steps.empty();
+        for (auto& s : steps) r.steps.push_back(s);
+    }
+    return r;
+}
+
+}  // namespace qv

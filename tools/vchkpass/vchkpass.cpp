@@ -1,0 +1,162 @@
+// vchkpass - checkpassword for qvmail's mailboxes. See vchkpass(8).
+#include <unistd.h>
+#include <CLI/CLI.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <iostream>
+
+#include "../commands.hpp"
+
+#include "qvmail/auth.hpp"
+#include "qvmail/cli.hpp"
+#include "qvmail/error.hpp"
+#include "qvmail/lock.hpp"
+#include "qvmail/paths.hpp"
+#include "qvmail/relay.hpp"
+#include "qvmail/store.hpp"
+
+namespace qv::cmd_vchkpass {
+
+namespace {
+
+// checkpassword's codes, and IndiMail qmail-smtpd's 3.
+constexpr int kRefused = 1, kMisuse = 2, kNoRelay = 3, kTempFail = 111;
+
+struct Args {
+    std::string service = "smtp";
+    bool grant = false;
+    bool no_grant = false;
+    int fd = 3;
+    std::vector<std::string> program;
+};
+
+void log_line(const std::string& text) {
+    std::cerr << "vchkpass: " << text << '\n';
+}
+
+std::optional<std::string> read_fd(int fd) {
+    std::string data;
+    char buf[512];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return std::nullopt;
+        if (n == 0) break;
+        data.append(buf, static_cast<std::size_t>(n));
+        if (data.size() > 4096) return std::nullopt;  // checkpassword sends at most 512 bytes
+    }
+    ::close(fd);
+    return data;
+}
+
+const char* remote_ip() {
+    for (const char* v : {"TCP6REMOTEIP", "TCPREMOTEIP"})
+        if (const char* ip = std::getenv(v); ip && *ip) return ip;
+    return nullptr;
+}
+
+// POP/IMAP-before-SMTP: a login from this IP lets the mailbox relay for RELAY_CLEAR_MINUTES. A grant
+// that cannot be recorded is logged; the login itself still succeeds.
+void record_grant(const Paths& paths, Store& store, const AuthResult& r, const Program& prog) {
+    const char* ip = remote_ip();
+    if (!ip) {
+        log_line("no relay grant for " + r.address + ": neither TCP6REMOTEIP nor TCPREMOTEIP is set");
+        return;
+    }
+    try {
+        std::optional<FileLock> lock;
+        if (store.grants_in_rules()) lock.emplace(admin_lock(paths, std::chrono::seconds(prog.common.lock_wait)));
+        grant_relay(paths, store, r.address, ip, std::time(nullptr), false);
+    } catch (const Error& e) {
+        log_line("no relay grant for " + r.address + " from " + ip + ": " + e.what());
+    }
+}
+
+int run(const Program& prog, const Args& a) {
+    auto service = parse_auth_service(a.service);
+    if (!service) throw Error(Exit::usage, "--service " + a.service + ": expected smtp, pop3 or imap");
+    auto data = read_fd(a.fd);
+    if (!data) {
+        log_line("cannot read the login from descriptor " + std::to_string(a.fd) + ": " + std::strerror(errno));
+        return kMisuse;
+    }
+    auto req = parse_checkpassword(*data);
+    std::fill(data->begin(), data->end(), '\0');
+    if (!req) {
+        log_line("malformed login data on descriptor " + std::to_string(a.fd) + " (want user\\0password\\0...)");
+        return kMisuse;
+    }
+    const char* ip = remote_ip();
+    std::string from = ip ? std::string(" from ") + ip : "";
+    try {
+        Paths paths = Paths::from_env();
+        auto store = open_store(paths, prog.mysql);
+        AuthResult r = authenticate(paths, *store, *req, *service);
+        std::fill(req->secret.begin(), req->secret.end(), '\0');
+        if (r.status == AuthStatus::refused) {
+            log_line(std::string(to_string(*service)) + " login refused" + from + ": " + r.reason);
+            return kRefused;
+        }
+        if (r.status == AuthStatus::no_relay) {
+            log_line(r.address + from + ": authenticated, but NO_RELAY is set: may not relay");
+            return kNoRelay;
+        }
+        bool want_grant = !a.no_grant && (a.grant || std::getenv("OPEN_SMTP")) && !std::getenv("NORELAY") &&
+                          *service != AuthService::smtp && !(r.user->gid_flags & userflag::no_relay);
+        if (want_grant) record_grant(paths, *store, r, prog);
+        if (prog.common.verbose) log_line(std::string(to_string(*service)) + " login of " + r.address + from);
+        ::setenv("USER", r.address.c_str(), 1);
+        ::setenv("HOME", r.user->dir.c_str(), 1);
+        ::setenv("SHELL", "NOLOGIN", 1);
+        ::setenv("AUTHENTICATED", r.address.c_str(), 1);
+        if (a.program.empty()) return 0;
+        if (::chdir(r.user->dir.c_str()) != 0)
+            log_line("cannot change to " + r.user->dir + ": " + std::strerror(errno));
+    } catch (const Error& e) {
+        log_line(std::string(to_string(*service)) + " login" + from + ": temporary failure: " + e.what());
+        return kTempFail;
+    }
+    std::vector<char*> argv;
+    for (auto& s : a.program) argv.push_back(const_cast<char*>(s.c_str()));
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
+    log_line("cannot run " + a.program[0] + ": " + std::strerror(errno));
+    return kTempFail;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Program prog("vchkpass");
+    Args a;
+    CLI::App app{
+        "Check a login against qvmail's mailboxes, as a checkpassword program: read user\\0password\\0 from\n"
+        "descriptor 3, then run PROGRAM on success.",
+        "vchkpass"};
+    app.set_version_flag("--version", QV_VERSION);
+    app.add_option("-s,--service", a.service, "smtp (the default), pop3 or imap: which NO_* flag applies");
+    app.add_flag("-g,--grant", a.grant,
+                 "After a POP3/IMAP login, let the mailbox relay from TCPREMOTEIP (as when OPEN_SMTP is set)");
+    app.add_flag("--no-grant", a.no_grant, "Never record a relay grant, even when OPEN_SMTP is set");
+    app.add_option("--fd", a.fd, "Read the login from this descriptor instead of 3")->check(CLI::Range(0, 1023));
+    add_common_options(app, prog.common, opt_verbose | opt_lock_wait);
+    add_mysql_options(app, prog);
+    app.add_option("PROGRAM", a.program, "Run with its arguments on success (checkpassword's prog)")->expected(0, -1);
+    app.prefix_command();
+    app.footer(
+        "Exit status: 0 verified (or PROGRAM's status); 1 refused: unknown user, wrong password, or the\n"
+        "service is disabled for the mailbox; 2 no or malformed login data; 3 smtp only: verified, but the\n"
+        "mailbox has NO_RELAY (IndiMail's qmail-smtpd then accepts local recipients only); 64 usage;\n"
+        "111 temporary failure (the database is down). See vchkpass(8).");
+    app.callback([&] {
+        for (auto& extra : app.remaining()) a.program.push_back(extra);
+        prog.action = [&] { return run(prog, a); };
+    });
+    return qv::run(app, prog, argc, argv);
+}
+
+}  // namespace qv::cmd_vchkpass
