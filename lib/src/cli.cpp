@@ -27,7 +27,9 @@ void add_common_options(CLI::App& app, CommonOptions& o, unsigned which) {
         app.add_flag("--quiet", o.quiet, "Print no warnings");
     if (which & opt_verbose) app.add_flag("-v,--verbose", o.verbose, "Say more (repeat for more)");
     if (which & opt_lock_wait)
-        app.add_option("--lock-wait", o.lock_wait, "Seconds to wait for the admin lock (default 30; 0: fail at once)")
+        app.add_option(
+               "--lock-wait", o.lock_wait,
+               "Seconds to wait for the admin lock (default " + std::to_string(o.lock_wait) + "; 0: fail at once)")
             ->type_name("SECONDS");
 }
 

@@ -125,15 +125,17 @@ RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q
         return d;
     };
 
-    // A relay probe is refused before anything else, even for clients that may relay.
-    if (q.recipient) {
-        std::string local = q.recipient->substr(
-            0, q.recipient->rfind('@') == std::string::npos ? q.recipient->size() : q.recipient->rfind('@'));
-        if (local.find_first_of("@%!") != std::string::npos) {
-            d.trace.push_back("relay probe: the local part of " + *q.recipient + " contains @, % or !");
-            return decided(RelayDecision::rejected, "relay-probe", "", std::nullopt, *q.recipient);
-        }
-    }
+    // A relay probe is refused before any relay rule is looked at, even for clients that may relay
+    // (only a connection tcp.smtp refuses never gets that far).
+    auto relay_probe = [&]() -> bool {
+        if (!q.recipient) return false;
+        std::size_t at = q.recipient->rfind('@');
+        std::string local = q.recipient->substr(0, at == std::string::npos ? q.recipient->size() : at);
+        if (local.find_first_of("@%!") == std::string::npos) return false;
+        d.trace.push_back("relay probe: the local part of " + *q.recipient + " contains @, % or !: 550 we don't relay");
+        decided(RelayDecision::rejected, "relay-probe", "", std::nullopt, *q.recipient);
+        return true;
+    };
 
     // 1. tcp.smtp, as tcpserver applied it when the client connected.
     fs::path rules_cdb(paths.tcp_file.string() + ".cdb");
@@ -149,6 +151,7 @@ RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q
             return decided(RelayDecision::denied, "tcp.smtp", paths.tcp_file.string(),
                            origin ? std::optional(origin->line) : std::nullopt, origin ? origin->text : *m.key);
         }
+        if (relay_probe()) return d;
         for (auto& [name, value] : m.decision.env)
             if (name == "RELAYCLIENT") {
                 // open-smtp's lines come first in the cdb: a grant of the files backend.
@@ -159,7 +162,7 @@ RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q
                     std::int64_t age = static_cast<std::int64_t>(now) - grant->timestamp;
                     std::string msg = "relay-grant: " + grant->email + " logged in from " + grant->ip + " " +
                                       std::to_string(age) + " s ago (open-smtp, folded into tcp.smtp.cdb)";
-                    if (age > static_cast<std::int64_t>(paths.relay_clear_minutes) * 60)
+                    if (age >= static_cast<std::int64_t>(paths.relay_clear_minutes) * 60)
                         msg += "; expired, but in effect until clearopensmtp runs";
                     d.trace.push_back(msg);
                     return decided(RelayDecision::relay, "relay-grant", paths.open_smtp.string(), std::nullopt,
@@ -174,6 +177,7 @@ RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q
                           " the connection, without RELAYCLIENT");
     } else {
         d.trace.push_back("tcp.smtp: " + rules_cdb.string() + " does not exist (run qmailctl cdb)");
+        if (relay_probe()) return d;
     }
 
     // 2. relayclients: the client IP, then its prefixes ending in '.'.
@@ -268,8 +272,10 @@ RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q
     } else if (store) {
         std::int64_t since = static_cast<std::int64_t>(now) - static_cast<std::int64_t>(paths.relay_clear_minutes) * 60;
         if (auto g = store->find_grant(q.ip, q.sender, since)) {
-            d.trace.push_back("relay-grant: " + g->email + " logged in from " + g->ip + " " +
-                              std::to_string(now - g->timestamp) + " s ago");
+            d.trace.push_back(
+                "relay-grant: " + g->email + " logged in from " + g->ip + " " + std::to_string(now - g->timestamp) +
+                " s ago" +
+                (q.sender ? "" : " (no sender given: CHECKRELAY also requires the sender to be " + g->email + ")"));
             return decided(RelayDecision::relay, "relay-grant", store->grants_source(), std::nullopt,
                            g->email + " " + g->ip);
         }

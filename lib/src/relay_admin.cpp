@@ -241,9 +241,26 @@ std::string grant_ip(std::string_view text) {
     throw Error(Exit::dataerr, "invalid IP address '" + printable(text) + "': expected an IPv4 or IPv6 address");
 }
 
+namespace {
+
+// The address as the store keeps it. The files store's grants are tcp.smtp rules, and tcprules
+// addresses are IPv4 only (a ':' ends the address): an IPv4-mapped IPv6 address is kept as IPv4,
+// any other IPv6 address is refused.
+std::string store_ip(const Store& store, std::string_view text) {
+    std::string ip = grant_ip(text);
+    if (!store.grants_in_rules() || ip.find(':') == std::string::npos) return ip;
+    for (std::string_view mapped : {"::ffff:", "::FFFF:"})
+        if (ip.starts_with(mapped) && ip.find(':', mapped.size()) == std::string::npos) return ip.substr(mapped.size());
+    throw Error(Exit::dataerr, "IPv6 address " + ip +
+                                   ": the files store keeps relay grants as tcp.smtp rules, which hold IPv4 "
+                                   "addresses only (the MariaDB store keeps IPv6 grants)");
+}
+
+}  // namespace
+
 std::vector<std::string> grant_relay(const Paths& paths, Store& store, const std::string& email, const std::string& ip,
                                      std::time_t now, bool dry_run) {
-    RelayGrant g{parse_address(email).str(), grant_ip(ip), static_cast<std::int64_t>(now)};
+    RelayGrant g{parse_address(email).str(), store_ip(store, ip), static_cast<std::int64_t>(now)};
     std::vector<std::string> steps{"record a relay grant for " + g.email + " from " + g.ip + " in " +
                                    store.grants_source()};
     if (!dry_run) store.record_grant(g);
@@ -254,7 +271,7 @@ std::vector<std::string> grant_relay(const Paths& paths, Store& store, const std
 
 std::uint64_t revoke_relay(const Paths& paths, Store& store, const std::string& ip,
                            const std::optional<std::string>& email, bool dry_run, std::vector<std::string>& steps) {
-    std::string addr = grant_ip(ip);
+    std::string addr = store_ip(store, ip);
     std::optional<std::string> who;
     if (email) who = parse_address(*email).str();
     std::uint64_t n = 0;

@@ -167,16 +167,32 @@ public:
     }
 
     PurgeResult purge_grants(std::int64_t cutoff, std::uint64_t batch) override {
-        // Short statements, each its own transaction, so that CHECKRELAY lookups (which read the
-        // ipaddr index) never wait long behind the purge.
+        // Short statements, each its own transaction, so that CHECKRELAY lookups never wait long
+        // behind the purge. The batches walk the table in the order of its clustered index
+        // (email, ipaddr), each starting where the last one ended, so that together they read the
+        // table once, as one plain DELETE does. (`DELETE ... LIMIT n` from the start every time
+        // would walk again over the rows deleted but not yet purged by InnoDB, and through the
+        // timestamp index it reaches each row by a random lookup.)
         ensure_relay_table();
         PurgeResult r;
-        MysqlStatement del(conn_, "DELETE FROM relay WHERE timestamp <= ? LIMIT ?");
+        const std::string after = "(email > ? OR (email = ? AND ipaddr > ?)) AND timestamp <= ?";
+        MysqlStatement edge(
+            conn_, "SELECT email, ipaddr FROM relay WHERE " + after + " ORDER BY email, ipaddr LIMIT 1 OFFSET ?");
+        MysqlStatement del_upto(conn_,
+                                "DELETE FROM relay WHERE " + after + " AND (email < ? OR (email = ? AND ipaddr <= ?))");
+        MysqlStatement del_rest(conn_, "DELETE FROM relay WHERE " + after);
+        std::string email, ip;  // the last row of the previous batch ("" is before every row)
         for (;;) {
-            std::uint64_t n = del.execute({cutoff, static_cast<std::int64_t>(batch)});
-            r.deleted += n;
             ++r.batches;
-            if (n < batch) break;
+            auto e = edge.query({email, email, ip, cutoff, static_cast<std::int64_t>(batch - 1)});
+            if (e.empty()) {
+                r.deleted += del_rest.execute({email, email, ip, cutoff});
+                break;
+            }
+            std::string e_email = e[0][0].value_or(""), e_ip = e[0][1].value_or("");
+            r.deleted += del_upto.execute({email, email, ip, cutoff, e_email, e_email, e_ip});
+            email = std::move(e_email);
+            ip = std::move(e_ip);
         }
         auto rows = MysqlStatement(conn_, "SELECT COUNT(*) FROM relay").query();
         r.kept = rows.empty() ? 0 : std::stoull(rows[0][0].value_or("0"));

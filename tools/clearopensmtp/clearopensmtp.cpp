@@ -120,9 +120,10 @@ int main(int argc, char** argv) {
     add_common_options(app, prog.common, opt_json | opt_dry_run | opt_quiet_short | opt_verbose | opt_lock_wait);
     add_mysql_options(app, prog);
     app.footer(
-        "Run from cron at 5 and 35 minutes past the hour. Exit status: 0 done; 64 usage; 69 the database\n"
-        "cannot be reached (no file is touched); 73/74 tcp.smtp.cdb cannot be written; 75 another\n"
-        "clearopensmtp is running, or the admin lock is held; 78 configuration error. See clearopensmtp(8).");
+        "Run from cron at 5 and 35 minutes past the hour. Exit status: 0 done; 64 usage; 65 a bad line in\n"
+        "tcp.smtp or open-smtp (the old cdb is kept); 69 the database cannot be reached (no file is touched);\n"
+        "73/74 tcp.smtp.cdb cannot be written; 75 another clearopensmtp is running, or the admin lock is\n"
+        "held; 78 configuration error. See clearopensmtp(8).");
     app.callback([&] { prog.action = [&] { return run(prog, a); }; });
     return qv::run(app, prog, argc, argv);
 }

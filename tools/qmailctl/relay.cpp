@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <ctime>
+#include <functional>
 
 #include "qmailctl.hpp"
 #include "qvmail/control.hpp"
@@ -153,7 +154,7 @@ int run_grants(const Program& prog, const RelayArgs& a) {
     std::int64_t window = static_cast<std::int64_t>(paths.relay_clear_minutes) * 60;
     std::size_t shown = 0, expired_hidden = 0;
     for (auto& g : store->list_grants()) {
-        bool expired = now - g.timestamp > window;
+        bool expired = now - g.timestamp >= window;  // as the lookup and clearopensmtp see it
         if (expired && !a.all) {
             ++expired_hidden;
             continue;
@@ -344,10 +345,16 @@ void setup_relay(CLI::App& app, Program& prog) {
     add_mysql_options(*t, prog);
     t->callback([&prog] { prog.action = [&prog] { return run_test(prog, args); }; });
 
-    relay->footer(
+    // every relay subcommand shows the exit codes that apply to relay (not qmailctl's general ones)
+    const std::string footer =
         "Exit status: 0 done (test: may relay, or the recipient is local); 1 test: refused; 6 nothing to\n"
         "remove; 9 already listed; 64 usage; 65 bad address or entry; 69 the database is down; 75 locked.\n"
-        "See qmailctl(8).");
+        "See qmailctl(8).";
+    std::function<void(CLI::App*)> set_footer = [&](CLI::App* a) {
+        a->footer(footer);
+        for (CLI::App* sub : a->get_subcommands([](CLI::App*) { return true; })) set_footer(sub);
+    };
+    set_footer(relay);
 }
 
 }  // namespace qv::qmailctl

@@ -132,10 +132,12 @@ int run(const Program& prog, const Args& a) {
 
 int main(int argc, char** argv) {
     Program prog("vchkpass");
+    prog.common.lock_wait = 5;  // a login should not wait long for the admin lock (files store grants)
     Args a;
     CLI::App app{
         "Check a login against qvmail's mailboxes, as a checkpassword program: read user\\0password\\0 from\n"
-        "descriptor 3, then run PROGRAM on success.",
+        "descriptor 3, then run PROGRAM with its arguments (all the words after the options, or after --).\n"
+        "Usage: vchkpass [OPTIONS] [--] [PROGRAM [ARG...]]",
         "vchkpass"};
     app.set_version_flag("--version", QV_VERSION);
     app.add_option("-s,--service", a.service, "smtp (the default), pop3 or imap: which NO_* flag applies");
@@ -145,7 +147,7 @@ int main(int argc, char** argv) {
     app.add_option("--fd", a.fd, "Read the login from this descriptor instead of 3")->check(CLI::Range(0, 1023));
     add_common_options(app, prog.common, opt_verbose | opt_lock_wait);
     add_mysql_options(app, prog);
-    app.add_option("PROGRAM", a.program, "Run with its arguments on success (checkpassword's prog)")->expected(0, -1);
+    // PROGRAM and its arguments: everything from the first word that is not an option, untouched
     app.prefix_command();
     app.footer(
         "Exit status: 0 verified (or PROGRAM's status); 1 refused: unknown user, wrong password, or the\n"
@@ -153,7 +155,8 @@ int main(int argc, char** argv) {
         "mailbox has NO_RELAY (IndiMail's qmail-smtpd then accepts local recipients only); 64 usage;\n"
         "111 temporary failure (the database is down). See vchkpass(8).");
     app.callback([&] {
-        for (auto& extra : app.remaining()) a.program.push_back(extra);
+        a.program = app.remaining();
+        if (!a.program.empty() && a.program.front() == "--") a.program.erase(a.program.begin());
         prog.action = [&] { return run(prog, a); };
     });
     return qv::run(app, prog, argc, argv);

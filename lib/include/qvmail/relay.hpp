@@ -7,7 +7,9 @@
 //   relaymailfrom  control/relaymailfrom(.cdb): the envelope sender or its @domain
 //   rcpthosts      a recipient in one of our domains (control/rcpthosts, morercpthosts.cdb): not relaying
 //   relay-grant    a POP/IMAP-before-SMTP grant for the client (CHECKRELAY)
-// The MTA calls decide() too, so the explanation cannot drift from what the server does.
+// qvmail's MTA core (src/mta, a later issue) is to call decide_relay() for each recipient, so that the
+// explanation cannot drift from what its server does. Until then it explains IndiMail's qmail-smtpd, with
+// the differences qmailctl(8) lists.
 #pragma once
 
 #include <cstdint>
