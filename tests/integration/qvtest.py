@@ -136,6 +136,11 @@ class HomeTestCase(unittest.TestCase):
         self.home = Home()
         self.addCleanup(self.home.cleanup)
 
+    def ok(self, p):
+        """Asserts that a finished command exited 0 (showing its stderr if not); returns it."""
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        return p
+
 
 NOBODY = 65534
 

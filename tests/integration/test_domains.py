@@ -20,10 +20,6 @@ class DomainTestCase(HomeTestCase):
         return self.home.run("vadddomain", domain, *args, *(PW if pw is not None else []), input=pw, env=env,
                              user=user)
 
-    def ok(self, p):
-        self.assertEqual(p.returncode, 0, p.stderr.decode())
-        return p
-
     def vpasswd_line(self, domain, user="postmaster"):
         return self.home.user_record(domain, user)
 

@@ -20,10 +20,6 @@ class MysqlTestCase(HomeTestCase):
         self.home = Home("mysql")
         self.addCleanup(self.home.cleanup)
 
-    def ok(self, p):
-        self.assertEqual(p.returncode, 0, p.stderr.decode())
-        return p
-
 
 class Schema(MysqlTestCase):
     def test_init_is_idempotent_and_status_counts_rows(self):

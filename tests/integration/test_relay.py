@@ -23,10 +23,6 @@ class RelayCase(HomeTestCase):
         super().setUp()
         self.ok(self.home.run("vadddomain", "example.com", "-r", "10"))
 
-    def ok(self, p):
-        self.assertEqual(p.returncode, 0, p.stderr.decode())
-        return p
-
     def relay(self, *args, **kw):
         return self.home.run("qmailctl", "relay", *args, **kw)
 

@@ -7,23 +7,19 @@ import subprocess
 import time
 import unittest
 
-from qvtest import Home, tool
+from qvtest import Home, HomeTestCase, tool
 
 
 def now():
     return int(time.time())
 
 
-class MysqlRelayCase(unittest.TestCase):
+class MysqlRelayCase(HomeTestCase):
     def setUp(self):
         self.home = Home("mysql")
         self.addCleanup(self.home.cleanup)
         self.ok(self.home.run("qmailctl", "db", "init"))
         self.home.write("etc/tcp.smtp", "127.0.0.1:allow,RELAYCLIENT=\"\"\n")
-
-    def ok(self, p):
-        self.assertEqual(p.returncode, 0, p.stderr.decode())
-        return p
 
     def fill(self, stale, fresh, first=1):
         """Adds `stale` grants two hours old and `fresh` ones a minute old (MariaDB's sequence engine)."""
@@ -109,7 +105,7 @@ class ClearOpenSmtpOnMariaDB(MysqlRelayCase):
             self.assertEqual(h.run("clearopensmtp").returncode, 75)
 
 
-class TwoHostsOneDatabase(unittest.TestCase):
+class TwoHostsOneDatabase(HomeTestCase):
     """A POP/IMAP host and an SMTP host whose host.mysql name the same database."""
 
     def setUp(self):
@@ -123,10 +119,6 @@ class TwoHostsOneDatabase(unittest.TestCase):
         self.ok(self.pop.run("vadddomain", "example.com", "-r", "10"))
         self.smtp.write("control/rcpthosts", "example.com\n")
         self.ok(self.pop.run("vadduser", "tim@example.com", "--password-stdin", input=b"tim-password\n"))
-
-    def ok(self, p):
-        self.assertEqual(p.returncode, 0, p.stderr.decode())
-        return p
 
     def relay_test(self, host, *args):
         p = host.run("qmailctl", "relay", "test", "198.51.100.23", "--rcpt", "someone@remote.example", "--json", *args)

@@ -16,10 +16,6 @@ class Mailboxes(HomeTestCase):
         super().setUp()
         self.ok(self.home.run("vadddomain", "example.com", "-r", "10"))
 
-    def ok(self, p):
-        self.assertEqual(p.returncode, 0, p.stderr.decode())
-        return p
-
     def record(self, name):
         return self.home.user_record("example.com", name)
 
