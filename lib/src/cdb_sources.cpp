@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <map>
 #include <set>
 
 #include "qvmail/assign.hpp"
@@ -171,14 +172,42 @@ bool cdb_is_current(const CdbSource& src) {
     return true;
 }
 
-std::string open_smtp_rules(const fs::path& open_smtp) {
+std::string grant_rules(const std::vector<RelayGrant>& grants, std::string_view static_rules,
+                        std::vector<RelayGrant>* shut) {
+    if (grants.empty()) return {};
+    // How the static rules alone treat each grant's client: the first of its probe keys that a rule
+    // has decides, and for a key, the first rule (as tcpserver reads the cdb).
+    std::map<std::string, std::optional<bool>> decided;  // probe key -> deny?, once a rule has it
+    std::vector<std::vector<std::string>> probes;
+    for (auto& g : grants) {
+        probes.push_back(tcprules::probe_keys(tcprules::Client{g.ip, std::nullopt, std::nullopt}));
+        for (auto& k : probes.back()) decided.emplace(k, std::nullopt);
+    }
+    LineReader in = LineReader::from_text(static_rules, "tcp rules");
+    std::string_view line;
+    std::string value;
+    while (in.next(line)) {
+        tcprules::ParsedLine p = tcprules::parse_line(line, value);
+        if (p.kind != tcprules::LineKind::rule || !p.error.empty()) continue;
+        tcprules::expand_address(p.address, [&](std::string_view key) {
+            auto it = decided.find(std::string(key));
+            if (it != decided.end() && !it->second) it->second = p.deny;
+        });
+    }
     std::string rules;
-    ControlFile grants = ControlFile::load(open_smtp);
-    grants.for_each_line([&](std::string_view l) {
-        rules.append(l.substr(0, l.find('\t')));
-        rules += '\n';
-        return true;
-    });
+    for (std::size_t i = 0; i < grants.size(); ++i) {
+        bool denied = false;
+        for (auto& k : probes[i])
+            if (auto d = decided[k]) {
+                denied = *d;
+                break;
+            }
+        if (denied) {
+            if (shut) shut->push_back(grants[i]);
+            continue;
+        }
+        rules += grants[i].ip + ":allow,RELAYCLIENT=\"\"\n";
+    }
     return rules;
 }
 
@@ -188,9 +217,12 @@ namespace {
 CompileStats compile_source(const CdbSource& src, CdbSink& sink) {
     std::error_code ec;
     if (src.prefix && fs::exists(*src.prefix, ec)) {
-        std::string rules = open_smtp_rules(*src.prefix);  // from_text() keeps a view of it
-        LineReader in = LineReader::from_text(rules, *src.prefix);
-        src.compile(in, sink);
+        std::vector<RelayGrant> grants = read_open_smtp(*src.prefix);
+        if (!grants.empty()) {
+            std::string rules = grant_rules(grants, ControlFile::load(src.source).text());  // from_text() keeps a view
+            LineReader in = LineReader::from_text(rules, *src.prefix);
+            src.compile(in, sink);
+        }
     }
     LineReader in(src.source);
     return src.compile(in, sink);

@@ -300,7 +300,7 @@ ObtainedPassword obtain_password(const PasswordOptions& o, const Reporter& rep, 
     if (auto why = password_problem(clear)) throw Error(Exit::dataerr, *why);
     out.hash = hash_password(clear, method);
     if (o.cram) out.scram = "{CRAM}" + clear;
-    std::fill(clear.begin(), clear.end(), '\0');
+    wipe(clear);
     return out;
 }
 

@@ -1,5 +1,7 @@
 #include "qvmail/password.hpp"
 
+#include <openssl/crypto.h>
+
 #include <crypt.h>
 #include <sys/random.h>
 
@@ -89,7 +91,7 @@ std::string hash_password(std::string_view password, HashMethod method) {
     auto cd = std::make_unique<CryptData>();
     std::string pw(password);
     const char* out = ::crypt_rn(pw.c_str(), setting, &cd->data, sizeof cd->data);
-    std::fill(pw.begin(), pw.end(), '\0');
+    wipe(pw);
     if (!out || out[0] == '*')
         throw Error(Exit::software, "libcrypt cannot hash with " + std::string(to_string(method)));
     return out;
@@ -100,7 +102,7 @@ bool verify_password(std::string_view password, std::string_view hash) {
     auto cd = std::make_unique<CryptData>();
     std::string pw(password), h(hash);
     const char* out = ::crypt_rn(pw.c_str(), h.c_str(), &cd->data, sizeof cd->data);
-    std::fill(pw.begin(), pw.end(), '\0');
+    wipe(pw);
     if (!out || out[0] == '*') return false;
     std::size_t n = std::strlen(out);
     if (n != h.size()) return false;
@@ -139,6 +141,14 @@ std::optional<std::string> password_problem(std::string_view pw) {
     for (unsigned char c : pw)
         if (c < 0x20 || c == 0x7f) return "the password contains a control character";
     return std::nullopt;
+}
+
+void wipe(std::string& secret) noexcept {
+    if (!secret.empty()) ::OPENSSL_cleanse(secret.data(), secret.size());
+}
+
+void wipe(char* data, std::size_t size) noexcept {
+    if (size) ::OPENSSL_cleanse(data, size);
 }
 
 }  // namespace qv

@@ -50,6 +50,8 @@ Paths Paths::from(const Env& env) {
     p.queuedir = under_home("QUEUEDIR", "queue");
     p.servicedir = under_home("SERVICEDIR", "service");
     p.open_smtp = under_home("OPEN_SMTP", "etc/open-smtp");
+    p.relayclients = p.controldir / "relayclients";
+    if (auto alt = env.get("RELAYCLIENTS")) p.relayclients = (*alt)[0] == '/' ? fs::path(*alt) : p.controldir / *alt;
     if (auto m = env.get("RELAY_CLEAR_MINUTES")) {
         unsigned v = 0;
         auto r = std::from_chars(m->data(), m->data() + m->size(), v);

@@ -2,6 +2,7 @@
 // POP/IMAP-before-SMTP grants. See relay.hpp.
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "qvmail/address.hpp"
@@ -26,31 +27,22 @@ fs::path tcp_cdb(const Paths& paths) {
     return fs::path(paths.tcp_file.string() + ".cdb");
 }
 
-// Writes tcp.smtp (when `text` is given) and tcp.smtp.cdb, compiled from the open-smtp grants
-// followed by the rules, in one transaction. The rules are checked first on their own, so that an
-// error names tcp.smtp's own line numbers.
-std::vector<std::string> publish_tcp(const Paths& paths, const std::optional<std::string>& text, bool dry_run) {
-    std::string rules;
-    if (text) {
-        rules = *text;
-    } else {
-        ControlFile current = ControlFile::load(paths.tcp_file);
-        rules = current.text();
-    }
+// Writes tcp.smtp (when `text` is given), open-smtp (when `grants` is given) and tcp.smtp.cdb,
+// compiled from the grants followed by the rules, in one transaction: all of them or none. The rules
+// are checked first on their own, so that an error names tcp.smtp's own line numbers.
+std::vector<std::string> publish_tcp(const Paths& paths, const std::optional<std::string>& text,
+                                     const std::optional<std::vector<RelayGrant>>& grants, bool dry_run) {
+    std::string rules = text ? *text : ControlFile::load(paths.tcp_file).text();
     {
         LineReader in = LineReader::from_text(rules, paths.tcp_file);
         CdbCounter counter;
         tcprules::compile(in, counter);
     }
-    std::string grants = open_smtp_rules(paths.open_smtp);
-    {
-        LineReader in = LineReader::from_text(grants, paths.open_smtp);
-        CdbCounter counter;
-        tcprules::compile(in, counter);
-    }
+    std::string prefix = grant_rules(grants ? *grants : read_open_smtp(paths.open_smtp), rules);
     FileTransaction tx(dry_run);
     if (text) tx.write(paths.tcp_file, *text, 0644);
-    stage_cdb(tx, paths.tcp_file, tcp_cdb(paths), grants + rules, tcprules::compile);
+    if (grants) tx.write(paths.open_smtp, format_open_smtp(*grants), 0644);
+    stage_cdb(tx, paths.tcp_file, tcp_cdb(paths), prefix + rules, tcprules::compile);
     if (!dry_run) tx.commit();
     return tx.log();
 }
@@ -109,7 +101,7 @@ std::vector<std::string> add_tcp_rule(const Paths& paths, const std::string& add
                                           " exists already: " + printable(r.text) + " (remove it first)");
     ControlFile f = ControlFile::load(paths.tcp_file);
     f.add(format_rule(addr, deny, env));
-    return publish_tcp(paths, f.text(), dry_run);
+    return publish_tcp(paths, f.text(), std::nullopt, dry_run);
 }
 
 std::vector<std::string> remove_tcp_rule(const Paths& paths, const std::string& address, bool dry_run) {
@@ -133,13 +125,7 @@ std::vector<std::string> remove_tcp_rule(const Paths& paths, const std::string& 
         }
         return true;
     });
-    return publish_tcp(paths, text, dry_run);
-}
-
-std::vector<std::string> rebuild_tcp_rules(const Paths& paths, bool dry_run) {
-    std::error_code ec;
-    if (!fs::exists(paths.tcp_file, ec) && !fs::exists(paths.open_smtp, ec)) return {};
-    return publish_tcp(paths, std::nullopt, dry_run);
+    return publish_tcp(paths, text, std::nullopt, dry_run);
 }
 
 const char* relay_list_name(RelayList l) noexcept {
@@ -155,10 +141,7 @@ const char* relay_list_name(RelayList l) noexcept {
 }
 
 fs::path relay_list_file(const Paths& paths, RelayList l) {
-    if (l == RelayList::clients)
-        if (const char* alt = std::getenv("RELAYCLIENTS"); alt && *alt)
-            return alt[0] == '/' ? fs::path(alt) : paths.control(alt);
-    return paths.control(relay_list_name(l));
+    return l == RelayList::clients ? paths.relayclients : paths.control(relay_list_name(l));
 }
 
 std::string relay_list_entry(RelayList l, std::string_view text) {
@@ -235,25 +218,32 @@ std::vector<std::string> relay_list_remove(const Paths& paths, RelayList l, cons
 }
 
 std::string grant_ip(std::string_view text) {
+    // Canonical text, so that a grant and a lookup spell one address alike: IPv4 as is, IPv6 as
+    // inet_ntop writes it, and an IPv4-mapped IPv6 address (::ffff:a.b.c.d, as a dual-stack tcpserver
+    // sets TCP6REMOTEIP) as the IPv4 address it is.
     unsigned char buf[16];
     std::string s(text);
-    if (::inet_pton(AF_INET, s.c_str(), buf) == 1 || ::inet_pton(AF_INET6, s.c_str(), buf) == 1) return s;
+    char out[INET6_ADDRSTRLEN];
+    if (::inet_pton(AF_INET, s.c_str(), buf) == 1 && ::inet_ntop(AF_INET, buf, out, sizeof out)) return out;
+    if (::inet_pton(AF_INET6, s.c_str(), buf) == 1) {
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (std::equal(mapped, mapped + 12, buf) && ::inet_ntop(AF_INET, buf + 12, out, sizeof out)) return out;
+        if (::inet_ntop(AF_INET6, buf, out, sizeof out)) return out;
+    }
     throw Error(Exit::dataerr, "invalid IP address '" + printable(text) + "': expected an IPv4 or IPv6 address");
 }
 
 namespace {
 
 // The address as the store keeps it. The files store's grants are tcp.smtp rules, and tcprules
-// addresses are IPv4 only (a ':' ends the address): an IPv4-mapped IPv6 address is kept as IPv4,
-// any other IPv6 address is refused.
+// addresses are IPv4 only (a ':' ends the address): IPv6 addresses are refused there.
 std::string store_ip(const Store& store, std::string_view text) {
     std::string ip = grant_ip(text);
-    if (!store.grants_in_rules() || ip.find(':') == std::string::npos) return ip;
-    for (std::string_view mapped : {"::ffff:", "::FFFF:"})
-        if (ip.starts_with(mapped) && ip.find(':', mapped.size()) == std::string::npos) return ip.substr(mapped.size());
-    throw Error(Exit::dataerr, "IPv6 address " + ip +
-                                   ": the files store keeps relay grants as tcp.smtp rules, which hold IPv4 "
-                                   "addresses only (the MariaDB store keeps IPv6 grants)");
+    if (store.grants_in_rules() && ip.find(':') != std::string::npos)
+        throw Error(Exit::dataerr, "IPv6 address " + ip +
+                                       ": the files store keeps relay grants as tcp.smtp rules, which hold IPv4 "
+                                       "addresses only (the MariaDB store keeps IPv6 grants)");
+    return ip;
 }
 
 }  // namespace
@@ -263,9 +253,21 @@ std::vector<std::string> grant_relay(const Paths& paths, Store& store, const std
     RelayGrant g{parse_address(email).str(), store_ip(store, ip), static_cast<std::int64_t>(now)};
     std::vector<std::string> steps{"record a relay grant for " + g.email + " from " + g.ip + " in " +
                                    store.grants_source()};
-    if (!dry_run) store.record_grant(g);
-    if (store.grants_in_rules())
-        for (auto& s : rebuild_tcp_rules(paths, dry_run)) steps.push_back(s);
+    if (!store.grants_in_rules()) {
+        if (!dry_run) store.record_grant(g);
+        return steps;
+    }
+    // files: open-smtp and tcp.smtp.cdb change together; a client tcp.smtp denies gets no grant
+    std::vector<RelayGrant> shut;
+    grant_rules({g}, ControlFile::load(paths.tcp_file).text(), &shut);
+    if (!shut.empty())
+        throw Error(Exit::noperm, paths.tcp_file.string() + " denies " + g.ip +
+                                      ": a login does not open a client the rules shut out");
+    std::vector<RelayGrant> grants;
+    for (auto& old : read_open_smtp(paths.open_smtp))
+        if (old.ip != g.ip) grants.push_back(old);  // one grant an IP, as the cdb has one rule a key
+    grants.push_back(g);
+    for (auto& s : publish_tcp(paths, std::nullopt, grants, dry_run)) steps.push_back(s);
     return steps;
 }
 
@@ -275,25 +277,42 @@ std::uint64_t revoke_relay(const Paths& paths, Store& store, const std::string& 
     std::optional<std::string> who;
     if (email) who = parse_address(*email).str();
     std::uint64_t n = 0;
-    if (dry_run) {
-        for (auto& g : store.list_grants())
-            if (g.ip == addr && (!who || *who == g.email)) ++n;
+    std::vector<RelayGrant> kept;
+    if (store.grants_in_rules() || dry_run) {
+        for (auto& g : store.list_grants()) {
+            if (g.ip == addr && (!who || *who == g.email))
+                ++n;
+            else
+                kept.push_back(g);
+        }
     } else {
         n = store.revoke_grants(addr, who);
     }
     steps.push_back("remove " + std::to_string(n) + " relay grant(s) for " + addr + (who ? " and " + *who : "") +
                     " from " + store.grants_source());
+    // files: open-smtp and tcp.smtp.cdb change together
     if (n && store.grants_in_rules())
-        for (auto& s : rebuild_tcp_rules(paths, dry_run)) steps.push_back(s);
+        for (auto& s : publish_tcp(paths, std::nullopt, kept, dry_run)) steps.push_back(s);
     return n;
 }
 
 ClearResult clear_open_smtp(const Paths& paths, Store* store, const ClearOptions& opts, std::time_t now) {
     ClearResult r;
+    std::int64_t cutoff = static_cast<std::int64_t>(now) - static_cast<std::int64_t>(opts.minutes) * 60;
+    std::optional<std::vector<RelayGrant>> kept;  // the files store's grants, written with the cdb
     if (opts.purge) {
         if (!store) throw Error(Exit::software, "clear_open_smtp: no store to purge");
-        std::int64_t cutoff = static_cast<std::int64_t>(now) - static_cast<std::int64_t>(opts.minutes) * 60;
-        if (opts.dry_run) {
+        if (store->grants_in_rules()) {
+            kept.emplace();
+            for (auto& g : store->list_grants()) {
+                if (g.timestamp <= cutoff)
+                    ++r.deleted;
+                else
+                    kept->push_back(g);
+            }
+            r.kept = kept->size();
+            r.batches = 1;
+        } else if (opts.dry_run) {
             for (auto& g : store->list_grants()) (g.timestamp <= cutoff ? r.deleted : r.kept)++;
         } else {
             PurgeResult p = store->purge_grants(cutoff, opts.batch);
@@ -305,10 +324,17 @@ ClearResult clear_open_smtp(const Paths& paths, Store* store, const ClearOptions
                           std::to_string(opts.minutes) + " min from " + store->grants_source() + ", keep " +
                           std::to_string(r.kept));
     }
-    if (opts.rebuild) {
-        auto steps = rebuild_tcp_rules(paths, opts.dry_run);
-        r.rebuilt = !steps.empty();
-        for (auto& s : steps) r.steps.push_back(s);
+    std::error_code ec;
+    if (opts.rebuild && (fs::exists(paths.tcp_file, ec) || fs::exists(paths.open_smtp, ec))) {
+        // files: the purged open-smtp and the cdb built from it go in place together
+        for (auto& s : publish_tcp(paths, std::nullopt, kept, opts.dry_run)) r.steps.push_back(s);
+        r.rebuilt = true;
+    } else if (kept && r.deleted) {
+        // -s on the files store: open-smtp alone; the cdb keeps the old grants until a rebuild
+        FileTransaction tx(opts.dry_run);
+        tx.write(paths.open_smtp, format_open_smtp(*kept), 0644);
+        if (!opts.dry_run) tx.commit();
+        for (auto& s : tx.log()) r.steps.push_back(s);
     }
     return r;
 }

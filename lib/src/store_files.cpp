@@ -108,6 +108,12 @@ std::string format_grant(const RelayGrant& g) {
 
 }  // namespace
 
+std::string format_open_smtp(const std::vector<RelayGrant>& grants) {
+    std::string text;
+    for (auto& g : grants) text += format_grant(g) + "\n";
+    return text;
+}
+
 std::vector<RelayGrant> read_open_smtp(const fs::path& file) {
     std::vector<RelayGrant> out;
     ControlFile f = ControlFile::load(file);

@@ -148,7 +148,9 @@ public:
 
     std::vector<RelayGrant> list_grants() override {
         std::vector<RelayGrant> out;
-        for (auto& r : relay_query("SELECT email, ipaddr, timestamp FROM relay ORDER BY timestamp, email", {}))
+        for (auto& r : relay_query("SELECT email, ipaddr, timestamp FROM relay WHERE timestamp IS NOT NULL "
+                                   "ORDER BY timestamp, email",
+                                   {}))
             out.push_back(grant_from(r));
         return out;
     }
@@ -167,32 +169,38 @@ public:
     }
 
     PurgeResult purge_grants(std::int64_t cutoff, std::uint64_t batch) override {
-        // Short statements, each its own transaction, so that CHECKRELAY lookups never wait long
-        // behind the purge. The batches walk the table in the order of its clustered index
-        // (email, ipaddr), each starting where the last one ended, so that together they read the
-        // table once, as one plain DELETE does. (`DELETE ... LIMIT n` from the start every time
+        // Short statements, each its own transaction, so that CHECKRELAY lookups and logins never wait
+        // long behind the purge. The batches walk the table in the order of its clustered index
+        // (email, ipaddr), each starting after the last row of the one before: together they cover
+        // the table once, as one plain DELETE does. (`DELETE ... LIMIT n` from the start every time
         // would walk again over the rows deleted but not yet purged by InnoDB, and through the
-        // timestamp index it reaches each row by a random lookup.)
+        // timestamp index it would reach each row by a random lookup.) Rows without a timestamp are
+        // left alone, as IndiMail's `timestamp <= ...` leaves them.
         ensure_relay_table();
+        batch = std::max<std::uint64_t>(batch, 1);
         PurgeResult r;
-        const std::string after = "(email > ? OR (email = ? AND ipaddr > ?)) AND timestamp <= ?";
-        MysqlStatement edge(
-            conn_, "SELECT email, ipaddr FROM relay WHERE " + after + " ORDER BY email, ipaddr LIMIT 1 OFFSET ?");
-        MysqlStatement del_upto(conn_,
-                                "DELETE FROM relay WHERE " + after + " AND (email < ? OR (email = ? AND ipaddr <= ?))");
-        MysqlStatement del_rest(conn_, "DELETE FROM relay WHERE " + after);
-        std::string email, ip;  // the last row of the previous batch ("" is before every row)
+        const std::string stale = "timestamp <= ?";
+        const std::string after = " AND (email > ? OR (email = ? AND ipaddr > ?))";  // not on the first batch
+        const std::string upto = " AND (email < ? OR (email = ? AND ipaddr <= ?))";
+        std::optional<std::pair<std::string, std::string>> last;  // the last row of the previous batch
         for (;;) {
             ++r.batches;
-            auto e = edge.query({email, email, ip, cutoff, static_cast<std::int64_t>(batch - 1)});
+            std::vector<SqlValue> where{cutoff};
+            if (last) where.insert(where.end(), {last->first, last->first, last->second});
+            std::string cond = stale + (last ? after : "");
+            std::vector<SqlValue> edge_params = where;
+            edge_params.push_back(static_cast<std::int64_t>(batch - 1));
+            auto e = MysqlStatement(conn_, "SELECT email, ipaddr FROM relay WHERE " + cond +
+                                               " ORDER BY email, ipaddr LIMIT 1 OFFSET ?")
+                         .query(edge_params);
             if (e.empty()) {
-                r.deleted += del_rest.execute({email, email, ip, cutoff});
+                r.deleted += MysqlStatement(conn_, "DELETE FROM relay WHERE " + cond).execute(where);
                 break;
             }
-            std::string e_email = e[0][0].value_or(""), e_ip = e[0][1].value_or("");
-            r.deleted += del_upto.execute({email, email, ip, cutoff, e_email, e_email, e_ip});
-            email = std::move(e_email);
-            ip = std::move(e_ip);
+            std::pair<std::string, std::string> edge{e[0][0].value_or(""), e[0][1].value_or("")};
+            where.insert(where.end(), {edge.first, edge.first, edge.second});
+            r.deleted += MysqlStatement(conn_, "DELETE FROM relay WHERE " + cond + upto).execute(where);
+            last = std::move(edge);
         }
         auto rows = MysqlStatement(conn_, "SELECT COUNT(*) FROM relay").query();
         r.kept = rows.empty() ? 0 : std::stoull(rows[0][0].value_or("0"));

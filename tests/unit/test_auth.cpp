@@ -24,9 +24,10 @@ TEST_CASE("checkpassword input: plain, IndiMail's CRAM variant, malformed", "[au
     CHECK(cram->cram_md5);
     CHECK(qv::parse_checkpassword("tim\0<1.2@h>\0b913a602c7eda7a495b4e6e7334d3890\0003\0"s)->cram_md5);
     CHECK_FALSE(qv::parse_checkpassword("tim\0pw\0\0\2\0"s)->cram_md5);  // PLAIN
-    // without a method: a 32-hex-digit answer to a <...> challenge
-    CHECK(qv::parse_checkpassword("tim\0<1.2@h>\0b913a602c7eda7a495b4e6e7334d3890\0"s)->cram_md5);
-    CHECK_FALSE(qv::parse_checkpassword("tim\0secret\0b913a602c7eda7a495b4e6e7334d3890\0"s)->cram_md5);
+    // only the method says CRAM: not the shape of the fields (a password may hold NULs)
+    CHECK_FALSE(qv::parse_checkpassword("tim\0<1.2@h>\0b913a602c7eda7a495b4e6e7334d3890\0"s)->cram_md5);
+    CHECK_FALSE(qv::parse_checkpassword("tim\0<1.2@h>\0b913a602c7eda7a495b4e6e7334d3890\0\0"s)->cram_md5);
+    CHECK_FALSE(qv::parse_checkpassword("tim\0<1.2@h>\0not-a-digest\0\3\0"s));  // CRAM without a digest
     CHECK_FALSE(qv::parse_checkpassword(""s));
     CHECK_FALSE(qv::parse_checkpassword("no-terminator"s));
     CHECK_FALSE(qv::parse_checkpassword("\0pw\0"s));  // empty user

@@ -48,24 +48,11 @@ int run(const Program& prog, const Args& a) {
     }
 
     std::unique_ptr<Store> store;
-    if (opts.purge) store = open_store(paths, prog.mysql);
-    // The files backend's grants and the cdb are shared with qmailctl relay and vchkpass: hold the
-    // admin lock throughout. MariaDB rows need no file lock, so it is taken for the rebuild only.
-    std::optional<FileLock> admin;
-    auto take_admin_lock = [&] {
-        if (!admin && !opts.dry_run) admin.emplace(admin_lock(paths, std::chrono::seconds(prog.common.lock_wait)));
-    };
-    if (!store || store->grants_in_rules()) take_admin_lock();
-    ClearOptions purge = opts, rebuild = opts;
-    purge.rebuild = false;
-    rebuild.purge = false;
-    ClearResult r = clear_open_smtp(paths, store.get(), purge, std::time(nullptr));
-    if (opts.rebuild) {
-        take_admin_lock();
-        ClearResult b = clear_open_smtp(paths, nullptr, rebuild, std::time(nullptr));
-        r.rebuilt = b.rebuilt;
-        for (auto& s : b.steps) r.steps.push_back(s);
-    }
+    if (opts.purge) store = open_store(paths, prog.mysql);  // 69 here, before any file is touched
+    // The grants and tcp.smtp.cdb are shared with qmailctl relay and vchkpass: the admin lock is held
+    // for the whole run (on MariaDB, so that a lock that cannot be had changes nothing either).
+    auto lock = lock_for_change(paths, prog.common);
+    ClearResult r = clear_open_smtp(paths, store.get(), opts, std::time(nullptr));
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
     if (!opts.dry_run && (r.deleted || r.rebuilt))

@@ -152,14 +152,13 @@ int run_grants(const Program& prog, const RelayArgs& a) {
     auto store = open_store(paths, prog.mysql);
     std::int64_t now = std::time(nullptr);
     std::int64_t window = static_cast<std::int64_t>(paths.relay_clear_minutes) * 60;
-    std::size_t shown = 0, expired_hidden = 0;
+    std::size_t expired_hidden = 0;
     for (auto& g : store->list_grants()) {
         bool expired = now - g.timestamp >= window;  // as the lookup and clearopensmtp see it
         if (expired && !a.all) {
             ++expired_hidden;
             continue;
         }
-        ++shown;
         if (rep.json()) {
             rep.object(Json::object()
                            .set("email", g.email)
@@ -174,7 +173,6 @@ int run_grants(const Program& prog, const RelayArgs& a) {
     }
     if (!rep.json() && expired_hidden)
         rep.info(std::to_string(expired_hidden) + " expired grant(s) not shown (--all shows them)");
-    (void)shown;
     return 0;
 }
 
@@ -348,8 +346,8 @@ void setup_relay(CLI::App& app, Program& prog) {
     // every relay subcommand shows the exit codes that apply to relay (not qmailctl's general ones)
     const std::string footer =
         "Exit status: 0 done (test: may relay, or the recipient is local); 1 test: refused; 6 nothing to\n"
-        "remove; 9 already listed; 64 usage; 65 bad address or entry; 69 the database is down; 75 locked.\n"
-        "See qmailctl(8).";
+        "remove; 9 already listed; 64 usage; 65 bad address or entry; 69 the database is down; 75 locked;\n"
+        "77 grant: tcp.smtp denies the client. See qmailctl(8).";
     std::function<void(CLI::App*)> set_footer = [&](CLI::App* a) {
         a->footer(footer);
         for (CLI::App* sub : a->get_subcommands([](CLI::App*) { return true; })) set_footer(sub);

@@ -38,20 +38,33 @@ void log_line(const std::string& text) {
     std::cerr << "vchkpass: " << text << '\n';
 }
 
-std::optional<std::string> read_fd(int fd) {
-    std::string data;
-    char buf[512];
+// The login, read whole from `fd` into `buf` (checkpassword sends at most 512 bytes); its size, or
+// nullopt on a read error or when it does not fit.
+std::optional<std::size_t> read_fd(int fd, char* buf, std::size_t size) {
+    std::size_t have = 0;
     for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (have == size) {
+            errno = 0;
+            return std::nullopt;
+        }
+        ssize_t n = ::read(fd, buf + have, size - have);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return std::nullopt;
         if (n == 0) break;
-        data.append(buf, static_cast<std::size_t>(n));
-        if (data.size() > 4096) return std::nullopt;  // checkpassword sends at most 512 bytes
+        have += static_cast<std::size_t>(n);
     }
     ::close(fd);
-    return data;
+    return have;
 }
+
+// Wipes the password (or CRAM digest) however the run ends.
+struct WipeOnExit {
+    AuthRequest& req;
+    ~WipeOnExit() {
+        wipe(req.secret);
+        wipe(req.response);
+    }
+};
 
 const char* remote_ip() {
     for (const char* v : {"TCP6REMOTEIP", "TCPREMOTEIP"})
@@ -79,24 +92,30 @@ void record_grant(const Paths& paths, Store& store, const AuthResult& r, const P
 int run(const Program& prog, const Args& a) {
     auto service = parse_auth_service(a.service);
     if (!service) throw Error(Exit::usage, "--service " + a.service + ": expected smtp, pop3 or imap");
-    auto data = read_fd(a.fd);
-    if (!data) {
-        log_line("cannot read the login from descriptor " + std::to_string(a.fd) + ": " + std::strerror(errno));
+    char buf[4096];
+    auto size = read_fd(a.fd, buf, sizeof buf);
+    if (!size) {
+        int err = errno;
+        wipe(buf, sizeof buf);
+        log_line("cannot read the login from descriptor " + std::to_string(a.fd) + ": " +
+                 (err ? std::strerror(err) : "more than 4096 bytes"));
         return kMisuse;
     }
-    auto req = parse_checkpassword(*data);
-    std::fill(data->begin(), data->end(), '\0');
+    auto req = parse_checkpassword(std::string_view(buf, *size));
+    wipe(buf, sizeof buf);
     if (!req) {
         log_line("malformed login data on descriptor " + std::to_string(a.fd) + " (want user\\0password\\0...)");
         return kMisuse;
     }
+    WipeOnExit wipe_request{*req};
     const char* ip = remote_ip();
     std::string from = ip ? std::string(" from ") + ip : "";
     try {
         Paths paths = Paths::from_env();
         auto store = open_store(paths, prog.mysql);
         AuthResult r = authenticate(paths, *store, *req, *service);
-        std::fill(req->secret.begin(), req->secret.end(), '\0');
+        wipe(req->secret);  // before PROGRAM is run: exec skips destructors
+        wipe(req->response);
         if (r.status == AuthStatus::refused) {
             log_line(std::string(to_string(*service)) + " login refused" + from + ": " + r.reason);
             return kRefused;
@@ -136,11 +155,10 @@ int main(int argc, char** argv) {
     Args a;
     CLI::App app{
         "Check a login against qvmail's mailboxes, as a checkpassword program: read user\\0password\\0 from\n"
-        "descriptor 3, then run PROGRAM with its arguments (all the words after the options, or after --).\n"
-        "Usage: vchkpass [OPTIONS] [--] [PROGRAM [ARG...]]",
+        "descriptor 3, then run PROGRAM with its arguments: all the words after the options (or after --).",
         "vchkpass"};
     app.set_version_flag("--version", QV_VERSION);
-    app.add_option("-s,--service", a.service, "smtp (the default), pop3 or imap: which NO_* flag applies");
+    app.add_option("-s,--service", a.service, "smtp (the default), pop3 (or pop) or imap: which NO_* flag applies");
     app.add_flag("-g,--grant", a.grant,
                  "After a POP3/IMAP login, let the mailbox relay from TCPREMOTEIP (as when OPEN_SMTP is set)");
     app.add_flag("--no-grant", a.no_grant, "Never record a relay grant, even when OPEN_SMTP is set");

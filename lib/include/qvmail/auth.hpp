@@ -19,15 +19,16 @@ std::optional<AuthService> parse_auth_service(std::string_view name);  // smtp, 
 std::string_view to_string(AuthService s) noexcept;
 
 // What arrives on fd 3: `user\0password\0timestamp\0`, or IndiMail's qmail-smtpd variant
-// `user\0challenge\0response\0method\0` for CRAM-MD5 (method 3, as byte or digit; without a method,
-// a 32-hex-digit response to a `<...>` challenge).
+// `user\0challenge\0response\0method\0`, where method 3 (a byte or a digit) is CRAM-MD5 and the
+// response its 32 lower-case hex digits.
 struct AuthRequest {
     std::string user;
     std::string secret;    // the password, or the CRAM challenge
     std::string response;  // the checkpassword timestamp, or the CRAM digest
     bool cram_md5 = false;
 };
-// Parses the fd 3 data; nullopt when it is not two or more NUL-terminated fields.
+// Parses the fd 3 data; nullopt when it is not two or more NUL-terminated fields, or a CRAM-MD5
+// request without a well-formed digest.
 std::optional<AuthRequest> parse_checkpassword(std::string_view data);
 
 enum class AuthStatus {

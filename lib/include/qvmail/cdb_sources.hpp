@@ -31,8 +31,12 @@ struct CdbSource {
     std::optional<std::filesystem::path> prefix = std::nullopt;
 };
 
-// The tcprules lines of an open-smtp file (each line's text before its TAB); empty when missing.
-std::string open_smtp_rules(const std::filesystem::path& open_smtp);
+// The tcprules lines that put the files store's relay grants first in tcp.smtp.cdb, one
+// `IP:allow,RELAYCLIENT=""` each, except for clients that `static_rules` (the text of tcp.smtp) deny:
+// a POP/IMAP login must not open a host the administrator has shut (those go to `shut`).
+struct RelayGrant;
+std::string grant_rules(const std::vector<RelayGrant>& grants, std::string_view static_rules,
+                        std::vector<RelayGrant>* shut = nullptr);
 
 // Every known source, in table order (tcp rules first, by name). Sources are listed whether or not
 // their files exist, so that a missing source can be reported by name.

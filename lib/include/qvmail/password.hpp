@@ -26,6 +26,10 @@ bool verify_password(std::string_view password, std::string_view hash);
 // Whether `hash` looks like a crypt(3) string this module can verify (for -e, "already hashed").
 bool is_crypt_hash(std::string_view hash) noexcept;
 
+// Overwrites a secret in memory in a way the compiler cannot drop (OPENSSL_cleanse).
+void wipe(std::string& secret) noexcept;
+void wipe(char* data, std::size_t size) noexcept;
+
 // A random password of `length` characters from letters and digits (no look-alikes), from getrandom().
 std::string random_password(std::size_t length);
 

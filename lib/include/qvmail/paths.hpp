@@ -46,6 +46,7 @@ struct Paths {
     fs::path base_path;
     fs::path queuedir;
     fs::path servicedir;
+    fs::path relayclients;                     // RELAYCLIENTS: control/relayclients, or the file it names
     fs::path open_smtp;                        // OPEN_SMTP: the files store's relay grants (etc/open-smtp)
     unsigned relay_clear_minutes = 60;         // RELAY_CLEAR_MINUTES: how long a relay grant lasts
     fs::path sbindir;                          // where vdelivermail and vfilter are installed (compiled in)

@@ -85,8 +85,6 @@ std::vector<std::string> add_tcp_rule(const Paths& paths, const std::string& add
                                       const std::vector<std::pair<std::string, std::string>>& env, bool dry_run);
 // Removes every rule for the address; throws Error 6 when there is none.
 std::vector<std::string> remove_tcp_rule(const Paths& paths, const std::string& address, bool dry_run);
-// Rebuilds tcp.smtp.cdb from the open-smtp grants and tcp.smtp (when either exists).
-std::vector<std::string> rebuild_tcp_rules(const Paths& paths, bool dry_run);
 
 enum class RelayList { clients, domains, mailfrom };
 const char* relay_list_name(RelayList l) noexcept;  // "relayclients", ...

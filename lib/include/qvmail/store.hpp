@@ -74,6 +74,8 @@ struct RelayGrant {
 // The files backend's open-smtp file: one grant a line, `<ip>:allow,RELAYCLIENT=""<TAB><time><TAB><email>`
 // (vpopmail's lines with a third field). A missing file has none; malformed lines are skipped.
 std::vector<RelayGrant> read_open_smtp(const std::filesystem::path& file);
+// The text of an open-smtp file holding `grants`.
+std::string format_open_smtp(const std::vector<RelayGrant>& grants);
 
 struct PurgeResult {
     std::uint64_t deleted = 0;
