@@ -295,6 +295,7 @@ namespace {
 }
 
 bool is_ipv4(std::string_view s) {
+    if (s.find('\0') != std::string_view::npos) return false;  // inet_pton would stop there
     unsigned char buf[4];
     return ::inet_pton(AF_INET, std::string(s).c_str(), buf) == 1;
 }
@@ -387,10 +388,16 @@ std::string tcprules_address(std::string_view text) {
         return lower(text);
     }
     if (auto at = text.find('@'); at != std::string_view::npos) {
-        std::string_view user = text.substr(0, at);
-        if (user.empty() || user.find_first_of(": \t=,") != std::string_view::npos) fail();
-        std::string rest = tcprules_address(text.substr(at + 1));
-        return std::string(user) + "@" + rest;
+        // TCPREMOTEINFO, an ident answer: a user name (letters, digits, '.', '_', '-'), then one address
+        std::string_view user = text.substr(0, at), rest = text.substr(at + 1);
+        if (user.empty() || user[0] == '-' || rest.find('@') != std::string_view::npos) fail();
+        for (char c : user)
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                  c == '-'))
+                fail();
+        std::string addr = tcprules_address(rest);
+        if (addr.empty()) fail();
+        return std::string(user) + "@" + addr;
     }
     if (is_ipv4(text) || is_ipv4_prefix(text)) return std::string(text);
     // a range in the last octet: a.b.c.x-y

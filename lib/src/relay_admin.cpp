@@ -224,6 +224,7 @@ std::string grant_ip(std::string_view text) {
     unsigned char buf[16];
     std::string s(text);
     char out[INET6_ADDRSTRLEN];
+    if (s.find('\0') != std::string::npos) s.clear();  // inet_pton would stop at the NUL
     if (::inet_pton(AF_INET, s.c_str(), buf) == 1 && ::inet_ntop(AF_INET, buf, out, sizeof out)) return out;
     if (::inet_pton(AF_INET6, s.c_str(), buf) == 1) {
         static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};

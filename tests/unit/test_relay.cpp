@@ -40,7 +40,13 @@ TEST_CASE("tcp.smtp addresses and rule lines", "[relay]") {
     CHECK(qv::tcprules_address("joe@10.1.1.5") == "joe@10.1.1.5");
     CHECK(qv::tcprules_address("default") == "");
     CHECK(qv::tcprules_address("") == "");
-    for (const char* bad : {"10.1.1.50-1", "10.1.1.1-300", "1.2.3", "=exa mple", ":", "a,b", "@1.2.3.4", "x"}) {
+    using namespace std::string_literals;
+    CHECK_THROWS_AS(qv::tcprules_address("1.2.3.4\0,x"s), qv::Error);  // no NUL-truncated check
+    CHECK_THROWS_AS(qv::grant_ip("1.2.3.4\0junk"s), qv::Error);
+    CHECK(qv::grant_ip("::FFFF:192.0.2.9") == "192.0.2.9");
+    CHECK(qv::grant_ip("2001:db8:0::1") == "2001:db8::1");
+    for (const char* bad : {"10.1.1.50-1", "10.1.1.1-300", "1.2.3", "=exa mple", ":", "a,b", "@1.2.3.4", "x",
+                            "a@b@1.2.3.4", "#x@1.2.3.4", "a b@1.2.3.4", "joe@default", "joe@"}) {
         INFO(bad);
         CHECK_THROWS_AS(qv::tcprules_address(bad), qv::Error);
     }
