@@ -171,10 +171,6 @@ std::vector<std::string> publish_list(const Paths& paths, RelayList l, const Con
     return tx.log();
 }
 
-}  // namespace
-
-namespace {
-
 // The first line whose entry has `key` (the whole entry for relaymailfrom, the text before ':'
 // otherwise; compared case-insensitively except for relayclients).
 std::optional<std::pair<std::uint64_t, std::string>> find_list_key(const ControlFile& f, RelayList l,
@@ -212,7 +208,11 @@ std::vector<std::string> relay_list_remove(const Paths& paths, RelayList l, cons
     std::string key = list_key(l, relay_list_entry(l, entry));
     ControlFile f = ControlFile::load(relay_list_file(paths, l));
     std::size_t removed = 0;
-    while (auto hit = find_list_key(f, l, key)) removed += f.remove(hit->second);
+    while (auto hit = find_list_key(f, l, key)) {
+        std::size_t n = f.remove(hit->second);
+        if (n == 0) break;  // cannot happen (the same entry rule on both sides), but never loop
+        removed += n;
+    }
     if (!removed) throw Error(Exit::missing, f.path().string() + ": no entry for " + key);
     return publish_list(paths, l, f, dry_run);
 }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <memory>
 
 #include "qvmail/error.hpp"
 #include "qvmail/mysql.hpp"
@@ -179,28 +180,33 @@ public:
         ensure_relay_table();
         batch = std::max<std::uint64_t>(batch, 1);
         PurgeResult r;
-        const std::string stale = "timestamp <= ?";
-        const std::string after = " AND (email > ? OR (email = ? AND ipaddr > ?))";  // not on the first batch
+        // [0]: the first batch, from the start of the table; [1]: the next ones, after the last row
+        const std::string cond[2] = {"timestamp <= ?", "timestamp <= ? AND (email > ? OR (email = ? AND ipaddr > ?))"};
         const std::string upto = " AND (email < ? OR (email = ? AND ipaddr <= ?))";
+        std::unique_ptr<MysqlStatement> edge[2], del_upto[2], del_rest[2];
+        for (int i = 0; i < 2; ++i) {
+            edge[i] = std::make_unique<MysqlStatement>(
+                conn_, "SELECT email, ipaddr FROM relay WHERE " + cond[i] + " ORDER BY email, ipaddr LIMIT 1 OFFSET ?");
+            del_upto[i] = std::make_unique<MysqlStatement>(conn_, "DELETE FROM relay WHERE " + cond[i] + upto);
+            del_rest[i] = std::make_unique<MysqlStatement>(conn_, "DELETE FROM relay WHERE " + cond[i]);
+        }
         std::optional<std::pair<std::string, std::string>> last;  // the last row of the previous batch
         for (;;) {
             ++r.batches;
+            int i = last ? 1 : 0;
             std::vector<SqlValue> where{cutoff};
             if (last) where.insert(where.end(), {last->first, last->first, last->second});
-            std::string cond = stale + (last ? after : "");
             std::vector<SqlValue> edge_params = where;
             edge_params.push_back(static_cast<std::int64_t>(batch - 1));
-            auto e = MysqlStatement(conn_, "SELECT email, ipaddr FROM relay WHERE " + cond +
-                                               " ORDER BY email, ipaddr LIMIT 1 OFFSET ?")
-                         .query(edge_params);
+            auto e = edge[i]->query(edge_params);
             if (e.empty()) {
-                r.deleted += MysqlStatement(conn_, "DELETE FROM relay WHERE " + cond).execute(where);
+                r.deleted += del_rest[i]->execute(where);
                 break;
             }
-            std::pair<std::string, std::string> edge{e[0][0].value_or(""), e[0][1].value_or("")};
-            where.insert(where.end(), {edge.first, edge.first, edge.second});
-            r.deleted += MysqlStatement(conn_, "DELETE FROM relay WHERE " + cond + upto).execute(where);
-            last = std::move(edge);
+            std::pair<std::string, std::string> row{e[0][0].value_or(""), e[0][1].value_or("")};
+            where.insert(where.end(), {row.first, row.first, row.second});
+            r.deleted += del_upto[i]->execute(where);
+            last = std::move(row);
         }
         auto rows = MysqlStatement(conn_, "SELECT COUNT(*) FROM relay").query();
         r.kept = rows.empty() ? 0 : std::stoull(rows[0][0].value_or("0"));

@@ -84,7 +84,7 @@ void record_grant(const Paths& paths, Store& store, const AuthResult& r, const P
         std::optional<FileLock> lock;
         if (store.grants_in_rules()) lock.emplace(admin_lock(paths, std::chrono::seconds(prog.common.lock_wait)));
         grant_relay(paths, store, r.address, ip, std::time(nullptr), false);
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {
         log_line("no relay grant for " + r.address + " from " + ip + ": " + e.what());
     }
 }
@@ -135,7 +135,7 @@ int run(const Program& prog, const Args& a) {
         if (a.program.empty()) return 0;
         if (::chdir(r.user->dir.c_str()) != 0)
             log_line("cannot change to " + r.user->dir + ": " + std::strerror(errno));
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {  // the store is down, a file unreadable: try again later
         log_line(std::string(to_string(*service)) + " login" + from + ": temporary failure: " + e.what());
         return kTempFail;
     }
