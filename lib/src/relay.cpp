@@ -145,7 +145,9 @@ RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q
         auto m = tcprules::lookup(db, tcprules::Client{q.ip, q.host, q.info});
         std::optional<tcprules::SourceRule> origin;
         if (m.key && fs::exists(paths.tcp_file, ec)) origin = tcprules::find_source_rule(paths.tcp_file, *m.key);
-        std::string where = m.key ? "rule \"" + printable(*m.key) + "\"" : "no rule";
+        std::string where = !m.key           ? "no rule"
+                            : m.key->empty() ? "the default rule"
+                                             : "rule \"" + printable(*m.key) + "\"";
         if (m.decision.deny) {
             d.trace.push_back("tcp.smtp: " + where + " denies the connection");
             return decided(RelayDecision::denied, "tcp.smtp", paths.tcp_file.string(),
