@@ -217,7 +217,9 @@ RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q
         } catch (const Error& e) {
             why = e.what();
         }
-        if (u && (u->gid_flags & userflag::no_relay)) {
+        if (u && (u->gid_flags & userflag::no_smtp)) {
+            d.trace.push_back("smtp-auth: " + *q.auth_user + " has NO_SMTP: vchkpass refuses its SMTP AUTH");
+        } else if (u && (u->gid_flags & userflag::no_relay)) {
             d.trace.push_back("smtp-auth: " + *q.auth_user + " has NO_RELAY: authenticated, may not relay");
         } else if (u) {
             d.trace.push_back("smtp-auth: " + *q.auth_user + " authenticated");

@@ -161,6 +161,9 @@ class Matrix(RelayCase):
         d = self.assertRefused("203.0.113.9", "--auth", "norelay@example.com")
         self.assertIn("smtp-auth: norelay@example.com has NO_RELAY: authenticated, may not relay", d["trace"])
         self.assertRefused("203.0.113.9", "--auth", "ghost@example.com")
+        self.ok(self.home.run("vmoduser", "-s", "tim@example.com"))     # NO_SMTP: no SMTP AUTH at all
+        d = self.assertRefused("203.0.113.9", "--auth", "tim@example.com")
+        self.assertIn("smtp-auth: tim@example.com has NO_SMTP: vchkpass refuses its SMTP AUTH", d["trace"])
         # NO_RELAY still reaches local recipients
         self.assertEqual(self.decide("203.0.113.9", "--auth", "norelay@example.com", "--rcpt",
                                    "tim@example.com")["verdict"], "local")
