@@ -1,14 +1,11 @@
 #include "qvmail/address.hpp"
 
 #include "qvmail/error.hpp"
+#include "qvmail/text.hpp"
 
 namespace qv {
 
 namespace {
-
-char lower(char c) {
-    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
 
 bool is_alnum(char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
@@ -24,7 +21,7 @@ std::string normalize_domain(std::string_view name) {
     for (unsigned char c : name)
         if (c >= 0x80) bad_domain(name, "it is not ASCII; give its punycode form (xn--...), for example from idn2(1)");
     std::string d;
-    for (char c : name) d += lower(c);
+    for (char c : name) d += ascii_lower(c);
     if (d.empty()) bad_domain(name, "it is empty");
     if (d.size() > kMaxDomainLength)
         bad_domain(name, "longer than " + std::to_string(kMaxDomainLength) + " characters");
@@ -60,7 +57,7 @@ std::string normalize_local(std::string_view local) {
         throw Error(Exit::dataerr, "invalid user name '" + printable(local) + "': " + why);
     };
     std::string l;
-    for (char c : local) l += lower(c);
+    for (char c : local) l += ascii_lower(c);
     if (l.empty()) bad("it is empty");
     if (l.size() > kMaxLocalLength) bad("longer than " + std::to_string(kMaxLocalLength) + " characters");
     for (char c : l)

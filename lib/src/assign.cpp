@@ -4,6 +4,7 @@
 
 #include "qvmail/error.hpp"
 #include "qvmail/line_reader.hpp"
+#include "qvmail/text.hpp"
 
 namespace qv {
 
@@ -143,8 +144,7 @@ CompileStats compile_assign(LineReader& in, CdbSink& sink) {
         } else {
             key.push_back('\0');
         }
-        for (char& c : key)
-            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        ascii_lower_in_place(key);
         // The first six ':' of the rest become NULs; the value ends at the sixth.
         std::string_view rest = line.substr(i + 1);
         value.clear();

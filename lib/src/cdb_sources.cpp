@@ -17,6 +17,7 @@
 #include "qvmail/paths.hpp"
 #include "qvmail/store.hpp"
 #include "qvmail/tcprules.hpp"
+#include "qvmail/text.hpp"
 #include "qvmail/transaction.hpp"
 
 namespace qv {
@@ -101,8 +102,7 @@ CompileStats compile_lowercase_lines(LineReader& in, CdbSink& sink) {
         while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
         if (line.empty() || line[0] == '#') continue;
         key.assign(line);
-        for (char& c : key)
-            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        ascii_lower_in_place(key);
         if (key.back() == '\r' && stats.warnings.size() < 100)
             stats.warnings.push_back({in.line_number(),
                                       "line ends in a carriage return, which becomes part of the key "

@@ -11,6 +11,7 @@
 #include "qvmail/control.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/paths.hpp"
+#include "qvmail/text.hpp"
 #include "qvmail/transaction.hpp"
 
 namespace qv {
@@ -108,8 +109,7 @@ HashMethod domain_hash_method(const Paths& paths, const Domain& d) {
 }
 
 std::string_view mailbox_bucket(std::string_view user) {
-    char c = user.empty() ? 't' : user[0];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    char c = ascii_lower(user.empty() ? 't' : user[0]);
     if (c >= 'a' && c <= 'e') return "A2E";
     if (c >= 'f' && c <= 'k') return "F2K";
     if (c >= 'l' && c <= 'p') return "L2P";

@@ -13,6 +13,7 @@
 #include "qvmail/paths.hpp"
 #include "qvmail/store.hpp"
 #include "qvmail/tcprules.hpp"
+#include "qvmail/text.hpp"
 #include "qvmail/user.hpp"
 
 namespace qv {
@@ -20,13 +21,6 @@ namespace qv {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
 
 // The first line of a control file whose key (the text before ':') equals one of `keys`, tried in
 // the order of `keys`. Returns the line number, the line and the text after ':'.
@@ -47,7 +41,7 @@ std::optional<KeyHit> find_key(const ControlFile& f, const std::vector<std::stri
             if (e.empty()) return true;
             std::size_t colon = e.find(':');
             std::string_view key = e.substr(0, colon);
-            if (lower(key) != k) return true;
+            if (ascii_lower(key) != k) return true;
             hit = KeyHit{n, std::string(e), k, colon == std::string_view::npos ? "" : std::string(e.substr(colon + 1))};
             return false;
         });
@@ -63,19 +57,19 @@ std::vector<std::string> ip_keys(const std::string& ip) {
     return keys;
 }
 
+// A host name, then each suffix starting at a '.', lower-cased (relaydomains, rcpthosts).
 std::vector<std::string> host_keys(const std::string& host) {
-    std::vector<std::string> keys{lower(host)};
-    for (std::size_t i = 0; i < host.size(); ++i)
-        if (host[i] == '.') keys.push_back(lower(host.substr(i)));
+    std::string h = ascii_lower(host);
+    std::vector<std::string> keys{h};
+    for (std::size_t i = 0; i < h.size(); ++i)
+        if (h[i] == '.') keys.push_back(h.substr(i));
     return keys;
 }
 
 // Whether `domain` (or a suffix starting at '.') is in rcpthosts or morercpthosts.cdb.
 std::optional<std::string> local_domain(const Paths& paths, const std::string& domain,
                                         std::vector<std::string>& trace) {
-    std::vector<std::string> keys{domain};
-    for (std::size_t i = 0; i < domain.size(); ++i)
-        if (domain[i] == '.') keys.push_back(domain.substr(i));
+    std::vector<std::string> keys = host_keys(domain);
     ControlFile rcpthosts = ControlFile::load(paths.control("rcpthosts"));
     if (!rcpthosts.exists()) {
         trace.push_back(
@@ -232,7 +226,7 @@ RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q
 
     // 5. relaymailfrom: the envelope sender, then its @domain.
     if (q.sender && !q.sender->empty()) {
-        std::string sender = lower(*q.sender);
+        std::string sender = ascii_lower(*q.sender);
         std::vector<std::string> keys{sender};
         if (auto at = sender.rfind('@'); at != std::string::npos) keys.push_back(sender.substr(at));
         fs::path mf_cdb = paths.control("relaymailfrom.cdb");
@@ -257,7 +251,7 @@ RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q
 
     // 6. The recipient is ours: accepted, not relayed.
     if (q.recipient) {
-        std::string domain = lower(q.recipient->substr(q.recipient->rfind('@') + 1));
+        std::string domain = ascii_lower(q.recipient->substr(q.recipient->rfind('@') + 1));
         if (q.recipient->find('@') == std::string::npos) {
             d.trace.push_back("rcpthosts: no domain in " + *q.recipient + ": local");
             return decided(RelayDecision::local, "rcpthosts", "", std::nullopt, *q.recipient);
@@ -341,7 +335,7 @@ std::string relayclients_entry(std::string_view text) {
 
 std::string relaydomains_entry(std::string_view text) {
     std::size_t colon = text.find(':');
-    std::string host = lower(text.substr(0, colon));
+    std::string host = ascii_lower(text.substr(0, colon));
     std::string_view name = host;
     if (!name.empty() && name[0] == '.') name.remove_prefix(1);
     try {
@@ -358,7 +352,7 @@ std::string relaydomains_entry(std::string_view text) {
 }
 
 std::string relaymailfrom_entry(std::string_view text) {
-    std::string t = lower(text);
+    std::string t = ascii_lower(text);
     if (!t.empty() && t[0] == '@') {
         try {
             return "@" + normalize_domain(std::string_view(t).substr(1));
@@ -389,7 +383,7 @@ std::string tcprules_address(std::string_view text) {
         } catch (const Error&) {
             fail();
         }
-        return lower(text);
+        return ascii_lower(text);
     }
     if (auto at = text.find('@'); at != std::string_view::npos) {
         // TCPREMOTEINFO, an ident answer: a user name (letters, digits, '.', '_', '-'), then one address

@@ -15,6 +15,7 @@
 #include "qvmail/relay.hpp"
 #include "qvmail/store.hpp"
 #include "qvmail/tcprules.hpp"
+#include "qvmail/text.hpp"
 #include "qvmail/transaction.hpp"
 
 namespace qv {
@@ -182,9 +183,7 @@ std::optional<std::pair<std::uint64_t, std::string>> find_list_key(const Control
         std::string_view e = control_entry(line);
         if (e.empty()) return true;
         std::string k = list_key(l, e);
-        if (l != RelayList::clients)
-            for (char& c : k)
-                if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        if (l != RelayList::clients) ascii_lower_in_place(k);
         if (k != key) return true;
         hit = std::make_pair(n, std::string(e));
         return false;

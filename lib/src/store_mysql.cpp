@@ -2,13 +2,13 @@
 // Changes run in one transaction, opened at the first change and committed after the files of the
 // same change are in place (see apply_change in domain.cpp).
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <memory>
 
 #include "qvmail/error.hpp"
 #include "qvmail/mysql.hpp"
 #include "qvmail/store.hpp"
+#include "qvmail/text.hpp"
 
 namespace qv {
 
@@ -142,7 +142,7 @@ public:
             {ip, since});
         for (auto& r : rows) {
             RelayGrant g = grant_from(r);
-            if (!sender || equal_ci(*sender, g.email)) return g;
+            if (!sender || equal_ignoring_case(*sender, g.email)) return g;
         }
         return std::nullopt;
     }
@@ -237,12 +237,6 @@ private:
         g.ip = r[1].value_or("");
         g.timestamp = r[2] ? std::stoll(*r[2]) : 0;
         return g;
-    }
-
-    static bool equal_ci(std::string_view a, std::string_view b) {
-        return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-                   return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-               });
     }
 
     void ensure_relay_table() {
