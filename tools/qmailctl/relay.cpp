@@ -223,13 +223,6 @@ int run_test(const Program& prog, RelayArgs a) {
     return d.accepted() ? 0 : 1;
 }
 
-std::vector<std::string> starting_with(const std::vector<std::string>& all, const std::string& prefix) {
-    std::vector<std::string> out;
-    for (auto& s : all)
-        if (s.starts_with(prefix)) out.push_back(s);
-    return out;
-}
-
 }  // namespace
 
 void setup_relay(CLI::App& app, Program& prog) {
@@ -263,13 +256,11 @@ void setup_relay(CLI::App& app, Program& prog) {
     rr->add_option("ADDR", args.address, "The address part of the rule, as rules list shows it")->required();
     add_common_options(*rr, prog.common, change);
     rr->callback([&prog] { prog.action = [&prog] { return run_rules_remove(prog, args); }; });
-    prog.positional_completions[rr] = [](const std::string& prefix) {
+    // (the completion engine keeps the candidates that start with the word typed, and drops errors)
+    prog.positional_completions[rr] = [](const std::string&) {
         std::vector<std::string> out;
-        try {
-            for (auto& r : list_tcp_rules(Paths::from_env())) out.push_back(r.address);
-        } catch (const std::exception&) {
-        }
-        return starting_with(out, prefix);
+        for (auto& r : list_tcp_rules(Paths::from_env())) out.push_back(r.address);
+        return out;
     };
 
     struct ListKind {
@@ -298,13 +289,8 @@ void setup_relay(CLI::App& app, Program& prog) {
             c->callback(
                 [&prog, l, add] { prog.action = [&prog, l, add] { return run_list_change(prog, l, args, add); }; });
             if (!add)
-                prog.positional_completions[c] = [l](const std::string& prefix) {
-                    std::vector<std::string> out;
-                    try {
-                        out = relay_list_entries(Paths::from_env(), l);
-                    } catch (const std::exception&) {
-                    }
-                    return starting_with(out, prefix);
+                prog.positional_completions[c] = [l](const std::string&) {
+                    return relay_list_entries(Paths::from_env(), l);
                 };
         }
     }
