@@ -141,42 +141,11 @@ public:
 
     std::vector<RelayGrant> list_grants() override { return read_open_smtp(open_smtp_); }
 
-    void record_grant(const RelayGrant& g) override {
-        std::string text;
-        for (auto& old : list_grants())
-            if (old.ip != g.ip) text += format_grant(old) + "\n";
-        text += format_grant(g) + "\n";
-        replace_file(open_smtp_, text, 0644);
-    }
-
-    std::uint64_t revoke_grants(const std::string& ip, const std::optional<std::string>& email) override {
-        std::string text;
-        std::uint64_t removed = 0;
-        for (auto& g : list_grants()) {
-            if (g.ip == ip && (!email || *email == g.email))
-                ++removed;
-            else
-                text += format_grant(g) + "\n";
-        }
-        if (removed) replace_file(open_smtp_, text, 0644);
-        return removed;
-    }
-
-    PurgeResult purge_grants(std::int64_t cutoff, std::uint64_t) override {
-        PurgeResult r;
-        r.batches = 1;
-        std::string text;
-        for (auto& g : list_grants()) {
-            if (g.timestamp <= cutoff) {
-                ++r.deleted;
-            } else {
-                ++r.kept;
-                text += format_grant(g) + "\n";
-            }
-        }
-        if (r.deleted) replace_file(open_smtp_, text, 0644);
-        return r;
-    }
+    // open-smtp only ever changes together with tcp.smtp.cdb, in one transaction: grant_relay(),
+    // revoke_relay() and clear_open_smtp() (relay.hpp) write both, so these are never called.
+    void record_grant(const RelayGrant&) override { rules_only(); }
+    std::uint64_t revoke_grants(const std::string&, const std::optional<std::string>&) override { rules_only(); }
+    PurgeResult purge_grants(std::int64_t, std::uint64_t) override { rules_only(); }
 
     std::string grants_source() const override { return open_smtp_.string(); }
     bool grants_in_rules() const noexcept override { return true; }
@@ -342,6 +311,10 @@ private:
 
     static std::vector<UserRecord>::iterator find(State& s, std::string_view name) {
         return std::find_if(s.users.begin(), s.users.end(), [&](const UserRecord& u) { return u.name == name; });
+    }
+
+    [[noreturn]] static void rules_only() {
+        throw Error(Exit::software, "the files store's relay grants change with tcp.smtp.cdb (see relay.hpp)");
     }
 
     fs::path open_smtp_;

@@ -112,8 +112,8 @@ TEST_CASE("clear_open_smtp keeps fresh grants of the files store", "[relay]") {
     RelayHome h;
     auto store = qv::make_files_store(h.paths);
     std::time_t now = std::time(nullptr);
-    store->record_grant({"old@example.com", "10.0.0.1", now - 3601});
-    store->record_grant({"new@example.com", "10.0.0.2", now - 3599});
+    qv::grant_relay(h.paths, *store, "old@example.com", "10.0.0.1", now - 3601, false);
+    qv::grant_relay(h.paths, *store, "new@example.com", "10.0.0.2", now - 3599, false);
     qv::ClearOptions o;
     o.minutes = 60;
     auto r = qv::clear_open_smtp(h.paths, store.get(), o, now);

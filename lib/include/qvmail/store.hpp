@@ -120,6 +120,9 @@ public:
     virtual std::optional<RelayGrant> find_grant(const std::string& ip, const std::optional<std::string>& sender,
                                                  std::int64_t since) = 0;
     virtual std::vector<RelayGrant> list_grants() = 0;
+    // The three changes below are for stores whose grants are rows (grants_in_rules() false): the files
+    // store's grants change together with tcp.smtp.cdb, through grant_relay(), revoke_relay() and
+    // clear_open_smtp() in relay.hpp, and these throw Error 70 there.
     virtual void record_grant(const RelayGrant& g) = 0;  // replaces a grant for the same email and IP
     // Removes the grants for this IP (and email, when given); returns how many.
     virtual std::uint64_t revoke_grants(const std::string& ip, const std::optional<std::string>& email) = 0;
