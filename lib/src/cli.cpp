@@ -106,16 +106,16 @@ const CLI::Option* find_option(const CLI::App& app, std::string_view word) {
 
 std::vector<std::string> complete(const CLI::App& app, const Program& prog, const std::vector<std::string>& words) {
     const CLI::App* cur = &app;
-    bool want_value = false;
+    const CLI::Option* want_value = nullptr;  // the option whose value is being typed
     for (std::size_t i = 0; i + 1 < words.size(); ++i) {
         const std::string& w = words[i];
         if (want_value) {
-            want_value = false;
+            want_value = nullptr;
             continue;
         }
         if (w.size() > 1 && w[0] == '-') {
             const CLI::Option* o = find_option(*cur, w);
-            want_value = o && o->get_expected_min() > 0 && w.find('=') == std::string::npos;
+            if (o && o->get_expected_min() > 0 && w.find('=') == std::string::npos) want_value = o;
             continue;
         }
         for (const CLI::App* s : cur->get_subcommands({}))
@@ -125,11 +125,16 @@ std::vector<std::string> complete(const CLI::App& app, const Program& prog, cons
             }
     }
     std::vector<std::string> out;
-    if (want_value) return out;
     std::string prefix = words.empty() ? std::string() : words.back();
     auto offer = [&](const std::string& c) {
         if (c.starts_with(prefix)) out.push_back(c);
     };
+    if (want_value) {
+        auto hook = prog.value_completions.find(want_value);
+        if (hook != prog.value_completions.end())
+            for (auto& c : hook->second(prefix)) offer(c);
+        return out;
+    }
     if (prefix.starts_with("-")) {
         for (const CLI::Option* o : cur->get_options()) {
             if (o->get_group().empty()) continue;

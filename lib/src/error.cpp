@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "qvmail/text.hpp"
+
 namespace qv {
 
 namespace {
@@ -41,11 +43,19 @@ Exit exit_for_read_errno(int errnum) noexcept {
     }
 }
 
-std::string printable(std::string_view bytes) {
+std::string printable(std::string_view bytes, bool keep_utf8) {
     static const char hex[] = "0123456789abcdef";
     std::string out;
     out.reserve(bytes.size());
-    for (unsigned char c : bytes) {
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(bytes[i]);
+        char32_t cp = 0;
+        std::size_t n = keep_utf8 && c >= 0x80 ? utf8_decode(bytes, i, cp) : 0;
+        if (n > 0 && cp > 0x9f) {
+            out.append(bytes.substr(i, n));
+            i += n - 1;
+            continue;
+        }
         switch (c) {
             case '\\':
                 out += "\\\\";

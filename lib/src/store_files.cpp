@@ -4,12 +4,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <fstream>
 #include <map>
 
 #include "qvmail/atomic_file.hpp"
 #include "qvmail/cdb.hpp"
 #include "qvmail/control.hpp"
 #include "qvmail/error.hpp"
+#include "qvmail/filter.hpp"
 #include "qvmail/line_reader.hpp"
 #include "qvmail/mysql.hpp"
 #include "qvmail/paths.hpp"
@@ -253,10 +255,78 @@ public:
             s.alias_changes[std::string(alias)] = lines;
     }
 
+    std::vector<FilterRule> filters(const DomainRef& d, std::string_view local, bool) override {
+        return filter_rules(d, local);
+    }
+
+    std::vector<std::string> filter_owners(const DomainRef& d) override {
+        std::vector<std::string> out;
+        std::error_code ec;
+        for (fs::directory_iterator it(d.dir / "vfilter", ec), end; !ec && it != end; it.increment(ec)) {
+            std::string f = it->path().filename().string();
+            if (!f.empty() && f[0] != '.' && it->is_regular_file(ec)) out.push_back(f);
+        }
+        auto st = state_.find(d.name);
+        if (st != state_.end())
+            for (auto& [local, rules] : st->second.filter_changes) {
+                bool have = std::find(out.begin(), out.end(), local) != out.end();
+                if (!rules.empty() && !have) out.push_back(local);
+                if (rules.empty() && have) out.erase(std::find(out.begin(), out.end(), local));
+            }
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+
+    void add_filter(const DomainRef& d, std::string_view local, const FilterRule& r) override {
+        auto rules = filter_rules(d, local);
+        for (auto& o : rules)
+            if (o.number == r.number || same_filter_test(o, r))
+                throw Error(Exit::exists, "filter " + std::to_string(o.number) + " of " + std::string(local) + "@" +
+                                              d.name +
+                                              " has this number, or this header, comparison, keyword "
+                                              "and folder");
+        rules.push_back(r);
+        std::sort(rules.begin(), rules.end(),
+                  [](const FilterRule& a, const FilterRule& b) { return a.number < b.number; });
+        set_filter_rules(d, local, std::move(rules));
+    }
+
+    void update_filter(const DomainRef& d, std::string_view local, const FilterRule& r) override {
+        auto rules = filter_rules(d, local);
+        auto it = std::find_if(rules.begin(), rules.end(), [&](const FilterRule& o) { return o.number == r.number; });
+        if (it == rules.end())
+            throw Error(Exit::missing,
+                        "no filter " + std::to_string(r.number) + " for " + std::string(local) + "@" + d.name);
+        *it = r;
+        set_filter_rules(d, local, std::move(rules));
+    }
+
+    void remove_filter(const DomainRef& d, std::string_view local, int number) override {
+        auto rules = filter_rules(d, local);
+        auto n = std::erase_if(rules, [&](const FilterRule& o) { return o.number == number; });
+        if (n == 0)
+            throw Error(Exit::missing,
+                        "no filter " + std::to_string(number) + " for " + std::string(local) + "@" + d.name);
+        set_filter_rules(d, local, std::move(rules));
+    }
+
+    void remove_filters(const DomainRef& d, std::string_view local) override {
+        std::error_code ec;
+        if (!filter_rules(d, local).empty() || fs::exists(filter_file(d, local), ec)) set_filter_rules(d, local, {});
+    }
+
     void stage(FileTransaction& tx) override {
         for (auto& [name, s] : state_) {
             if (s.dropped) continue;
             const DomainRef& d = s.ref;
+            for (auto& [local, rules] : s.filter_changes) {
+                if (rules.empty()) {
+                    tx.remove(filter_file(d, local));
+                    continue;
+                }
+                tx.make_dir(d.dir / "vfilter", 0750, d.owner);
+                tx.write(filter_file(d, local), format_filter_file(rules), 0600, d.owner);
+            }
             if (s.dirty) {
                 std::string text;
                 for (auto& u : s.users) text += format_vpasswd_line(u) + "\n";
@@ -297,7 +367,35 @@ private:
         bool dirty = false;
         bool dropped = false;
         std::map<std::string, std::optional<std::vector<std::string>>> alias_changes;
+        std::map<std::string, std::vector<FilterRule>> filter_changes;  // per local part; none: remove
     };
+
+    static fs::path filter_file(const DomainRef& d, std::string_view local) {
+        return d.dir / "vfilter" / std::string(local);
+    }
+
+    std::vector<FilterRule> filter_rules(const DomainRef& d, std::string_view local) {
+        auto st = state_.find(d.name);
+        if (st != state_.end()) {
+            auto it = st->second.filter_changes.find(std::string(local));
+            if (it != st->second.filter_changes.end()) return it->second;
+        }
+        fs::path f = filter_file(d, local);
+        std::ifstream in(f, std::ios::binary);
+        if (!in) {
+            std::error_code ec;
+            if (fs::exists(f, ec)) throw sys_error(exit_for_read_errno(errno), "cannot read", f, errno);
+            return {};
+        }
+        std::string text((std::istreambuf_iterator<char>(in)), {});
+        return parse_filter_file(text, f);
+    }
+
+    void set_filter_rules(const DomainRef& d, std::string_view local, std::vector<FilterRule> rules) {
+        State& s = state_[d.name];
+        s.ref = d;
+        s.filter_changes[std::string(local)] = std::move(rules);
+    }
 
     State& load(const DomainRef& d) {
         State& s = state_[d.name];

@@ -1,4 +1,5 @@
-// The MySQL backend of the store: IndiMail's tables `indimail` (mailboxes) and `valias` (aliases).
+// The MySQL backend of the store: IndiMail's tables `indimail` (mailboxes), `valias` (aliases), `relay`
+// (POP/IMAP-before-SMTP grants) and `vfilter` (filter rules).
 // Changes run in one transaction, opened at the first change and committed after the files of the
 // same change are in place (see apply_change in domain.cpp).
 #include <algorithm>
@@ -92,6 +93,11 @@ public:
         for (const char* sql : {"DELETE FROM indimail WHERE pw_domain = ?", "DELETE FROM indibak WHERE pw_domain = ?",
                                 "DELETE FROM valias WHERE domain = ?"})
             MysqlStatement(conn_, sql).execute({d.name});
+        try {  // the rules of every address of the domain, prefilt and postfilt included
+            MysqlStatement(conn_, "DELETE FROM vfilter WHERE emailid LIKE ? ESCAPE '!'").execute({domain_pattern(d)});
+        } catch (const Error& e) {
+            if (e.code() != Exit::config) throw;  // no vfilter table: no rules
+        }
     }
 
     void add_user(const DomainRef& d, const UserRecord& u) override {
@@ -136,7 +142,7 @@ public:
 
     std::optional<RelayGrant> find_grant(const std::string& ip, const std::optional<std::string>& sender,
                                          std::int64_t since) override {
-        auto rows = relay_query(
+        auto rows = table_query(
             "SELECT email, ipaddr, timestamp FROM relay WHERE ipaddr = ? AND timestamp > ? "
             "ORDER BY timestamp DESC",
             {ip, since});
@@ -149,7 +155,7 @@ public:
 
     std::vector<RelayGrant> list_grants() override {
         std::vector<RelayGrant> out;
-        for (auto& r : relay_query("SELECT email, ipaddr, timestamp FROM relay WHERE timestamp IS NOT NULL "
+        for (auto& r : table_query("SELECT email, ipaddr, timestamp FROM relay WHERE timestamp IS NOT NULL "
                                    "ORDER BY timestamp, email",
                                    {}))
             out.push_back(grant_from(r));
@@ -157,13 +163,13 @@ public:
     }
 
     void record_grant(const RelayGrant& g) override {
-        ensure_relay_table();
+        ensure_tables();
         MysqlStatement(conn_, "REPLACE INTO relay (email, ipaddr, timestamp) VALUES (?, ?, ?)")
             .execute({g.email, g.ip, g.timestamp});
     }
 
     std::uint64_t revoke_grants(const std::string& ip, const std::optional<std::string>& email) override {
-        ensure_relay_table();
+        ensure_tables();
         if (email)
             return MysqlStatement(conn_, "DELETE FROM relay WHERE ipaddr = ? AND email = ?").execute({ip, *email});
         return MysqlStatement(conn_, "DELETE FROM relay WHERE ipaddr = ?").execute({ip});
@@ -177,7 +183,7 @@ public:
         // would walk again over the rows deleted but not yet purged by InnoDB, and through the
         // timestamp index it would reach each row by a random lookup.) Rows without a timestamp are
         // left alone, as IndiMail's `timestamp <= ...` leaves them.
-        ensure_relay_table();
+        ensure_tables();
         batch = std::max<std::uint64_t>(batch, 1);
         PurgeResult r;
         // [0]: the first batch, from the start of the table; [1]: the next ones, after the last row
@@ -213,6 +219,94 @@ public:
         return r;
     }
 
+    std::vector<FilterRule> filters(const DomainRef& d, std::string_view local, bool lock) override {
+        std::string sql =
+            "SELECT filter_no, filter_name, header_name, comparision, keyword, destination, bounce_action "
+            "FROM vfilter WHERE emailid = ? ORDER BY filter_no";
+        if (lock) {
+            ensure_tables();
+            change();
+            sql += " FOR UPDATE";
+        }
+        std::vector<FilterRule> out;
+        for (auto& r : table_query(sql.c_str(), {email(d, local)})) {
+            FilterRule f;
+            f.number = static_cast<int>(to_i64(r[0]));
+            f.name = r[1].value_or("");
+            f.header = static_cast<int>(to_i64(r[2]));
+            f.comparison = static_cast<int>(to_i64(r[3]));
+            f.keyword = r[4].value_or("");
+            f.folder = r[5].value_or("");
+            f.action = r[6].value_or("");
+            out.push_back(std::move(f));
+        }
+        return out;
+    }
+
+    std::vector<std::string> filter_owners(const DomainRef& d) override {
+        std::vector<std::string> out;
+        for (auto& r :
+             table_query("SELECT DISTINCT emailid FROM vfilter WHERE emailid LIKE ? ESCAPE '!' ORDER BY emailid",
+                         {domain_pattern(d)})) {
+            std::string e = r[0].value_or("");
+            out.push_back(e.substr(0, e.rfind('@')));
+        }
+        return out;
+    }
+
+    void add_filter(const DomainRef& d, std::string_view local, const FilterRule& f) override {
+        ensure_tables();
+        change();
+        try {
+            MysqlStatement(conn_,
+                           "INSERT INTO vfilter (emailid, filter_no, filter_name, header_name, comparision, keyword, "
+                           "destination, bounce_action) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                .execute({email(d, local), std::int64_t(f.number), f.name, std::int64_t(f.header),
+                          std::int64_t(f.comparison), f.keyword, f.folder, f.action});
+        } catch (const Error& e) {
+            if (e.code() == Exit::exists)
+                throw Error(Exit::exists, email(d, local) + " has a filter with number " + std::to_string(f.number) +
+                                              ", or with this header, comparison, keyword and folder (" + e.what() +
+                                              ")");
+            throw;
+        }
+    }
+
+    void update_filter(const DomainRef& d, std::string_view local, const FilterRule& f) override {
+        ensure_tables();
+        change();
+        std::uint64_t n = 0;
+        try {
+            n = MysqlStatement(conn_,
+                               "UPDATE vfilter SET filter_name = ?, header_name = ?, comparision = ?, keyword = ?, "
+                               "destination = ?, bounce_action = ? WHERE emailid = ? AND filter_no = ?")
+                    .execute({f.name, std::int64_t(f.header), std::int64_t(f.comparison), f.keyword, f.folder, f.action,
+                              email(d, local), std::int64_t(f.number)});
+        } catch (const Error& e) {
+            if (e.code() == Exit::exists)
+                throw Error(Exit::exists, email(d, local) +
+                                              " has another filter with this header, comparison, "
+                                              "keyword and folder (" +
+                                              e.what() + ")");
+            throw;
+        }
+        if (n == 0) throw Error(Exit::missing, "no filter " + std::to_string(f.number) + " for " + email(d, local));
+    }
+
+    void remove_filter(const DomainRef& d, std::string_view local, int number) override {
+        ensure_tables();
+        change();
+        auto n = MysqlStatement(conn_, "DELETE FROM vfilter WHERE emailid = ? AND filter_no = ?")
+                     .execute({email(d, local), std::int64_t(number)});
+        if (n == 0) throw Error(Exit::missing, "no filter " + std::to_string(number) + " for " + email(d, local));
+    }
+
+    void remove_filters(const DomainRef& d, std::string_view local) override {
+        ensure_tables();
+        change();
+        MysqlStatement(conn_, "DELETE FROM vfilter WHERE emailid = ?").execute({email(d, local)});
+    }
+
     std::string grants_source() const override { return "table relay"; }
     bool grants_in_rules() const noexcept override { return false; }
 
@@ -239,18 +333,39 @@ private:
         return g;
     }
 
-    void ensure_relay_table() {
-        if (!relay_checked_ && !in_transaction_) create_missing_tables(conn_);
-        relay_checked_ = true;
+    // IndiMail's tables (relay, vfilter) may be missing from a database that IndiMail made; they are
+    // created before the first change. (DDL commits implicitly, so never inside a transaction.)
+    void ensure_tables() {
+        if (!tables_checked_ && !in_transaction_) create_missing_tables(conn_);
+        tables_checked_ = true;
     }
 
-    std::vector<Row> relay_query(const char* sql, const std::vector<SqlValue>& params) {
+    // A query of a table that may be missing yet (relay, vfilter): then it has no rows.
+    std::vector<Row> table_query(const char* sql, const std::vector<SqlValue>& params) {
         try {
             return MysqlStatement(conn_, sql).query(params);
         } catch (const Error& e) {
-            if (e.code() == Exit::config) return {};  // no relay table yet: no grants
+            if (e.code() == Exit::config) return {};
             throw;
         }
+    }
+
+    static std::string email(const DomainRef& d, std::string_view local) { return std::string(local) + "@" + d.name; }
+
+    // LIKE pattern for every address of a domain ('!' escapes LIKE's own wildcards, '_' in a name).
+    static std::string domain_pattern(const DomainRef& d) {
+        std::string p = "%@";
+        for (char c : d.name) {
+            if (c == '%' || c == '_' || c == '!') p += '!';
+            p += c;
+        }
+        return p;
+    }
+
+    static std::int64_t to_i64(const std::optional<std::string>& s) {
+        std::int64_t v = 0;
+        if (s) std::from_chars(s->data(), s->data() + s->size(), v);
+        return v;
     }
 
     void change() {
@@ -261,7 +376,7 @@ private:
 
     MysqlConnection conn_;
     bool in_transaction_ = false;
-    bool relay_checked_ = false;
+    bool tables_checked_ = false;
 };
 
 }  // namespace

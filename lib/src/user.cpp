@@ -172,6 +172,7 @@ void delete_user(const Paths& paths, Store& store, const Address& a, bool dry_ru
     FileTransaction tx(dry_run);
     if (!u.dir.empty()) tx.remove(u.dir);
     store.remove_user(ref, u.name);
+    store.remove_filters(ref, u.name);
     // Its own .qmail-<name>, and alias lines that forward to it.
     std::string target = "&" + a.str();
     for (auto& alias : store.aliases(ref)) {

@@ -20,7 +20,8 @@
 
 namespace CLI {
 class App;
-}
+class Option;
+}  // namespace CLI
 
 namespace qv {
 
@@ -88,6 +89,8 @@ struct Program {
     MysqlOverrides mysql;  // --mysql-defaults-file, --mysql-group
     // The hook gets the word being completed.
     std::map<const CLI::App*, std::function<std::vector<std::string>(const std::string&)>> positional_completions;
+    // Candidates for the values of options (a header name, a comparison), likewise.
+    std::map<const CLI::Option*, std::function<std::vector<std::string>(const std::string&)>> value_completions;
 };
 
 // Parses argv with `app` and runs the chosen action. Handles --help and --version, the hidden

@@ -60,7 +60,8 @@ Error sys_error(Exit code, std::string_view what, const std::filesystem::path& p
 Exit exit_for_read_errno(int errnum) noexcept;
 
 // Printable form of arbitrary bytes for one-line messages: control bytes and bytes >= 0x7f
-// become \n, \t, \r, \0 or \xNN, backslashes are doubled.
-std::string printable(std::string_view bytes);
+// become \n, \t, \r, \0 or \xNN, backslashes are doubled. With `keep_utf8`, characters of valid UTF-8
+// text above U+009F stay as they are (for text shown to people, such as decoded header fields).
+std::string printable(std::string_view bytes, bool keep_utf8 = false);
 
 }  // namespace qv

@@ -77,6 +77,19 @@ std::vector<RelayGrant> read_open_smtp(const std::filesystem::path& file);
 // The text of an open-smtp file holding `grants`.
 std::string format_open_smtp(const std::vector<RelayGrant>& grants);
 
+// A mail filter rule as stored: one row of IndiMail's vfilter table (filter.hpp gives the fields their
+// meaning and checks them). The fields keep what the store holds, even values this version does not
+// understand, so that reading a rule never fails.
+struct FilterRule {
+    int number = 0;       // filter_no: 0 for comparison 5 ("My id not in To, CC, Bcc"), else 1..255
+    std::string name;     // filter_name
+    int header = -1;      // header_name: an index of the header list; -1 with comparison 5
+    int comparison = 0;   // comparision (sic): 0-7
+    std::string keyword;  // empty with comparison 5
+    std::string folder;   // destination: Inbox, a folder name, or /NoDeliver
+    std::string action;   // bounce_action: 0, 1, 2&address, 2|program, 3&address, 3|program
+};
+
 struct PurgeResult {
     std::uint64_t deleted = 0;
     std::uint64_t kept = 0;
@@ -105,7 +118,7 @@ public:
     // Changes, collected until stage() and made durable by commit(). Throw Error 9 when adding
     // something that exists, 67 when changing a mailbox that does not.
     virtual void create_domain(const DomainRef& d) = 0;
-    virtual void drop_domain(const DomainRef& d) = 0;  // every mailbox and alias of the domain
+    virtual void drop_domain(const DomainRef& d) = 0;  // every mailbox, alias and filter rule of the domain
     virtual void add_user(const DomainRef& d, const UserRecord& u) = 0;
     virtual void update_user(const DomainRef& d, const UserRecord& u) = 0;
     virtual void remove_user(const DomainRef& d, std::string_view name) = 0;
@@ -132,6 +145,20 @@ public:
     // Whether the grants take effect through tcp.smtp.cdb (files: the cdb must be rebuilt after a
     // change) rather than being looked up at RCPT time (mysql).
     virtual bool grants_in_rules() const noexcept = 0;
+
+    // Filter rules (vcfilter, vfilter), per address, ordered by number. mysql: IndiMail's vfilter table
+    // (emailid "local@domain"); files: <domain dir>/vfilter/<local>, one rule a line (see filter.hpp).
+    // `lock`: inside the change, with the rows locked until commit (mysql), so that two hosts adding
+    // rules for one address at once cannot pick the same number. A malformed rules file throws
+    // ParseError.
+    virtual std::vector<FilterRule> filters(const DomainRef& d, std::string_view local, bool lock = false) = 0;
+    // The local parts (prefilt and postfilt included) that have rules.
+    virtual std::vector<std::string> filter_owners(const DomainRef& d) = 0;
+    // Throw Error 9 when the number, or the header, comparison, keyword and folder, are taken.
+    virtual void add_filter(const DomainRef& d, std::string_view local, const FilterRule& r) = 0;
+    virtual void update_filter(const DomainRef& d, std::string_view local, const FilterRule& r) = 0;  // by number
+    virtual void remove_filter(const DomainRef& d, std::string_view local, int number) = 0;
+    virtual void remove_filters(const DomainRef& d, std::string_view local) = 0;  // every rule of the address
 
     // The files backend writes its changes into `tx` here; a database backend has run its statements
     // in an open transaction and commits in commit(), after the files are in place.

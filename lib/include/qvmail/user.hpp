@@ -38,7 +38,7 @@ struct AddUserRequest {
 // Throws Error 68 (no domain), 9 (mailbox or alias of that name exists).
 UserRecord add_user(const Paths& paths, Store& store, const AddUserRequest& req, bool dry_run,
                     ChangeReport* report = nullptr);
-// Removes the mailbox, its home, its own .qmail file and alias lines that forward to it only.
+// Removes the mailbox, its home, its filter rules, its own .qmail file and alias lines that forward to it.
 // Throws Error 68 or 67.
 void delete_user(const Paths& paths, Store& store, const Address& a, bool dry_run, ChangeReport* report = nullptr);
 // Looks a mailbox up; throws Error 68 or 67.

@@ -1,0 +1,613 @@
+// The mail filter model and engine: header list, comparisons, rule checks, the files store's rules
+// format, and evaluation. filter_admin.cpp has vcfilter's changes.
+#include "qvmail/filter.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+
+#include "qvmail/error.hpp"
+#include "qvmail/expression.hpp"
+#include "qvmail/message.hpp"
+#include "qvmail/paths.hpp"
+#include "qvmail/regex.hpp"
+#include "qvmail/text.hpp"
+
+namespace qv {
+
+extern const char kShippedHeaderList[];  // data/headerlist, compiled in (headerlist_data.cpp)
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool has_control(std::string_view s) {
+    for (unsigned char c : s)
+        if (c < 0x20 || c == 0x7f) return true;
+    return false;
+}
+
+// Characters (UTF-8 code points), as the table's CHAR(n) columns count them.
+std::size_t char_count(std::string_view s) {
+    std::size_t n = 0;
+    for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+    return n;
+}
+
+bool blank_at_end(std::string_view s) {
+    return !s.empty() && (s.back() == ' ' || s.back() == '\t');
+}
+
+// The spellings of each line of a header list text: comments (#) and blank lines skipped.
+struct ListLine {
+    std::uint64_t line;
+    std::vector<std::string> spellings;
+    std::string text;
+};
+std::vector<ListLine> header_list_lines(std::string_view text) {
+    std::vector<ListLine> out;
+    std::uint64_t lineno = 0;
+    while (!text.empty()) {
+        std::size_t nl = text.find('\n');
+        std::string_view line = text.substr(0, nl);
+        text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+        ++lineno;
+        std::string_view body = line.substr(0, line.find('#'));
+        ListLine l{lineno, {}, std::string(line)};
+        std::size_t i = 0;
+        while (i < body.size()) {
+            while (i < body.size() && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r')) ++i;
+            std::size_t j = i;
+            while (j < body.size() && body[j] != ' ' && body[j] != '\t' && body[j] != '\r') ++j;
+            if (j > i) l.spellings.emplace_back(body.substr(i, j - i));
+            i = j;
+        }
+        if (!l.spellings.empty()) out.push_back(std::move(l));
+    }
+    return out;
+}
+
+struct ComparisonText {
+    Comparison c;
+    std::string_view name, slug;
+    std::vector<std::string_view> aliases;
+};
+const std::vector<ComparisonText>& comparison_texts() {
+    static const std::vector<ComparisonText> t = {
+        {Comparison::equals, "Equals", "equals", {}},
+        {Comparison::contains, "Contains", "contains", {}},
+        {Comparison::not_contains, "Does not contain", "not-contains", {"does-not-contain"}},
+        {Comparison::starts_with, "Starts with", "starts-with", {}},
+        {Comparison::ends_with, "Ends with", "ends-with", {}},
+        {Comparison::not_my_id,
+         "My id not in To, CC, Bcc",
+         "not-my-id",
+         {"My id not in To/CC/Bcc", "My id not in To, Cc, Bcc"}},
+        {Comparison::numeric, "Numerical Logical Expression", "numeric", {"expression"}},
+        {Comparison::regex, "RegExp", "regex", {"regexp"}},
+    };
+    return t;
+}
+
+[[noreturn]] void bad(const std::string& what) {
+    throw Error(Exit::dataerr, what);
+}
+
+// A forward address of bounce actions 2 and 3: local@domain, no blanks, brackets or separators.
+void check_forward_address(std::string_view a, std::string_view whole) {
+    std::size_t at = a.rfind('@');
+    if (at == std::string_view::npos || at == 0 || at + 1 == a.size())
+        bad("-b " + printable(whole) + ": '" + printable(a) + "' is not an e-mail address (user@domain)");
+    for (char c : a.substr(0, at))
+        if (std::string_view(" \t<>()[],;:\\\"").find(c) != std::string_view::npos || c < 0x21 || c == 0x7f)
+            bad("-b " + printable(whole) + ": '" + printable(a) + "' is not an e-mail address (user@domain)");
+    try {
+        normalize_domain(a.substr(at + 1));
+    } catch (const Error& e) {
+        bad("-b " + printable(whole) + ": " + e.what());
+    }
+}
+
+}  // namespace
+
+// ---- header list ----
+
+void HeaderList::add(std::vector<std::string> spellings) {
+    int n = static_cast<int>(names_.size());
+    for (auto& s : spellings) index_.emplace(ascii_lower(s), n);
+    names_.push_back(std::move(spellings));
+}
+
+const HeaderList& HeaderList::builtin() {
+    static const HeaderList list = [] {
+        HeaderList l;
+        for (auto& line : header_list_lines(kShippedHeaderList)) l.add(line.spellings);
+        l.source_ = "built-in (version " + std::to_string(kHeaderListVersion) + ")";
+        return l;
+    }();
+    return list;
+}
+
+HeaderList HeaderList::extend(const HeaderList& base, std::string_view text, const fs::path& file) {
+    HeaderList l = base;
+    l.source_ = file.string();
+    int n = 0;
+    for (auto& line : header_list_lines(text)) {
+        auto where = [&] { return file.string() + ":" + std::to_string(line.line) + ": "; };
+        if (n < base.size()) {
+            auto known = base.number(line.spellings[0]);
+            if (!known || *known != n)
+                throw Error(Exit::config, where() + "header " + std::to_string(n) + " is '" +
+                                              printable(line.spellings[0]) + "' here but '" +
+                                              std::string(base.name(n)) +
+                                              "' in qvmail's list: the rules already stored would change meaning "
+                                              "(names may only be appended)");
+        } else {
+            for (auto& s : line.spellings)
+                if (auto k = l.number(s))
+                    throw Error(Exit::config,
+                                where() + "'" + printable(s) + "' is header " + std::to_string(*k) + " already");
+            l.add(line.spellings);
+        }
+        ++n;
+    }
+    return l;
+}
+
+HeaderList HeaderList::load(const Paths& paths) {
+    fs::path file = paths.etc_dir() / "headerlist";
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        std::error_code ec;
+        if (fs::exists(file, ec)) throw sys_error(Exit::config, "cannot read", file, errno);
+        return builtin();
+    }
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    return extend(builtin(), text, file);
+}
+
+std::optional<int> HeaderList::number(std::string_view name) const {
+    auto it = index_.find(ascii_lower(name));
+    if (it == index_.end()) return std::nullopt;
+    return it->second;
+}
+
+std::string_view HeaderList::name(int n) const {
+    if (n < 0 || n >= size()) return {};
+    return names_[static_cast<std::size_t>(n)][0];
+}
+
+// ---- comparisons and actions ----
+
+std::string_view comparison_name(Comparison c) noexcept {
+    return comparison_texts()[static_cast<std::size_t>(c)].name;
+}
+
+std::string_view comparison_slug(Comparison c) noexcept {
+    return comparison_texts()[static_cast<std::size_t>(c)].slug;
+}
+
+std::optional<Comparison> parse_comparison(std::string_view text) {
+    int n = -1;
+    auto r = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (r.ec == std::errc() && r.ptr == text.data() + text.size())
+        return n >= 0 && n < kComparisonCount ? std::optional(static_cast<Comparison>(n)) : std::nullopt;
+    for (auto& t : comparison_texts()) {
+        if (equal_ignoring_case(text, t.name) || equal_ignoring_case(text, t.slug)) return t.c;
+        for (auto a : t.aliases)
+            if (equal_ignoring_case(text, a)) return t.c;
+    }
+    return std::nullopt;
+}
+
+BounceAction parse_bounce_action(std::string_view text) {
+    BounceAction a;
+    if (text == "0") return a;
+    if (text == "1") {
+        a.bounce = true;
+        return a;
+    }
+    if (text.size() >= 3 && (text[0] == '2' || text[0] == '3') && (text[1] == '&' || text[1] == '|')) {
+        a.bounce = text[0] == '3';
+        a.target = std::string(text.substr(2));
+        if (has_control(a.target)) bad("-b " + printable(text) + ": control characters are not allowed");
+        if (text[1] == '&') {
+            a.forward = BounceAction::address;
+            check_forward_address(a.target, text);
+        } else {
+            a.forward = BounceAction::program;
+            if (a.target.find_first_not_of(" \t") == std::string::npos) bad("-b " + printable(text) + ": no program");
+        }
+        return a;
+    }
+    bad("-b '" + printable(text) +
+        "': not a bounce action (0 deliver, 1 bounce, 2&address or 2|program: send a copy on, 3&address or "
+        "3|program: both)");
+}
+
+std::string describe_bounce_action(std::string_view text) {
+    BounceAction a;
+    try {
+        a = parse_bounce_action(text);
+    } catch (const Error&) {
+        return "invalid (" + printable(text) + ")";
+    }
+    std::string s = a.bounce ? "bounce" : "";
+    if (a.forward != BounceAction::none)
+        s += (s.empty() ? "" : ", ") + std::string(a.forward == BounceAction::address ? "forward to " : "pipe to ") +
+             a.target;
+    return s.empty() ? "deliver" : s;
+}
+
+bool same_filter_test(const FilterRule& a, const FilterRule& b) {
+    return a.header == b.header && a.comparison == b.comparison && fold_case(a.keyword) == fold_case(b.keyword) &&
+           fold_case(a.folder) == fold_case(b.folder);
+}
+
+bool is_filter_pseudo_user(std::string_view local) noexcept {
+    return local == "prefilt" || local == "postfilt";
+}
+
+std::optional<std::string_view> reserved_filter_local(std::string_view local) noexcept {
+    for (std::string_view r :
+         {"postmaster", "abuse", "mailer-daemon", "spam", "nonspam", "register-spam", "register-nonspam"})
+        if (local == r) return r;
+    return std::nullopt;
+}
+
+void check_filter_rule(FilterRule& r, const HeaderList& headers) {
+    if (r.name.empty()) bad("-t: a filter needs a name");
+    if (char_count(r.name) > kFilterNameMax)
+        bad("-t '" + printable(r.name) + "': longer than " + std::to_string(kFilterNameMax) + " characters");
+    if (has_control(r.name)) bad("-t '" + printable(r.name) + "': control characters are not allowed");
+    if (blank_at_end(r.name))
+        bad("-t '" + printable(r.name) + "': ends with a blank, which the vfilter table would drop");
+
+    if (r.comparison < 0 || r.comparison >= kComparisonCount)
+        bad("-c " + std::to_string(r.comparison) + ": not a comparison (0-" + std::to_string(kComparisonCount - 1) +
+            ")");
+    auto cmp = static_cast<Comparison>(r.comparison);
+    if (cmp == Comparison::not_my_id) {
+        r.header = -1;
+        r.keyword.clear();
+    } else {
+        if (r.header < 0 || r.header >= headers.size())
+            bad("-h " + std::to_string(r.header) + ": not in the header list (0-" + std::to_string(headers.size() - 1) +
+                ")");
+        if (r.keyword.empty()) bad("-k: comparison '" + std::string(comparison_name(cmp)) + "' needs a keyword");
+        if (char_count(r.keyword) > kFilterKeywordMax)
+            bad("-k '" + printable(r.keyword) + "': longer than " + std::to_string(kFilterKeywordMax) + " characters");
+        if (has_control(r.keyword)) bad("-k '" + printable(r.keyword) + "': control characters are not allowed");
+        if (blank_at_end(r.keyword))
+            bad("-k '" + printable(r.keyword) + "': ends with a blank, which the vfilter table would drop");
+        if (cmp == Comparison::numeric) {
+            try {
+                auto e = NumericExpression::parse(r.keyword);
+                if (!e.uses_value()) bad("-k '" + printable(r.keyword) + "': the expression does not use %p");
+            } catch (const Error& e) {
+                if (std::string_view(e.what()).starts_with("-k")) throw;
+                bad(std::string("-k: ") + e.what());
+            }
+        } else if (cmp == Comparison::regex) {
+            try {
+                Regex re(r.keyword);
+            } catch (const Error& e) {
+                bad(std::string("-k: ") + e.what());
+            }
+        }
+    }
+
+    if (r.folder.empty()) bad("-f: a filter needs a folder (Inbox, a folder name, or /NoDeliver)");
+    if (equal_ignoring_case(r.folder, kInbox)) r.folder = kInbox;
+    if (equal_ignoring_case(r.folder, kNoDeliver)) r.folder = kNoDeliver;
+    if (r.folder != kNoDeliver) {
+        const std::string f = "-f '" + printable(r.folder) + "': ";
+        if (r.folder[0] == '.') bad(f + "a folder name cannot start with '.'");
+        if (r.folder.find('/') != std::string::npos) bad(f + "a folder name cannot contain '/' (only /NoDeliver does)");
+        if (r.folder.find("..") != std::string::npos || r.folder.back() == '.')
+            bad(f + "'.' separates folder levels: no empty level");
+        if (has_control(r.folder)) bad(f + "control characters are not allowed");
+        if (blank_at_end(r.folder)) bad(f + "ends with a blank, which the vfilter table would drop");
+        if (char_count(r.folder) > kFilterFolderMax)
+            bad(f + "longer than " + std::to_string(kFilterFolderMax) + " characters");
+    }
+
+    if (char_count(r.action) > kFilterActionMax)
+        bad("-b '" + printable(r.action) + "': longer than " + std::to_string(kFilterActionMax) + " characters");
+    parse_bounce_action(r.action);
+}
+
+// ---- the files store's rules file ----
+
+std::string format_filter_file(const std::vector<FilterRule>& rules) {
+    std::string text =
+        "# qvmail vfilter rules (edit with vcfilter): number, name, header, comparison, keyword, folder, "
+        "action; TAB-separated\n";
+    for (auto& r : rules)
+        text += std::to_string(r.number) + "\t" + r.name + "\t" + std::to_string(r.header) + "\t" +
+                std::to_string(r.comparison) + "\t" + r.keyword + "\t" + r.folder + "\t" + r.action + "\n";
+    return text;
+}
+
+std::vector<FilterRule> parse_filter_file(std::string_view text, const fs::path& file) {
+    std::vector<FilterRule> out;
+    std::uint64_t lineno = 0;
+    while (!text.empty()) {
+        std::size_t nl = text.find('\n');
+        std::string_view line = text.substr(0, nl);
+        text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+        ++lineno;
+        if (line.empty() || line[0] == '#') continue;
+        std::vector<std::string_view> f;
+        for (std::size_t start = 0;;) {
+            std::size_t tab = line.find('\t', start);
+            f.push_back(line.substr(start, tab == std::string_view::npos ? std::string_view::npos : tab - start));
+            if (tab == std::string_view::npos) break;
+            start = tab + 1;
+        }
+        auto fail = [&](const std::string& why) { throw ParseError(file, lineno, why, std::string(line)); };
+        if (f.size() != 7)
+            fail("expected 7 TAB-separated fields (number name header comparison keyword folder action)");
+        auto num = [&](std::string_view s, int lo, int hi, const char* what) {
+            int v = 0;
+            auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+            if (r.ec != std::errc() || r.ptr != s.data() + s.size() || v < lo || v > hi)
+                fail(std::string("the ") + what + " '" + std::string(s) + "' is not a number from " +
+                     std::to_string(lo) + " to " + std::to_string(hi));
+            return v;
+        };
+        FilterRule r;
+        r.number = num(f[0], 0, 32767, "filter number");
+        r.name = f[1];
+        r.header = num(f[2], -1, 32767, "header number");
+        r.comparison = num(f[3], 0, 127, "comparison");
+        r.keyword = f[4];
+        r.folder = f[5];
+        r.action = f[6];
+        for (auto& o : out)
+            if (o.number == r.number) fail("filter number " + std::to_string(r.number) + " appears twice");
+        out.push_back(std::move(r));
+    }
+    std::sort(out.begin(), out.end(), [](const FilterRule& a, const FilterRule& b) { return a.number < b.number; });
+    return out;
+}
+
+// ---- the engine ----
+
+const char* to_string(FilterStage s) noexcept {
+    switch (s) {
+        case FilterStage::prefilt:
+            return "prefilt";
+        case FilterStage::postfilt:
+            return "postfilt";
+        case FilterStage::user:
+            break;
+    }
+    return "user";
+}
+
+const char* to_string(RuleTrace::Outcome o) noexcept {
+    switch (o) {
+        case RuleTrace::matched:
+            return "matched";
+        case RuleTrace::absent:
+            return "absent";
+        case RuleTrace::skipped:
+            return "skipped";
+        case RuleTrace::failed:
+            return "failed";
+        case RuleTrace::no_match:
+            break;
+    }
+    return "no match";
+}
+
+std::string describe_decision(const FilterDecision& d) {
+    if (!d.matched) return "no rule matched: deliver to Inbox";
+    std::vector<std::string> steps;
+    switch (d.delivery) {
+        case FilterDecision::Delivery::inbox:
+            steps.push_back("deliver to Inbox");
+            break;
+        case FilterDecision::Delivery::folder:
+            steps.push_back("deliver to folder " + d.folder);
+            break;
+        case FilterDecision::Delivery::discard:
+            steps.push_back("deliver nowhere (/NoDeliver)");
+            break;
+    }
+    if (d.action.forward == BounceAction::address) steps.push_back("forward a copy to " + d.action.target);
+    if (d.action.forward == BounceAction::program) steps.push_back("pipe a copy to " + d.action.target);
+    if (d.action.bounce) steps.push_back("bounce the message to its sender");
+    std::string s = "filter " + std::to_string(d.rule.number) + " '" + d.rule.name + "' of " + d.address + " matched: ";
+    for (std::size_t i = 0; i < steps.size(); ++i) s += (i ? ", then " : "") + steps[i];
+    return s;
+}
+
+struct FilterEngine::Compiled {
+    struct Rule {
+        const FilterRule* rule = nullptr;
+        Comparison cmp = Comparison::equals;
+        std::string keyword;  // folded
+        std::optional<Regex> regex;
+        std::optional<NumericExpression> expr;
+        BounceAction action;
+        std::string skip;  // why the rule cannot be applied
+    };
+    std::vector<std::vector<Rule>> sets;
+};
+
+FilterEngine::FilterEngine(std::vector<FilterSet> sets, const HeaderList& headers)
+    : sets_(std::move(sets)), compiled_(std::make_unique<Compiled>()), headers_(headers) {
+    for (auto& s : sets_) {
+        auto& out = compiled_->sets.emplace_back();
+        for (auto& r : s.rules) {
+            Compiled::Rule c;
+            c.rule = &r;
+            try {
+                if (r.comparison < 0 || r.comparison >= kComparisonCount)
+                    throw Error(Exit::dataerr, "comparison " + std::to_string(r.comparison) + " is not one of 0-7");
+                c.cmp = static_cast<Comparison>(r.comparison);
+                c.action = parse_bounce_action(r.action);
+                if (c.cmp != Comparison::not_my_id) {
+                    if (headers_.name(r.header).empty())
+                        throw Error(Exit::dataerr,
+                                    "header number " + std::to_string(r.header) + " is not in the header list");
+                    if (r.keyword.empty()) throw Error(Exit::dataerr, "no keyword");
+                }
+                if (c.cmp == Comparison::regex) c.regex.emplace(r.keyword);
+                if (c.cmp == Comparison::numeric) c.expr = NumericExpression::parse(r.keyword);
+                c.keyword = fold_case(r.keyword);
+            } catch (const Error& e) {
+                c.skip = e.what();
+            }
+            out.push_back(std::move(c));
+        }
+    }
+}
+
+FilterEngine::~FilterEngine() = default;
+FilterEngine::FilterEngine(FilterEngine&&) noexcept = default;
+
+std::size_t FilterEngine::rule_count() const noexcept {
+    std::size_t n = 0;
+    for (auto& s : sets_) n += s.rules.size();
+    return n;
+}
+
+namespace {
+
+std::string field_text(const HeaderField& f) {
+    std::string s = f.name + ": " + f.value;
+    if (f.part) s += " (MIME part " + std::to_string(f.part) + ")";
+    return s;
+}
+
+bool is_recipient_field(std::string_view name) {
+    return equal_ignoring_case(name, "To") || equal_ignoring_case(name, "Cc") || equal_ignoring_case(name, "Bcc");
+}
+
+}  // namespace
+
+FilterDecision FilterEngine::evaluate(const Message& m, const std::vector<std::string>& mine, bool with_trace) const {
+    FilterDecision d;
+    // The message's fields by header number, and their folded values (made when first needed).
+    std::vector<std::vector<std::size_t>> by_number(static_cast<std::size_t>(headers_.size()));
+    for (std::size_t i = 0; i < m.headers.size(); ++i)
+        if (auto n = headers_.number(m.headers[i].name)) by_number[static_cast<std::size_t>(*n)].push_back(i);
+    std::vector<std::optional<std::string>> folded(m.headers.size());
+    auto fold = [&](std::size_t i) -> const std::string& {
+        if (!folded[i]) folded[i] = fold_case(m.headers[i].value);
+        return *folded[i];
+    };
+
+    for (std::size_t k = 0; k < sets_.size(); ++k) {
+        const FilterSet& set = sets_[k];
+        if (!set.skipped.empty()) {
+            d.notes.push_back(set.address + ": not applied, " + set.skipped);
+            continue;
+        }
+        for (const Compiled::Rule& c : compiled_->sets[k]) {
+            RuleTrace t{set.stage, set.address, *c.rule, RuleTrace::no_match, {}};
+            if (!c.skip.empty()) {
+                t.outcome = RuleTrace::skipped;
+                t.detail = c.skip;
+            } else if (c.cmp == Comparison::not_my_id) {
+                t.outcome = RuleTrace::matched;
+                t.detail = "the recipient is in none of To, Cc and Bcc";
+                for (auto& f : m.headers) {
+                    if (!is_recipient_field(f.name)) continue;
+                    for (auto& a : header_addresses(f.value))
+                        if (std::find(mine.begin(), mine.end(), a) != mine.end()) {
+                            t.outcome = RuleTrace::no_match;
+                            t.detail = f.name + " names " + a;
+                            break;
+                        }
+                    if (t.outcome == RuleTrace::no_match) break;
+                }
+            } else {
+                const auto& fields = by_number[static_cast<std::size_t>(c.rule->header)];
+                if (fields.empty()) {
+                    t.outcome = RuleTrace::absent;
+                    t.detail = "no " + std::string(headers_.name(c.rule->header)) + " field";
+                } else {
+                    bool any_limit = false;
+                    std::string error;
+                    std::optional<std::size_t> hit;  // the field that decided
+                    for (std::size_t i : fields) {
+                        const std::string& v = fold(i);
+                        bool match = false;
+                        switch (c.cmp) {
+                            case Comparison::equals:
+                                match = v == c.keyword;
+                                break;
+                            case Comparison::contains:
+                            case Comparison::not_contains:
+                                match = v.find(c.keyword) != std::string::npos;
+                                break;
+                            case Comparison::starts_with:
+                                match = v.starts_with(c.keyword);
+                                break;
+                            case Comparison::ends_with:
+                                match = v.ends_with(c.keyword);
+                                break;
+                            case Comparison::numeric: {
+                                auto r = c.expr->evaluate(m.headers[i].value);
+                                match = r.matches();
+                                if (r.status != NumericExpression::Status::ok && error.empty())
+                                    error = field_text(m.headers[i]) + ": " + to_string(r.status);
+                                break;
+                            }
+                            case Comparison::regex: {
+                                auto r = c.regex->match(m.headers[i].value);
+                                match = r == Regex::Result::match;
+                                any_limit = any_limit || r == Regex::Result::limit_hit;
+                                break;
+                            }
+                            case Comparison::not_my_id:
+                                break;
+                        }
+                        if (match) {
+                            hit = i;
+                            break;
+                        }
+                    }
+                    if (c.cmp == Comparison::not_contains) {
+                        t.outcome = hit ? RuleTrace::no_match : RuleTrace::matched;
+                        t.detail = hit ? field_text(m.headers[*hit]) + " contains it"
+                                       : "no " + std::string(headers_.name(c.rule->header)) + " field contains it";
+                    } else if (hit) {
+                        t.outcome = RuleTrace::matched;
+                        t.detail = field_text(m.headers[*hit]);
+                    } else if (any_limit) {
+                        t.outcome = RuleTrace::failed;
+                        t.detail = "no match, limit hit: the pattern backtracks too much";
+                    } else if (!error.empty()) {
+                        t.outcome = RuleTrace::failed;
+                        t.detail = "no match, " + error;
+                    }
+                }
+            }
+            bool matched = t.outcome == RuleTrace::matched;
+            if (with_trace) d.trace.push_back(t);
+            if (!matched) continue;
+            d.matched = true;
+            d.stage = set.stage;
+            d.address = set.address;
+            d.rule = *c.rule;
+            d.action = c.action;
+            if (equal_ignoring_case(c.rule->folder, kNoDeliver)) {
+                d.delivery = FilterDecision::Delivery::discard;
+            } else if (equal_ignoring_case(c.rule->folder, kInbox)) {
+                d.delivery = FilterDecision::Delivery::inbox;
+            } else {
+                d.delivery = FilterDecision::Delivery::folder;
+                d.folder = c.rule->folder;
+            }
+            return d;
+        }
+    }
+    return d;
+}
+
+}  // namespace qv
