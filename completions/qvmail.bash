@@ -5,4 +5,4 @@ _qvmail_complete() {
     COMPREPLY=($("${COMP_WORDS[0]}" __complete -- "${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null))
 }
 complete -o default -F _qvmail_complete qmailctl vadddomain vdeldomain vdominfo vmoddomain \
-    vadduser vdeluser vpasswd vuserinfo vmoduser clearopensmtp vchkpass
+    vadduser vdeluser vpasswd vuserinfo vmoduser clearopensmtp vchkpass vcfilter

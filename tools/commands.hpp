@@ -38,3 +38,6 @@ int main(int argc, char** argv);
 namespace qv::cmd_vchkpass {
 int main(int argc, char** argv);
 }
+namespace qv::cmd_vcfilter {
+int main(int argc, char** argv);
+}

@@ -26,6 +26,7 @@ constexpr Entry kCommands[] = {
     {"vuserinfo", qv::cmd_vuserinfo::main},
     {"clearopensmtp", qv::cmd_clearopensmtp::main},
     {"vchkpass", qv::cmd_vchkpass::main},
+    {"vcfilter", qv::cmd_vcfilter::main},
 };
 
 int dispatch(std::string_view name, int argc, char** argv) {

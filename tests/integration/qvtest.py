@@ -150,7 +150,7 @@ def snapshot(root, skip=(".qvmail.lock",), home=None):
     MySQL home, the rows of its tables too (keys "db:<table>")."""
     out = {}
     if home is not None and home.database:
-        for table in ("indimail", "indibak", "valias"):
+        for table in ("indimail", "indibak", "valias", "vfilter"):
             try:
                 out["db:" + table] = sorted(map(tuple, home.rows("SELECT * FROM " + table)))
             except subprocess.CalledProcessError:

@@ -13,7 +13,7 @@ RELAY = [["relay", "rules", "list"], ["relay", "rules", "allow"], ["relay", "rul
          ["relay", "grant"], ["relay", "revoke"], ["relay", "grants"], ["relay", "test"]]
 COMMANDS = [("qmailctl", ["cdb"]), ("qmailctl", ["check"]), ("vadddomain", []), ("vdeldomain", []),
             ("vdominfo", []), ("vmoddomain", []), ("vadduser", []), ("vdeluser", []), ("vpasswd", []),
-            ("vuserinfo", []), ("vmoduser", []), ("clearopensmtp", []), ("vchkpass", [])] + \
+            ("vuserinfo", []), ("vmoduser", []), ("clearopensmtp", []), ("vchkpass", []), ("vcfilter", [])] + \
            [("qmailctl", sub) for sub in RELAY]
 
 
@@ -95,12 +95,19 @@ class Completion(HomeTestCase):
         for cmd in sorted({cmd for cmd, _ in COMMANDS} - {"qmailctl"}):
             with self.subTest(command=cmd):
                 p = self.home.run(cmd, "__complete", "--", "--he")
-                self.assertEqual(p.stdout, b"--help\n")
+                self.assertEqual(p.stdout, b"--help\n--headers\n--header\n" if cmd == "vcfilter" else b"--help\n")
         self.assertEqual(self.home.run("vdominfo", "__complete", "--", "ex").stdout, b"example.com\n")
         self.assertEqual(self.home.run("vuserinfo", "__complete", "--", "jo").stdout, b"joe@example.com\n")
         self.assertEqual(self.home.run("vuserinfo", "__complete", "--", "joe@ex").stdout, b"joe@example.com\n")
         self.assertEqual(self.home.run("vuserinfo", "__complete", "--", "joe@other").stdout, b"")
         self.assertEqual(self.home.run("qmailctl", "__complete", "--", "ch").stdout, b"check\n")
+        # vcfilter: the pseudo-users, header names and comparisons
+        self.assertEqual(self.home.run("vcfilter", "__complete", "--", "pre").stdout, b"prefilt@example.com\n")
+        self.assertEqual(self.home.run("vcfilter", "__complete", "--", "-i", "-h", "X-Spam-S").stdout,
+                         b"X-Spam-Status\n")
+        self.assertEqual(self.home.run("vcfilter", "__complete", "--", "-c", "not").stdout,
+                         b"not-contains\nnot-my-id\n")
+        self.assertEqual(self.home.run("vcfilter", "__complete", "--", "-k", "").stdout, b"")
 
     def test_zsh_and_fish_scripts_parse(self):
         for shell, args, name in (("zsh", ["-n"], "_qvmail"), ("fish", ["--no-execute"], "qvmail.fish")):
