@@ -8,7 +8,7 @@ QV_BUILD_PACKAGES=(cmake ninja-build pkg-config g++ ccache libcli11-dev libmaria
                    nlohmann-json3-dev libpcre2-dev libssl-dev libcrypt-dev catch2)
 QV_TEST_PACKAGES=(python3 ucspi-tcp tinycdb util-linux bash zsh fish mariadb-server mariadb-client systemd)
 QV_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
-QV_BENCH_PACKAGES=(ucspi-tcp time python3)
+QV_BENCH_PACKAGES=(ucspi-tcp time python3 procmail)
 
 qv_say() { printf '==> %s\n' "$*" >&2; }
 

@@ -10,6 +10,7 @@
 #include "qvmail/delivery_instruction.hpp"
 #include "qvmail/domain.hpp"
 #include "qvmail/error.hpp"
+#include "qvmail/filter.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/store.hpp"
 
@@ -28,6 +29,13 @@ CheckSummary check_host(const Paths& paths, Store& store) {
     };
     std::set<std::string> rcpthosts = entries("rcpthosts"), more = entries("morercpthosts"),
                           vdomains = entries("virtualdomains"), locals = entries("locals");
+
+    std::optional<HeaderList> headers;
+    try {
+        headers = HeaderList::load(paths);
+    } catch (const Error& e) {
+        add(Finding::problem, "", "headerlist", e.what());
+    }
 
     std::vector<Domain> domains;
     try {
@@ -77,6 +85,25 @@ CheckSummary check_host(const Paths& paths, Store& store) {
                 add(Finding::warning, d.name, "postmaster", "no postmaster mailbox (RFC 5321 wants one)");
         } catch (const Error& e) {
             add(Finding::problem, d.name, "store", e.what());
+        }
+        // Filter rules: of a mailbox (or prefilt, postfilt), and each one such as vcfilter would take it.
+        try {
+            for (auto& local : store.filter_owners(d.ref())) {
+                std::string who = local + "@" + d.name;
+                if (!is_filter_pseudo_user(local) && !store.get_user(d.ref(), local))
+                    add(Finding::problem, d.name, "filters", who + " has filter rules but is not a mailbox");
+                for (FilterRule r : store.filters(d.ref(), local)) {
+                    if (!headers) break;
+                    try {
+                        check_filter_rule(r, *headers);
+                    } catch (const Error& e) {
+                        add(Finding::problem, d.name, "filters",
+                            who + " filter " + std::to_string(r.number) + " cannot be applied: " + e.what());
+                    }
+                }
+            }
+        } catch (const Error& e) {
+            add(Finding::problem, d.name, "filters", e.what());
         }
     }
 

@@ -281,6 +281,39 @@ class BadInput(FilterCase):
         self.assertIn(b"headerlist:2: header 1 is 'Subject' here but 'From'", p.stderr)
 
 
+class Check(FilterCase):
+    def test_check_reports_rules_it_cannot_apply(self):
+        h = self.home
+        self.add("joe@example.com", "-t", "ok", "-h", "Subject", "-c", "1", "-k", "a", "-f", "A")
+        self.assertEqual(self.ok(h.run("qmailctl", "check")).returncode, 0)
+        # rows IndiMail wrote before its 2023 renumbering, and a pattern that does not compile
+        if MYSQL:
+            h.rows("INSERT INTO vfilter (emailid, filter_no, filter_name, header_name, comparision, keyword, "
+                   "destination, bounce_action) VALUES ('joe@example.com', 2, 'old', 2, 8, '*x*', 'X', '0'), "
+                   "('joe@example.com', 3, 're', 2, 7, '(', 'Y', '0'), ('gone@example.com', 1, 'n', 2, 1, 'k', 'Z', '0')")
+        else:
+            rules = h.read("domains/example.com/vfilter/joe").decode()
+            h.write("domains/example.com/vfilter/joe", rules + "2\told\t2\t8\t*x*\tX\t0\n3\tre\t2\t7\t(\tY\t0\n")
+            h.write("domains/example.com/vfilter/gone", "1\tn\t2\t1\tk\tZ\t0\n")
+        p = h.run("qmailctl", "check")
+        self.assertEqual(p.returncode, 1)
+        out = p.stdout.decode()
+        self.assertIn("problem: example.com: joe@example.com filter 2 cannot be applied: -c 8: not a comparison", out)
+        self.assertIn("problem: example.com: joe@example.com filter 3 cannot be applied: -k: invalid regular expression",
+                      out)
+        self.assertIn("problem: example.com: gone@example.com has filter rules but is not a mailbox", out)
+        # the engine skips them and goes on
+        d = json.loads(self.vcfilter("--test", "--json", "joe@example.com", input=b"Subject: zzz\n\n").stdout)
+        self.assertEqual([t["outcome"] for t in d["trace"]], ["no match", "skipped", "skipped"])
+        if not MYSQL:
+            h.write("domains/example.com/vfilter/joe", "1\tbroken line\n")
+            p = h.run("qmailctl", "check")
+            self.assertIn("vfilter/joe:1: expected 7 TAB-separated fields", p.stdout.decode())
+            p = self.vcfilter("-s", "joe@example.com")
+            self.assertEqual(p.returncode, 65)
+            self.assertIn(b"vfilter/joe:1: expected 7 TAB-separated fields", p.stderr)
+
+
 class TestMode(FilterCase):
     def setUp(self):
         super().setUp()
