@@ -8,6 +8,7 @@
 
 #include "qvmail/error.hpp"
 #include "qvmail/expression.hpp"
+#include "qvmail/line_reader.hpp"
 #include "qvmail/message.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/regex.hpp"
@@ -46,14 +47,11 @@ struct ListLine {
 };
 std::vector<ListLine> header_list_lines(std::string_view text) {
     std::vector<ListLine> out;
-    std::uint64_t lineno = 0;
-    while (!text.empty()) {
-        std::size_t nl = text.find('\n');
-        std::string_view line = text.substr(0, nl);
-        text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-        ++lineno;
+    LineReader in = LineReader::from_text(text, "headerlist");
+    std::string_view line;
+    while (in.next(line)) {
         std::string_view body = line.substr(0, line.find('#'));
-        ListLine l{lineno, {}, std::string(line)};
+        ListLine l{in.line_number(), {}, std::string(line)};
         std::size_t i = 0;
         while (i < body.size()) {
             while (i < body.size() && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r')) ++i;
@@ -331,12 +329,9 @@ std::string format_filter_file(const std::vector<FilterRule>& rules) {
 
 std::vector<FilterRule> parse_filter_file(std::string_view text, const fs::path& file) {
     std::vector<FilterRule> out;
-    std::uint64_t lineno = 0;
-    while (!text.empty()) {
-        std::size_t nl = text.find('\n');
-        std::string_view line = text.substr(0, nl);
-        text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-        ++lineno;
+    LineReader in = LineReader::from_text(text, file);
+    std::string_view line;
+    while (in.next(line)) {
         if (line.empty() || line[0] == '#') continue;
         std::vector<std::string_view> f;
         for (std::size_t start = 0;;) {
@@ -345,7 +340,7 @@ std::vector<FilterRule> parse_filter_file(std::string_view text, const fs::path&
             if (tab == std::string_view::npos) break;
             start = tab + 1;
         }
-        auto fail = [&](const std::string& why) { throw ParseError(file, lineno, why, std::string(line)); };
+        auto fail = [&](const std::string& why) { throw ParseError(file, in.line_number(), why, std::string(line)); };
         if (f.size() != 7)
             fail("expected 7 TAB-separated fields (number name header comparison keyword folder action)");
         auto num = [&](std::string_view s, int lo, int hi, const char* what) {

@@ -32,6 +32,12 @@ const FilterRule* find_rule(const std::vector<FilterRule>& rules, int number) {
     return it == rules.end() ? nullptr : &*it;
 }
 
+const FilterRule& require_rule(const std::vector<FilterRule>& rules, int number, const FilterOwner& o) {
+    const FilterRule* r = find_rule(rules, number);
+    if (!r) throw Error(Exit::missing, "no filter " + std::to_string(number) + " for " + o.address());
+    return *r;
+}
+
 // Runs `change` (which stages into the store and `tx`) as one change: committed whole, or undone.
 template <typename Fn>
 void change_filters(Store& store, bool dry_run, ChangeReport* report, Fn&& change) {
@@ -115,9 +121,8 @@ FilterRule update_filter(Store& store, const FilterOwner& o, int number, const F
     change_filters(store, dry_run, report, [&](FileTransaction& tx) {
         DomainRef ref = o.domain.ref();
         auto rules = store.filters(ref, o.local, true);
-        const FilterRule* old = find_rule(rules, number);
-        if (!old) throw Error(Exit::missing, "no filter " + std::to_string(number) + " for " + o.address());
-        rule = *old;
+        const FilterRule& old = require_rule(rules, number, o);
+        rule = old;
         if (u.name) rule.name = *u.name;
         if (u.header) rule.header = *u.header;
         if (u.comparison) rule.comparison = *u.comparison;
@@ -125,7 +130,7 @@ FilterRule update_filter(Store& store, const FilterOwner& o, int number, const F
         if (u.folder) rule.folder = *u.folder;
         if (u.action) rule.action = *u.action;
         constexpr int mine = static_cast<int>(Comparison::not_my_id);
-        if ((old->comparison == mine) != (rule.comparison == mine))
+        if ((old.comparison == mine) != (rule.comparison == mine))
             throw Error(Exit::usage, "a '" + std::string(comparison_name(Comparison::not_my_id)) +
                                          "' rule is always filter 0: delete filter " + std::to_string(number) +
                                          " and insert the new rule instead");
@@ -142,9 +147,7 @@ FilterRule delete_filter(Store& store, const FilterOwner& o, int number, bool dr
     change_filters(store, dry_run, report, [&](FileTransaction& tx) {
         DomainRef ref = o.domain.ref();
         auto rules = store.filters(ref, o.local, true);
-        const FilterRule* old = find_rule(rules, number);
-        if (!old) throw Error(Exit::missing, "no filter " + std::to_string(number) + " for " + o.address());
-        rule = *old;
+        rule = require_rule(rules, number, o);
         store.remove_filter(ref, o.local, number);
         tx.note("remove filter " + std::to_string(number) + " '" + rule.name + "' of " + o.address());
         std::error_code ec;
