@@ -285,6 +285,13 @@ int main(int argc, char** argv) {
     auto evil_result = evil.match(line);
     double evil_ms = us_since(t2) / 1000;
 
+    std::string hostile = "Subject: ";
+    for (int i = 0; i < 150000; ++i) hostile += "=?a?q?x";  // 1 MB of encoded words that never end
+    hostile += "\n\n";
+    auto t3 = Clock::now();
+    auto hostile_fields = qv::parse_message(hostile).headers.size();
+    double hostile_ms = us_since(t3) / 1000;
+
     std::printf(
         "filter engine: %zu rules (compiled in %.0f us), %d messages, %.1f MB, mean %.1f KB, %.1f header fields each\n",
         rules.size(), compile_us, messages, static_cast<double>(bytes) / 1e6,
@@ -306,6 +313,8 @@ int main(int argc, char** argv) {
         ten_kb_us.size(), rules.size(), mean(ten_kb_us), quantile(ten_kb_us, 0.99));
     std::printf("catastrophic regex (a+)+$ on 30,000 a's and a b: %s after %.2f ms\n", qv::to_string(evil_result),
                 evil_ms);
+    std::printf("a 1 MB Subject of 150,000 unfinished encoded words: read in %.2f ms (%zu field)\n", hostile_ms,
+                hostile_fields);
 
     if (!outdir.empty()) {
         std::filesystem::create_directories(outdir / "msg");

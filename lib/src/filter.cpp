@@ -140,6 +140,17 @@ HeaderList HeaderList::extend(const HeaderList& base, std::string_view text, con
                                               std::string(base.name(n)) +
                                               "' in qvmail's list: the rules already stored would change meaning "
                                               "(names may only be appended)");
+            for (std::size_t i = 1; i < line.spellings.size(); ++i) {  // further spellings of a shipped name
+                const std::string& sp = line.spellings[i];
+                auto k = l.number(sp);
+                if (k && *k != n)
+                    throw Error(Exit::config,
+                                where() + "'" + printable(sp) + "' is header " + std::to_string(*k) + " already");
+                if (!k) {
+                    l.index_.emplace(ascii_lower(sp), n);
+                    l.names_[static_cast<std::size_t>(n)].push_back(sp);
+                }
+            }
         } else {
             for (auto& s : line.spellings)
                 if (auto k = l.number(s))
@@ -253,11 +264,29 @@ std::optional<std::string_view> reserved_filter_local(std::string_view local) no
     return std::nullopt;
 }
 
+void check_filter_folder(std::string& folder) {
+    if (folder.empty()) bad("-f: a filter needs a folder (Inbox, a folder name, or /NoDeliver)");
+    if (equal_ignoring_case(folder, kInbox)) folder = kInbox;
+    if (equal_ignoring_case(folder, kNoDeliver)) folder = kNoDeliver;
+    if (folder == kNoDeliver) return;
+    const std::string f = "-f '" + printable(folder) + "': ";
+    if (folder[0] == '.') bad(f + "a folder name cannot start with '.'");
+    if (folder.find('/') != std::string::npos) bad(f + "a folder name cannot contain '/' (only /NoDeliver does)");
+    if (folder.find("..") != std::string::npos || folder.back() == '.')
+        bad(f + "'.' separates folder levels: no empty level");
+    if (has_control(folder)) bad(f + "control characters are not allowed");
+    if (!is_utf8(folder)) bad(f + "not UTF-8 text");
+    if (blank_at_end(folder)) bad(f + "ends with a blank, which the vfilter table would drop");
+    if (char_count(folder) > kFilterFolderMax)
+        bad(f + "longer than " + std::to_string(kFilterFolderMax) + " characters");
+}
+
 void check_filter_rule(FilterRule& r, const HeaderList& headers) {
     if (r.name.empty()) bad("-t: a filter needs a name");
     if (char_count(r.name) > kFilterNameMax)
         bad("-t '" + printable(r.name) + "': longer than " + std::to_string(kFilterNameMax) + " characters");
     if (has_control(r.name)) bad("-t '" + printable(r.name) + "': control characters are not allowed");
+    if (!is_utf8(r.name)) bad("-t '" + printable(r.name) + "': not UTF-8 text");
     if (blank_at_end(r.name))
         bad("-t '" + printable(r.name) + "': ends with a blank, which the vfilter table would drop");
 
@@ -276,6 +305,7 @@ void check_filter_rule(FilterRule& r, const HeaderList& headers) {
         if (char_count(r.keyword) > kFilterKeywordMax)
             bad("-k '" + printable(r.keyword) + "': longer than " + std::to_string(kFilterKeywordMax) + " characters");
         if (has_control(r.keyword)) bad("-k '" + printable(r.keyword) + "': control characters are not allowed");
+        if (!is_utf8(r.keyword)) bad("-k '" + printable(r.keyword) + "': not UTF-8 text");
         if (blank_at_end(r.keyword))
             bad("-k '" + printable(r.keyword) + "': ends with a blank, which the vfilter table would drop");
         if (cmp == Comparison::numeric) {
@@ -295,20 +325,7 @@ void check_filter_rule(FilterRule& r, const HeaderList& headers) {
         }
     }
 
-    if (r.folder.empty()) bad("-f: a filter needs a folder (Inbox, a folder name, or /NoDeliver)");
-    if (equal_ignoring_case(r.folder, kInbox)) r.folder = kInbox;
-    if (equal_ignoring_case(r.folder, kNoDeliver)) r.folder = kNoDeliver;
-    if (r.folder != kNoDeliver) {
-        const std::string f = "-f '" + printable(r.folder) + "': ";
-        if (r.folder[0] == '.') bad(f + "a folder name cannot start with '.'");
-        if (r.folder.find('/') != std::string::npos) bad(f + "a folder name cannot contain '/' (only /NoDeliver does)");
-        if (r.folder.find("..") != std::string::npos || r.folder.back() == '.')
-            bad(f + "'.' separates folder levels: no empty level");
-        if (has_control(r.folder)) bad(f + "control characters are not allowed");
-        if (blank_at_end(r.folder)) bad(f + "ends with a blank, which the vfilter table would drop");
-        if (char_count(r.folder) > kFilterFolderMax)
-            bad(f + "longer than " + std::to_string(kFilterFolderMax) + " characters");
-    }
+    check_filter_folder(r.folder);
 
     if (char_count(r.action) > kFilterActionMax)
         bad("-b '" + printable(r.action) + "': longer than " + std::to_string(kFilterActionMax) + " characters");
@@ -444,6 +461,8 @@ FilterEngine::FilterEngine(std::vector<FilterSet> sets, const HeaderList& header
                     throw Error(Exit::dataerr, "comparison " + std::to_string(r.comparison) + " is not one of 0-7");
                 c.cmp = static_cast<Comparison>(r.comparison);
                 c.action = parse_bounce_action(r.action);
+                std::string folder = r.folder;  // never a path out of the Maildir, whoever wrote the rule
+                check_filter_folder(folder);
                 if (c.cmp != Comparison::not_my_id) {
                     if (headers_.name(r.header).empty())
                         throw Error(Exit::dataerr,

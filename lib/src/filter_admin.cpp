@@ -38,18 +38,26 @@ const FilterRule& require_rule(const std::vector<FilterRule>& rules, int number,
     return *r;
 }
 
-// Runs `change` (which stages into the store and `tx`) as one change: committed whole, or undone.
+// Runs `change` (which stages into the store and `tx`) as one change: committed whole, or undone. On
+// MariaDB, two hosts adding the first rules of one address at once can deadlock on the locks that keep
+// their numbers apart; the server then rolls one back (Error 75), and it runs again.
 template <typename Fn>
 void change_filters(Store& store, bool dry_run, ChangeReport* report, Fn&& change) {
-    FileTransaction tx(dry_run);
-    try {
-        change(tx);
-        apply_change(tx, store);
-    } catch (...) {
-        store.rollback();
-        throw;
+    for (int attempt = 1;; ++attempt) {
+        FileTransaction tx(dry_run);
+        try {
+            change(tx);
+            apply_change(tx, store);
+            if (report) report->steps = tx.log();
+            return;
+        } catch (const Error& e) {
+            store.rollback();
+            if (e.code() != Exit::tempfail || attempt == 5) throw;
+        } catch (...) {
+            store.rollback();
+            throw;
+        }
     }
-    if (report) report->steps = tx.log();
 }
 
 }  // namespace

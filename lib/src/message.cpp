@@ -41,7 +41,10 @@ public:
     iconv_t get(const std::string& charset) {
         for (auto& [name, cd] : open_)
             if (name == charset) return cd;
-        if (open_.size() >= 16) return reinterpret_cast<iconv_t>(-1);  // an odd message: no more conversions
+        if (open_.size() >= 16) {  // the oldest goes (the cache lives as long as the process)
+            if (open_.front().second != reinterpret_cast<iconv_t>(-1)) iconv_close(open_.front().second);
+            open_.erase(open_.begin());
+        }
         iconv_t cd = iconv_open("UTF-8", charset.c_str());
         open_.emplace_back(charset, cd);
         return cd;
@@ -154,27 +157,58 @@ struct EncodedWord {
     std::string text;     // decoded, in UTF-8
 };
 
-// An encoded word starting at s[pos] ("=?"), if it is one.
-std::optional<EncodedWord> encoded_word(std::string_view s, std::size_t pos) {
-    std::size_t q1 = s.find('?', pos + 2);
-    if (q1 == std::string_view::npos || q1 == pos + 2 || q1 + 3 >= s.size() || s[q1 + 2] != '?') return std::nullopt;
-    char enc = s[q1 + 1];
-    std::size_t end = s.find("?=", q1 + 3);
-    if (end == std::string_view::npos) return std::nullopt;
-    std::string_view charset = s.substr(pos + 2, q1 - pos - 2), text = s.substr(q1 + 3, end - q1 - 3);
-    for (char c : charset)
-        if (is_blank(c) || c == '\r' || c == '\n') return std::nullopt;
-    for (char c : text)
-        if (is_blank(c) || c == '\r' || c == '\n') return std::nullopt;
-    charset = charset.substr(0, charset.find('*'));  // RFC 2231 language suffix
-    std::optional<std::string> raw;
-    if (enc == 'Q' || enc == 'q')
-        raw = decode_q(text);
-    else if (enc == 'B' || enc == 'b')
-        raw = decode_b(text);
-    if (!raw) return std::nullopt;
-    return EncodedWord{end + 2, to_utf8(*raw, charset)};
-}
+// Where `needle` (or, with `any`, one of its characters) next stands at or after a position, for
+// positions that only grow: the answer is kept while it holds, so that all the searches of one value
+// look at each byte once. Hostile input (thousands of "=?" and no "?=") cannot make decoding quadratic.
+class NextOf {
+public:
+    NextOf(std::string_view s, std::string_view needle, bool any = false) : s_(s), needle_(needle), any_(any) {}
+    std::size_t operator()(std::size_t from) {
+        if (!valid_ || from < from_ || from > at_) {
+            at_ = any_ ? s_.find_first_of(needle_, from) : s_.find(needle_, from);
+            valid_ = true;
+        }
+        from_ = from;
+        return at_;
+    }
+
+private:
+    std::string_view s_, needle_;
+    bool any_;
+    bool valid_ = false;
+    std::size_t from_ = 0, at_ = 0;
+};
+
+struct WordScanner {
+    explicit WordScanner(std::string_view s)
+        : s(s),
+          question(s, "?"),
+          close(s, "?="),
+          blank_in_charset(s, " \t\r\n", true),
+          blank_in_text(s, " \t\r\n", true) {}
+    std::string_view s;
+    NextOf question, close, blank_in_charset, blank_in_text;
+
+    // An encoded word starting at s[pos] ("=?"), if it is one. `pos` only grows from call to call.
+    std::optional<EncodedWord> word(std::size_t pos) {
+        std::size_t q1 = question(pos + 2);
+        if (q1 == std::string_view::npos || q1 == pos + 2 || q1 + 3 >= s.size() || s[q1 + 2] != '?')
+            return std::nullopt;
+        if (blank_in_charset(pos + 2) < q1) return std::nullopt;
+        std::size_t end = close(q1 + 3);
+        if (end == std::string_view::npos || blank_in_text(q1 + 3) < end) return std::nullopt;
+        char enc = s[q1 + 1];
+        std::string_view charset = s.substr(pos + 2, q1 - pos - 2), text = s.substr(q1 + 3, end - q1 - 3);
+        charset = charset.substr(0, charset.find('*'));  // RFC 2231 language suffix
+        std::optional<std::string> raw;
+        if (enc == 'Q' || enc == 'q')
+            raw = decode_q(text);
+        else if (enc == 'B' || enc == 'b')
+            raw = decode_b(text);
+        if (!raw) return std::nullopt;
+        return EncodedWord{end + 2, to_utf8(*raw, charset)};
+    }
+};
 
 // ---- header blocks and MIME parts ----
 
@@ -294,6 +328,8 @@ struct Walker {
 
 // ---- case folding ----
 
+// glibc's built-in C.UTF-8 gives the Unicode case mappings (the unit tests check that it is there); were
+// it missing, non-ASCII letters would keep their case.
 locale_t utf8_locale() {
     static locale_t loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
     return loc;
@@ -328,10 +364,11 @@ std::string decode_encoded_words(std::string_view s) {
     out.reserve(s.size());
     std::size_t pos = 0;
     bool after_word = false;  // an encoded word came last
+    WordScanner scan(s);
     while (pos < s.size()) {
         std::size_t start = s.find("=?", pos);
         if (start == std::string_view::npos) break;
-        auto w = encoded_word(s, start);
+        auto w = scan.word(start);
         if (!w) {
             out.append(s.substr(pos, start + 2 - pos));
             pos = start + 2;

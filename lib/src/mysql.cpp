@@ -31,36 +31,36 @@ const char* c_or_null(const std::optional<std::string>& s) {
 // Connector/C is loaded when a MariaDB backend is first used, not at program start (as IndiMail's
 // --enable-dlload-mysql does): the mail programs and every command on the files store then start
 // without mapping libmariadb and the TLS libraries it pulls in (3.5 ms of every start, measured).
-#define QV_MYSQL_FUNCTIONS \
-    X(mysql_close) \
-    X(mysql_errno) \
-    X(mysql_error) \
-    X(mysql_fetch_fields) \
-    X(mysql_free_result) \
-    X(mysql_get_server_info) \
-    X(mysql_init) \
-    X(mysql_num_fields) \
-    X(mysql_optionsv) \
-    X(mysql_query) \
-    X(mysql_real_connect) \
-    X(mysql_real_query) \
-    X(mysql_select_db) \
-    X(mysql_stmt_affected_rows) \
-    X(mysql_stmt_attr_set) \
-    X(mysql_stmt_bind_param) \
-    X(mysql_stmt_bind_result) \
-    X(mysql_stmt_close) \
-    X(mysql_stmt_errno) \
-    X(mysql_stmt_error) \
-    X(mysql_stmt_execute) \
-    X(mysql_stmt_fetch) \
-    X(mysql_stmt_fetch_column) \
-    X(mysql_stmt_free_result) \
-    X(mysql_stmt_init) \
-    X(mysql_stmt_param_count) \
-    X(mysql_stmt_prepare) \
+#define QV_MYSQL_FUNCTIONS        \
+    X(mysql_close)                \
+    X(mysql_errno)                \
+    X(mysql_error)                \
+    X(mysql_fetch_fields)         \
+    X(mysql_free_result)          \
+    X(mysql_get_server_info)      \
+    X(mysql_init)                 \
+    X(mysql_num_fields)           \
+    X(mysql_optionsv)             \
+    X(mysql_query)                \
+    X(mysql_real_connect)         \
+    X(mysql_real_query)           \
+    X(mysql_select_db)            \
+    X(mysql_stmt_affected_rows)   \
+    X(mysql_stmt_attr_set)        \
+    X(mysql_stmt_bind_param)      \
+    X(mysql_stmt_bind_result)     \
+    X(mysql_stmt_close)           \
+    X(mysql_stmt_errno)           \
+    X(mysql_stmt_error)           \
+    X(mysql_stmt_execute)         \
+    X(mysql_stmt_fetch)           \
+    X(mysql_stmt_fetch_column)    \
+    X(mysql_stmt_free_result)     \
+    X(mysql_stmt_init)            \
+    X(mysql_stmt_param_count)     \
+    X(mysql_stmt_prepare)         \
     X(mysql_stmt_result_metadata) \
-    X(mysql_stmt_store_result) \
+    X(mysql_stmt_store_result)    \
     X(mysql_store_result)
 
 struct MysqlApi {
@@ -79,8 +79,8 @@ const MysqlApi& api() {
             throw Error(Exit::unavailable, std::string("cannot load MariaDB Connector/C (libmariadb.so.3; Debian "
                                                        "package libmariadb3): ") +
                                                ::dlerror());
-#define X(name)                                                                                    \
-    a.name = reinterpret_cast<decltype(&::name)>(::dlsym(lib, #name));                             \
+#define X(name)                                                        \
+    a.name = reinterpret_cast<decltype(&::name)>(::dlsym(lib, #name)); \
     if (!a.name) throw Error(Exit::unavailable, "libmariadb.so.3 lacks " #name ": too old a version");
         QV_MYSQL_FUNCTIONS
 #undef X
@@ -185,7 +185,7 @@ MysqlConnection::MysqlConnection(const MysqlConfig& config, bool create_database
         api().mysql_optionsv(mysql_, MYSQL_OPT_SSL_ENFORCE, &on);
     }
     if (!api().mysql_real_connect(mysql_, c_or_null(config_.host), c_or_null(config_.user), c_or_null(config_.password),
-                              nullptr, config_.port, c_or_null(config_.socket), CLIENT_FOUND_ROWS)) {
+                                  nullptr, config_.port, c_or_null(config_.socket), CLIENT_FOUND_ROWS)) {
         unsigned err = api().mysql_errno(mysql_);
         std::string text = api().mysql_error(mysql_);
         api().mysql_close(mysql_);
@@ -230,6 +230,10 @@ void MysqlConnection::fail(std::string_view what, unsigned err, std::string_view
             break;
         case ER_NO_SUCH_TABLE:
             code = Exit::config;
+            break;
+        case ER_LOCK_DEADLOCK:
+        case ER_LOCK_WAIT_TIMEOUT:
+            code = Exit::tempfail;  // the transaction was rolled back: try again
             break;
         case ER_ACCESS_DENIED_ERROR:
         case ER_DBACCESS_DENIED_ERROR:

@@ -311,8 +311,11 @@ public:
     }
 
     void remove_filters(const DomainRef& d, std::string_view local) override {
+        // without reading the file: a broken one must not keep its mailbox from being removed
         std::error_code ec;
-        if (!filter_rules(d, local).empty() || fs::exists(filter_file(d, local), ec)) set_filter_rules(d, local, {});
+        auto st = state_.find(d.name);
+        bool pending = st != state_.end() && st->second.filter_changes.count(std::string(local));
+        if (pending || fs::exists(filter_file(d, local), ec)) set_filter_rules(d, local, {});
     }
 
     void stage(FileTransaction& tx) override {

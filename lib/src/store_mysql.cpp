@@ -302,9 +302,12 @@ public:
     }
 
     void remove_filters(const DomainRef& d, std::string_view local) override {
-        ensure_tables();
         change();
-        MysqlStatement(conn_, "DELETE FROM vfilter WHERE emailid = ?").execute({email(d, local)});
+        try {
+            MysqlStatement(conn_, "DELETE FROM vfilter WHERE emailid = ?").execute({email(d, local)});
+        } catch (const Error& e) {
+            if (e.code() != Exit::config) throw;  // no vfilter table (IndiMail makes it lazily): no rules
+        }
     }
 
     std::string grants_source() const override { return "table relay"; }
@@ -336,7 +339,8 @@ private:
     // IndiMail's tables (relay, vfilter) may be missing from a database that IndiMail made; they are
     // created before the first change. (DDL commits implicitly, so never inside a transaction.)
     void ensure_tables() {
-        if (!tables_checked_ && !in_transaction_) create_missing_tables(conn_);
+        if (tables_checked_ || in_transaction_) return;
+        create_missing_tables(conn_);
         tables_checked_ = true;
     }
 

@@ -2,9 +2,11 @@
 unique rule, --test on messages, and what vdeluser and vdeldomain leave behind."""
 import json
 import os
+import subprocess
+import time
 import unittest
 
-from qvtest import BACKEND, HomeTestCase
+from qvtest import BACKEND, HomeTestCase, mysql_socket, tool
 
 MYSQL = BACKEND == "mysql"
 
@@ -204,9 +206,75 @@ class RoundTrip(FilterCase):
             self.assertEqual(h.rows("SELECT COUNT(*) FROM vfilter"), [["1"]])
 
 
+class Resilience(FilterCase):
+    def test_a_broken_rules_file_does_not_keep_a_mailbox_from_going(self):
+        h = self.home
+        self.add("joe@example.com", "-t", "x", "-h", "Subject", "-c", "1", "-k", "x", "-f", "X")
+        if MYSQL:
+            self.skipTest("the files store's rules file")
+        h.write("domains/example.com/vfilter/joe", "not a rule\n")
+        self.assertEqual(self.vcfilter("-s", "joe@example.com").returncode, 65)
+        self.ok(h.run("vdeluser", "joe@example.com"))
+        self.assertFalse(os.path.exists(h.path("domains/example.com/vfilter/joe")))
+
+    @unittest.skipUnless(MYSQL, "IndiMail's vfilter table")
+    def test_a_database_without_the_vfilter_table(self):
+        # IndiMail creates vfilter when it first needs it: databases it made often lack it
+        h = self.home
+        h.rows("DROP TABLE IF EXISTS vfilter")
+        self.assertEqual(self.ok(self.vcfilter("-s", "--json", "joe@example.com")).stdout, b"")
+        d = json.loads(self.vcfilter("--test", "--json", "joe@example.com", input=BOSS_MESSAGE.encode()).stdout)
+        self.assertFalse(d["matched"])
+        self.ok(h.run("vdeluser", "joe@example.com"))  # nothing to remove, and no error
+        self.ok(h.run("vadduser", "ann@example.com", "-r", "10"))
+        h.rows("DROP TABLE IF EXISTS vfilter")
+        self.add("ann@example.com", "-t", "x", "-h", "Subject", "-c", "1", "-k", "x", "-f", "X")  # made again
+        self.assertEqual(len(self.stored("ann@example.com")), 1)
+        h.rows("DROP TABLE IF EXISTS vfilter")
+        self.ok(h.run("vdeldomain", "example.com"))
+
+
+@unittest.skipUnless(MYSQL, "hosts that share one MariaDB database")
+class SharedDatabase(FilterCase):
+    def test_a_deadlock_with_another_writer_is_run_again(self):
+        """Another host adds joe's first rule while vcfilter does: both hold the gap lock that keeps their
+        numbers apart, both insert, and the server rolls one back. When vcfilter is the one, it runs its
+        change again and takes the next number."""
+        h = self.home
+        insert = ("INSERT INTO vfilter (emailid, filter_no, filter_name, header_name, comparision, keyword, destination, "
+                  "bounce_action) VALUES ")
+        other = subprocess.Popen(["mariadb", "--no-defaults", "--unbuffered", "--socket=" + mysql_socket(), "-u", "root",
+                                  "-N", "-B", h.database], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        self.addCleanup(other.kill)
+        # the other writer has done more work (rows of ann): the server rolls back vcfilter, the lighter one
+        other.stdin.write("BEGIN; " + insert + "('ann@example.com', 1, 'a', 2, 1, 'a', 'A', '0'), "
+                          "('ann@example.com', 2, 'b', 2, 1, 'b', 'B', '0'); "
+                          "SELECT filter_no FROM vfilter WHERE emailid = 'joe@example.com' FOR UPDATE; SELECT 'locked';\n")
+        other.stdin.flush()
+        self.assertEqual(other.stdout.readline(), "locked\n")
+        p = subprocess.Popen([tool("vcfilter"), "-i", "-t", "mine", "-h", "Subject", "-c", "1", "-k", "x", "-f", "F",
+                              "joe@example.com"], env=h.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        waiting = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO vfilter%%' " \
+                  "AND DB = '%s'" % h.database
+        deadline = time.time() + 30
+        while h.rows(waiting) != [["1"]]:  # vcfilter's INSERT waits for the other's gap lock
+            self.assertLess(time.time(), deadline, "vcfilter never reached its INSERT")
+            time.sleep(0.05)
+        other.stdin.write(insert + "('joe@example.com', 1, 'theirs', 2, 1, 'y', 'G', '0'); COMMIT;\n")
+        other.stdin.flush()
+        other.stdin.close()
+        self.assertEqual(other.wait(timeout=60), 0, other.stderr.read())
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(out, b"added filter 2 'mine' for joe@example.com\n")
+        self.assertEqual([(r[0], r[1]) for r in self.stored("joe@example.com")], [(1, "theirs"), (2, "mine")])
+
+
 class BadInput(FilterCase):
     def test_refused_with_one_line_and_nothing_changed(self):
         h = self.home
+        HEADERS = len(self.ok(self.vcfilter("--headers")).stdout.splitlines())
         self.add("joe@example.com", "-t", "one", "-h", "Subject", "-c", "1", "-k", "a", "-f", "A")
         before = h.snapshot()
         rule = ["-t", "n", "-h", "Subject", "-c", "1", "-k", "k", "-f", "F"]
@@ -218,8 +286,10 @@ class BadInput(FilterCase):
             (65, ["-i"] + rule + ["not-an-address"], ""),
             (65, ["-i", "-t", "n", "-h", "X-Nothing", "-c", "1", "-k", "k", "-f", "F", "joe@example.com"],
              "-h 'X-Nothing': not a header of the list"),
-            (65, ["-i", "-t", "n", "-h", "47", "-c", "1", "-k", "k", "-f", "F", "joe@example.com"],
-             "-h 47: not in the header list (0-46)"),
+            (65, ["-i", "-t", "n", "-h", str(HEADERS), "-c", "1", "-k", "k", "-f", "F", "joe@example.com"],
+             "-h %d: not in the header list (0-%d)" % (HEADERS, HEADERS - 1)),
+            (65, ["-i", "-t", "n", "-h", "2", "-c", "1", "-k", b"caf\xe9", "-f", "F", "joe@example.com"],
+             "not UTF-8 text"),
             (65, ["-i", "-t", "n", "-h", "2", "-c", "Sender Not in Address Book", "-k", "k", "-f", "F",
                   "joe@example.com"], "not a comparison"),
             (65, ["-i", "-t", "n", "-h", "2", "-c", "8", "-k", "k", "-f", "F", "joe@example.com"], "not a comparison"),
@@ -267,12 +337,12 @@ class BadInput(FilterCase):
     def test_site_header_list(self):
         h = self.home
         shipped = self.ok(self.vcfilter("--headers")).stdout.decode().splitlines()
-        self.assertEqual(len(shipped), 47)
+        self.assertGreaterEqual(len(shipped), 47)  # IndiMail's, and what later versions append
         self.assertEqual(shipped[42], "42\tDisposition-Notification-To")
         names = [l.split("\t")[1] for l in shipped]
         h.write("etc/headerlist", "".join(n + "\n" for n in names) + "X-Spam-Score\n")
         self.add("joe@example.com", "-t", "score", "-h", "X-Spam-Score", "-c", "6", "-k", "%p >= 5", "-f", "Spam")
-        self.assertEqual(self.stored("joe@example.com")[0][2], 47)
+        self.assertEqual(self.stored("joe@example.com")[0][2], len(shipped))
         d = json.loads(self.vcfilter("--test", "--json", "joe@example.com", input=b"X-Spam-Score: 5.5\n\n").stdout)
         self.assertTrue(d["matched"])
         h.write("etc/headerlist", "Return-Path\nSubject\n")  # renumbers From

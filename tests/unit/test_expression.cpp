@@ -125,6 +125,7 @@ TEST_CASE("malformed expressions are refused when parsed", "[expression]") {
     CHECK_THROWS_AS(Expr::parse(std::string(2000, '1')), qv::Error);  // longer than any stored rule
     try {
         Expr::parse("%p = 5");
+        FAIL("accepted");
     } catch (const qv::Error& e) {
         CHECK(std::string(e.what()) == "unexpected '=' (equality is ==) at position 4 of the expression '%p = 5'");
     }

@@ -225,7 +225,9 @@ TEST_CASE("rules the engine cannot apply are skipped, never fatal", "[filter]") 
     auto bad_regex = rule("Subject", qv::Comparison::regex, "(");
     auto bad_action = rule("Subject", qv::Comparison::contains, "x");
     bad_action.action = "7";
-    for (auto& r : {unknown_header, old_numbering, bad_regex, bad_action}) {
+    auto escaping_folder = rule("Subject", qv::Comparison::contains, "x", "../../etc");  // never a path outside
+    auto dot_folder = rule("Subject", qv::Comparison::contains, "x", ".Spam");
+    for (auto& r : {unknown_header, old_numbering, bad_regex, bad_action, escaping_folder, dot_folder}) {
         INFO(r.header << " " << r.comparison << " " << r.keyword << " " << r.action);
         CHECK(outcome(r) == qv::RuleTrace::skipped);
     }
@@ -298,6 +300,9 @@ TEST_CASE("the header list: IndiMail's numbers are frozen, sites may only append
     CHECK(site.number("Auto-Submitted") == 48);
     CHECK(site.source() == "etc/headerlist");
 
+    auto aliases = qv::HeaderList::extend(H, "Return-Path Return-path-alias\n", "f");  // more spellings
+    CHECK(aliases.number("return-path-alias") == 0);
+    CHECK_THROWS_AS(qv::HeaderList::extend(H, "Return-Path Subject\n", "f"), qv::Error);  // header 2's name
     std::string swapped = "Return-Path\nSubject\nFrom\n";
     try {
         qv::HeaderList::extend(H, swapped, "etc/headerlist");
@@ -341,7 +346,7 @@ TEST_CASE("vcfilter's checks on a rule", "[filter]") {
         qv::check_filter_rule(r, H);
         return r;
     };
-    auto bad = [](qv::FilterRule r, const char* what) {
+    auto bad = [](qv::FilterRule r, const std::string& what) {
         INFO(what);
         try {
             qv::check_filter_rule(r, H);
@@ -376,7 +381,13 @@ TEST_CASE("vcfilter's checks on a rule", "[filter]") {
     bad(with([](auto& x) { x.name = ""; }), "-t: a filter needs a name");
     bad(with([](auto& x) { x.name = std::string(33, 'n'); }), "longer than 32");
     bad(with([](auto& x) { x.name = "tab\there"; }), "control characters");
-    bad(with([](auto& x) { x.header = 47; }), "-h 47: not in the header list (0-46)");
+    const std::string n = std::to_string(H.size());
+    bad(with([](auto& x) { x.header = H.size(); }),
+        "-h " + n + ": not in the header list (0-" + std::to_string(H.size() - 1) + ")");
+    bad(with([](auto& x) { x.header = -2; }), "-h -2: not in the header list");
+    bad(with([](auto& x) { x.keyword = "caf\xe9"; }), "-k 'caf\\xe9': not UTF-8 text");  // Latin-1
+    bad(with([](auto& x) { x.name = "\xff"; }), "not UTF-8 text");
+    bad(with([](auto& x) { x.folder = "Caf\xe9"; }), "not UTF-8 text");
     bad(with([](auto& x) { x.comparison = 8; }), "-c 8: not a comparison");
     bad(with([](auto& x) { x.keyword = ""; }), "needs a keyword");
     bad(with([](auto& x) { x.keyword = std::string(65, 'k'); }), "longer than 64");

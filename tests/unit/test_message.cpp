@@ -55,6 +55,16 @@ TEST_CASE("RFC 2047 encoded words", "[message]") {
         INFO(s);
         CHECK(qv::decode_encoded_words(s) == s);
     }
+    // thousands of beginnings of encoded words that never end: read in one pass, left as they are
+    std::string hostile;
+    for (int i = 0; i < 150000; ++i) hostile += "=?a?q?x";
+    CHECK(qv::decode_encoded_words(hostile) == hostile);
+    std::string no_question;
+    for (int i = 0; i < 300000; ++i) no_question += "=?a";
+    CHECK(qv::decode_encoded_words(no_question) == no_question);
+    auto m = qv::parse_message("Subject: " + hostile + "\n\n");
+    REQUIRE(m.headers.size() == 1);
+    CHECK(m.headers[0].value.size() == hostile.size());
     // invalid bytes in a charset become U+FFFD
     CHECK(qv::decode_encoded_words("=?UTF-16BE?B?2D0=?=") == "\xEF\xBF\xBD");  // a lone surrogate
 }

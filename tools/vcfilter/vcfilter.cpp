@@ -314,6 +314,9 @@ int run(const Program& prog, const Args& a) {
     u.action = a.action;
     if (u.empty()) throw Error(Exit::usage, "-u: nothing to change: give -t, -h, -c, -k, -f or -b");
     FilterRule r = update_filter(*store, o, *a.update, u, headers, dry, &report);
+    if (r.comparison == static_cast<int>(Comparison::not_my_id) && (a.header || a.keyword))
+        rep.warning("-h and -k are ignored: '" + std::string(comparison_name(Comparison::not_my_id)) +
+                    "' tests To, Cc and Bcc");
     return report_change(prog, "changed", r, o, headers, report);
 }
 
@@ -370,8 +373,9 @@ int main(int argc, char** argv) {
     app.footer(
         "Exit status: 0 done (--test: a rule matched); 1 --test: no rule matched; 6 no such rule; 9 the\n"
         "address has this rule already; 64 usage; 65 bad address, header, comparison, keyword, folder or\n"
-        "action; 67 no such mailbox; 68 no such domain; 69 database unavailable; 73/74/77 files cannot be\n"
-        "written; 75 another command holds the lock; 78 a broken etc/headerlist. See vcfilter(8).");
+        "action, 255 rules already, or a malformed rules file; 66 the --message file cannot be read; 67 no\n"
+        "such mailbox; 68 no such domain; 69 database unavailable; 73/74/77 files cannot be written; 75\n"
+        "another command holds the lock; 78 a broken etc/headerlist. See vcfilter(8).");
     app.callback([&] { prog.action = [&] { return run(prog, a); }; });
     prog.positional_completions[&app] = complete_filter_addresses;
     prog.value_completions[h] = [](const std::string&) {

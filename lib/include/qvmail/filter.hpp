@@ -45,8 +45,8 @@ constexpr int kHeaderListVersion = 1;
 class HeaderList {
 public:
     static const HeaderList& builtin();
-    // The shipped list, extended by etc/headerlist when there is one. Throws ParseError (78) for a file
-    // that renumbers a shipped name.
+    // The shipped list, extended by etc/headerlist when there is one. Throws Error 78 naming the file and
+    // line for a file that renumbers a shipped name.
     static HeaderList load(const Paths& paths);
     // The shipped list extended by the text of a site file.
     static HeaderList extend(const HeaderList& base, std::string_view text, const std::filesystem::path& file);
@@ -102,6 +102,8 @@ constexpr std::size_t kFilterNameMax = 32, kFilterKeywordMax = 64, kFilterFolder
                       kFilterEmailMax = 107;
 constexpr int kMaxFiltersPerAddress = 255;
 
+// Checks a folder (-f) and writes Inbox and /NoDeliver so. Throws Error 65.
+void check_filter_folder(std::string& folder);
 // Checks a rule as vcfilter takes it, and normalises it: Inbox and /NoDeliver spelt so, comparison 5's
 // header -1 and empty keyword. Throws Error 65 naming the field (-t, -h, -c, -k, -f, -b).
 void check_filter_rule(FilterRule& r, const HeaderList& headers);

@@ -100,7 +100,8 @@ public:
     st_mysql* handle() noexcept { return mysql_; }
 
     // The error for a failed call: 9 for a duplicate key, 65 for data the column cannot hold, 69 when
-    // the server is gone, 70 otherwise; the message names the server and `what`.
+    // the server is gone, 75 for a deadlock or lock wait timeout (the transaction was rolled back), 70
+    // otherwise; the message names the server and `what`.
     [[noreturn]] void fail(std::string_view what, unsigned err, std::string_view text);
 
 private:

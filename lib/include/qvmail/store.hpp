@@ -149,8 +149,9 @@ public:
     // Filter rules (vcfilter, vfilter), per address, ordered by number. mysql: IndiMail's vfilter table
     // (emailid "local@domain"); files: <domain dir>/vfilter/<local>, one rule a line (see filter.hpp).
     // `lock`: inside the change, with the rows locked until commit (mysql), so that two hosts adding
-    // rules for one address at once cannot pick the same number. A malformed rules file throws
-    // ParseError.
+    // rules for one address at once cannot pick the same number (when both take only the gap lock of an
+    // address without rules, the server breaks their deadlock with Error 75 for one of them, whose change
+    // then runs again). A malformed rules file throws ParseError.
     virtual std::vector<FilterRule> filters(const DomainRef& d, std::string_view local, bool lock = false) = 0;
     // The local parts (prefilt and postfilt included) that have rules.
     virtual std::vector<std::string> filter_owners(const DomainRef& d) = 0;

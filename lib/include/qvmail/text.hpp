@@ -65,4 +65,19 @@ inline void utf8_encode(char32_t cp, std::string& out) {
     }
 }
 
+// Whether `s` is UTF-8 text (ASCII included).
+inline bool is_utf8(std::string_view s) {
+    char32_t cp = 0;
+    for (std::size_t i = 0; i < s.size();) {
+        if (static_cast<unsigned char>(s[i]) < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t n = utf8_decode(s, i, cp);
+        if (n == 0) return false;
+        i += n;
+    }
+    return true;
+}
+
 }  // namespace qv
