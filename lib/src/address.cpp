@@ -1,5 +1,9 @@
 #include "qvmail/address.hpp"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
+
 #include "qvmail/error.hpp"
 #include "qvmail/text.hpp"
 
@@ -75,6 +79,22 @@ Address parse_address(std::string_view address) {
     if (at == std::string_view::npos)
         throw Error(Exit::dataerr, "invalid address '" + printable(address) + "': expected user@domain");
     return Address{normalize_local(address.substr(0, at)), normalize_domain(address.substr(at + 1))};
+}
+
+std::string canonical_ip(std::string_view text) {
+    // IPv4 as is, IPv6 as inet_ntop writes it, and an IPv4-mapped IPv6 address (::ffff:a.b.c.d, as a
+    // dual-stack tcpserver sets TCP6REMOTEIP) as the IPv4 address it is.
+    unsigned char buf[16];
+    std::string s(text);
+    char out[INET6_ADDRSTRLEN];
+    if (s.find('\0') != std::string::npos) s.clear();  // inet_pton would stop at the NUL
+    if (::inet_pton(AF_INET, s.c_str(), buf) == 1 && ::inet_ntop(AF_INET, buf, out, sizeof out)) return out;
+    if (::inet_pton(AF_INET6, s.c_str(), buf) == 1) {
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (std::equal(mapped, mapped + 12, buf) && ::inet_ntop(AF_INET, buf + 12, out, sizeof out)) return out;
+        if (::inet_ntop(AF_INET6, buf, out, sizeof out)) return out;
+    }
+    throw Error(Exit::dataerr, "invalid IP address '" + printable(text) + "': expected an IPv4 or IPv6 address");
 }
 
 }  // namespace qv

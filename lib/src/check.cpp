@@ -5,12 +5,15 @@
 #include <set>
 
 #include "qvmail/assign.hpp"
+#include "qvmail/bounce.hpp"
 #include "qvmail/cdb_sources.hpp"
 #include "qvmail/control.hpp"
 #include "qvmail/delivery_instruction.hpp"
 #include "qvmail/domain.hpp"
+#include "qvmail/envrules.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/filter.hpp"
+#include "qvmail/outgoing_ip.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/store.hpp"
 
@@ -119,6 +122,32 @@ CheckSummary check_host(const Paths& paths, Store& store) {
         std::string n = it->path().filename().string();
         if (!n.empty() && n[0] != '.' && it->is_directory(ec) && !known.count(n))
             add(Finding::problem, n, "directory", it->path().string() + " has no users/assign line");
+    }
+    // Bounce hooks: the rules file as qmail-send reads it, and the programs of the two variables.
+    std::vector<std::string> problems;
+    try {
+        load_envrules(paths.bounce_rules, bounce_rules_kind(paths), &problems);
+    } catch (const Error& e) {
+        problems.push_back(e.what());
+    }
+    for (auto& p : problems) add(Finding::problem, "", "bounce.envrules", p + " (qmail-send skips the line)");
+    for (const char* var : {"BOUNCEPROCESSOR", "BOUNCEQUEUE"}) {
+        auto value = read_service_variable(paths, kSendService, var);
+        if (!value) continue;
+        try {
+            check_bounce_program(*value);
+        } catch (const Error& e) {
+            add(Finding::problem, "", "bounce",
+                std::string(var) + " (" + service_variable_file(paths, kSendService, var).string() + "): " + e.what());
+        }
+    }
+    // Outgoing addresses: every line of outgoingip and outgoingip.<host> is an address.
+    for (fs::directory_iterator it(paths.controldir, ec), end; !ec && it != end; it.increment(ec)) {
+        std::string n = it->path().filename().string();
+        if (n != "outgoingip" && !n.starts_with("outgoingip.")) continue;
+        std::vector<std::string> bad;
+        outgoingip_entries(it->path(), &bad);
+        for (auto& b : bad) add(Finding::problem, "", "outgoingip", b + " (never chosen)");
     }
     for (auto& src : cdb_sources(paths))
         if (!cdb_is_current(src))

@@ -52,6 +52,10 @@ Paths Paths::from(const Env& env) {
     p.open_smtp = under_home("OPEN_SMTP", "etc/open-smtp");
     p.relayclients = p.controldir / "relayclients";
     if (auto alt = env.get("RELAYCLIENTS")) p.relayclients = (*alt)[0] == '/' ? fs::path(*alt) : p.controldir / *alt;
+    p.bounce_rules = p.controldir / "bounce.envrules";
+    if (auto alt = env.get("BOUNCERULES")) p.bounce_rules = (*alt)[0] == '/' ? fs::path(*alt) : p.controldir / *alt;
+    p.outgoingip = env.get("OUTGOINGIP");
+    p.qregex = env.get("QREGEX").has_value();
     if (auto m = env.get("RELAY_CLEAR_MINUTES")) {
         unsigned v = 0;
         auto r = std::from_chars(m->data(), m->data() + m->size(), v);

@@ -217,20 +217,7 @@ std::vector<std::string> relay_list_remove(const Paths& paths, RelayList l, cons
 }
 
 std::string grant_ip(std::string_view text) {
-    // Canonical text, so that a grant and a lookup spell one address alike: IPv4 as is, IPv6 as
-    // inet_ntop writes it, and an IPv4-mapped IPv6 address (::ffff:a.b.c.d, as a dual-stack tcpserver
-    // sets TCP6REMOTEIP) as the IPv4 address it is.
-    unsigned char buf[16];
-    std::string s(text);
-    char out[INET6_ADDRSTRLEN];
-    if (s.find('\0') != std::string::npos) s.clear();  // inet_pton would stop at the NUL
-    if (::inet_pton(AF_INET, s.c_str(), buf) == 1 && ::inet_ntop(AF_INET, buf, out, sizeof out)) return out;
-    if (::inet_pton(AF_INET6, s.c_str(), buf) == 1) {
-        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (std::equal(mapped, mapped + 12, buf) && ::inet_ntop(AF_INET, buf + 12, out, sizeof out)) return out;
-        if (::inet_ntop(AF_INET6, buf, out, sizeof out)) return out;
-    }
-    throw Error(Exit::dataerr, "invalid IP address '" + printable(text) + "': expected an IPv4 or IPv6 address");
+    return canonical_ip(text);
 }
 
 namespace {

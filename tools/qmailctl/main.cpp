@@ -4,11 +4,38 @@
 #include "../commands.hpp"
 #include "qmailctl.hpp"
 
+namespace qv::qmailctl {
+
+int report_change(const Program& prog, const std::string& what, const std::vector<std::string>& steps, Json extra) {
+    Reporter rep(prog.name, prog.common);
+    bool dry = prog.common.dry_run;
+    if (!dry) audit(prog.name, what);
+    if (rep.json()) {
+        extra.set("status", dry ? "dry-run" : "done").set("change", what);
+        if (rep.show_steps()) extra.set("steps", steps);
+        rep.object(extra);
+        return 0;
+    }
+    rep.steps(steps);
+    if (!dry && !prog.common.quiet) rep.line(what);
+    return 0;
+}
+
+void set_footers(CLI::App* app, const std::string& footer) {
+    app->footer(footer);
+    for (CLI::App* sub : app->get_subcommands([](CLI::App*) { return true; })) set_footers(sub, footer);
+}
+
+}  // namespace qv::qmailctl
+
 namespace qv::cmd_qmailctl {
 
 int main(int argc, char** argv) {
     Program prog("qmailctl");
-    CLI::App app{"Control a qvmail mail host: compile its databases and check its configuration.", "qmailctl"};
+    CLI::App app{
+        "Control a qvmail mail host: compile its databases, check its configuration, relaying, outgoing addresses and "
+        "bounces.",
+        "qmailctl"};
     app.set_version_flag("--version", QV_VERSION);
     app.require_subcommand(0, 1);
     app.footer(
@@ -18,6 +45,8 @@ int main(int argc, char** argv) {
     qv::qmailctl::setup_check(app, prog);
     qv::qmailctl::setup_db(app, prog);
     qv::qmailctl::setup_relay(app, prog);
+    qv::qmailctl::setup_outgoingip(app, prog);
+    qv::qmailctl::setup_bounce(app, prog);
     return qv::run(app, prog, argc, argv);
 }
 

@@ -37,22 +37,6 @@ std::vector<std::pair<std::string, std::string>> parse_env(const std::vector<std
     return out;
 }
 
-// Reports a change: the steps with -v or --dry-run, a result line or object, an audit line.
-int report_change(const Program& prog, const std::string& what, const std::vector<std::string>& steps, Json extra) {
-    Reporter rep(prog.name, prog.common);
-    bool dry = prog.common.dry_run;
-    if (!dry) audit(prog.name, what);
-    if (rep.json()) {
-        extra.set("status", dry ? "dry-run" : "done").set("change", what);
-        if (rep.show_steps()) extra.set("steps", steps);
-        rep.object(extra);
-        return 0;
-    }
-    rep.steps(steps);
-    if (!dry && !prog.common.quiet) rep.line(what);
-    return 0;
-}
-
 int run_rules_list(const Program& prog) {
     Reporter rep(prog.name, prog.common);
     Paths paths = Paths::from_env();
@@ -330,15 +314,10 @@ void setup_relay(CLI::App& app, Program& prog) {
     t->callback([&prog] { prog.action = [&prog] { return run_test(prog, args); }; });
 
     // every relay subcommand shows the exit codes that apply to relay (not qmailctl's general ones)
-    const std::string footer =
-        "Exit status: 0 done (test: may relay, or the recipient is local); 1 test: refused; 6 nothing to\n"
-        "remove; 9 already listed; 64 usage; 65 bad address or entry; 69 the database is down; 75 locked;\n"
-        "77 grant: tcp.smtp denies the client. See qmailctl(8).";
-    std::function<void(CLI::App*)> set_footer = [&](CLI::App* a) {
-        a->footer(footer);
-        for (CLI::App* sub : a->get_subcommands([](CLI::App*) { return true; })) set_footer(sub);
-    };
-    set_footer(relay);
+    set_footers(relay,
+                "Exit status: 0 done (test: may relay, or the recipient is local); 1 test: refused; 6 nothing to\n"
+                "remove; 9 already listed; 64 usage; 65 bad address or entry; 69 the database is down; 75 locked;\n"
+                "77 grant: tcp.smtp denies the client. See qmailctl(8).");
 }
 
 }  // namespace qv::qmailctl

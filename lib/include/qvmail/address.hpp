@@ -32,4 +32,8 @@ struct Address {
 // Splits user@domain at its last '@' and normalises both parts. Throws Error 65.
 Address parse_address(std::string_view address);
 
+// The canonical text of an IPv4 or IPv6 address, so that one address is always spelt alike: IPv6 as
+// inet_ntop writes it, an IPv4-mapped IPv6 address (::ffff:a.b.c.d) as its IPv4 address. Throws Error 65.
+std::string canonical_ip(std::string_view text);
+
 }  // namespace qv
