@@ -10,7 +10,11 @@ from qvtest import BIN, SOURCE_DIR, HomeTestCase, tool
 
 RELAY = [["relay", "rules", "list"], ["relay", "rules", "allow"], ["relay", "rules", "deny"], ["relay", "rules", "remove"],
          ["relay", "clients", "add"], ["relay", "domains", "remove"], ["relay", "mailfrom", "list"],
-         ["relay", "grant"], ["relay", "revoke"], ["relay", "grants"], ["relay", "test"]]
+         ["relay", "grant"], ["relay", "revoke"], ["relay", "grants"], ["relay", "test"],
+         ["outgoingip", "list"], ["outgoingip", "add"], ["outgoingip", "remove"], ["outgoingip", "pick"],
+         ["bounce", "rules", "list"], ["bounce", "rules", "add"], ["bounce", "rules", "remove"],
+         ["bounce", "rules", "test"], ["bounce", "processor", "set"], ["bounce", "processor", "unset"],
+         ["bounce", "processor", "show"], ["bounce", "queue", "set"], ["bounce", "queue", "show"]]
 COMMANDS = [("qmailctl", ["cdb"]), ("qmailctl", ["check"]), ("vadddomain", []), ("vdeldomain", []),
             ("vdominfo", []), ("vmoddomain", []), ("vadduser", []), ("vdeluser", []), ("vpasswd", []),
             ("vuserinfo", []), ("vmoduser", []), ("clearopensmtp", []), ("vchkpass", []), ("vcfilter", [])] + \
@@ -101,6 +105,11 @@ class Completion(HomeTestCase):
         self.assertEqual(self.home.run("vuserinfo", "__complete", "--", "joe@ex").stdout, b"joe@example.com\n")
         self.assertEqual(self.home.run("vuserinfo", "__complete", "--", "joe@other").stdout, b"")
         self.assertEqual(self.home.run("qmailctl", "__complete", "--", "ch").stdout, b"check\n")
+        self.assertEqual(self.home.run("qmailctl", "__complete", "--", "bounce", "").stdout,
+                         b"rules\nprocessor\nqueue\n")
+        self.home.write("control/outgoingip", "192.0.2.1\n")
+        self.assertEqual(self.home.run("qmailctl", "__complete", "--", "outgoingip", "remove", "192").stdout,
+                         b"192.0.2.1\n")
         # vcfilter: the pseudo-users, header names and comparisons
         self.assertEqual(self.home.run("vcfilter", "__complete", "--", "pre").stdout, b"prefilt@example.com\n")
         self.assertEqual(self.home.run("vcfilter", "__complete", "--", "-i", "-h", "X-Spam-S").stdout,

@@ -63,7 +63,7 @@ int run_outgoingip_change(const Program& prog, const OutgoingArgs& a, bool add) 
     if (add)
         for (auto& ip : done)
             if (!is_local_address(ip))
-                rep.warning(ip + " is not an address of any interface of this host: qmail-remote cannot bind it here");
+                rep.warning(ip + " is not configured on any interface of this host: qmail-remote may fail to bind it");
     std::string list;
     for (auto& ip : done) list += (list.empty() ? "" : ", ") + ip;
     std::string what = std::string(add ? "added " : "removed ") + list + (add ? " to " : " from ") + file;
