@@ -15,43 +15,6 @@ namespace qv {
 
 namespace fs = std::filesystem;
 
-fs::path service_variable_file(const Paths& paths, std::string_view service, std::string_view name) {
-    return paths.servicedir / std::string(service) / "variables" / std::string(name);
-}
-
-std::optional<std::string> read_service_variable(const Paths& paths, std::string_view service, std::string_view name) {
-    std::ifstream in(service_variable_file(paths, service, name), std::ios::binary);
-    if (!in) return std::nullopt;
-    std::string line;
-    std::getline(in, line);
-    while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r')) line.pop_back();
-    for (char& c : line)
-        if (c == '\0') c = '\n';
-    if (line.empty()) return std::nullopt;
-    return line;
-}
-
-std::vector<std::string> set_service_variable(const Paths& paths, std::string_view service, std::string_view name,
-                                              std::string_view value, bool dry_run) {
-    fs::path file = service_variable_file(paths, service, name);
-    FileTransaction tx(dry_run);
-    tx.make_dir(file.parent_path(), 0755);
-    tx.write(file, std::string(value) + "\n", 0644);
-    if (!dry_run) tx.commit();
-    return tx.log();
-}
-
-std::vector<std::string> unset_service_variable(const Paths& paths, std::string_view service, std::string_view name,
-                                                bool dry_run) {
-    fs::path file = service_variable_file(paths, service, name);
-    std::error_code ec;
-    if (!fs::exists(file, ec)) throw Error(Exit::missing, std::string(name) + " is not set: no " + file.string());
-    FileTransaction tx(dry_run);
-    tx.remove(file);
-    if (!dry_run) tx.commit();
-    return tx.log();
-}
-
 void check_bounce_program(std::string_view path) {
     std::string p(path);
     if (p.empty() || p[0] != '/') throw Error(Exit::dataerr, "'" + printable(path) + "' is not an absolute path");
@@ -64,27 +27,59 @@ void check_bounce_program(std::string_view path) {
         throw Error(Exit::dataerr, p + " is not executable");
 }
 
-PatternKind bounce_rules_kind(const Paths& paths) {
-    if (paths.qregex || read_service_variable(paths, kSendService, "QREGEX")) return PatternKind::regex;
-    return PatternKind::wildmat;
+BounceRulesSetting bounce_rules_setting(const Paths& paths) {
+    BounceRulesSetting s;
+    std::optional<std::string> name = paths.bouncerules;
+    s.file_source = "BOUNCERULES in this environment";
+    if (!name) {
+        name = read_service_variable(paths, kSendService, "BOUNCERULES");
+        s.file_source = "BOUNCERULES of qmail-send";
+    }
+    if (!name) {
+        s.file = paths.control("bounce.envrules");
+        s.file_source = "the default";
+    } else if ((*name)[0] == '/') {
+        s.file = *name;
+    } else {
+        fs::path rel(*name);
+        for (auto& part : rel)
+            if (part == "..")
+                throw Error(Exit::config, "BOUNCERULES=" + printable(*name) + " (" + s.file_source +
+                                              "): a relative name cannot leave its directory with '..'");
+        s.file = name->starts_with("./") ? paths.qmailhome / name->substr(2) : paths.controldir / rel;
+    }
+    if (paths.qregex) {
+        s.kind = PatternKind::regex;
+        s.kind_source = "QREGEX in this environment";
+    } else if (read_service_variable(paths, kSendService, "QREGEX")) {
+        s.kind = PatternKind::regex;
+        s.kind_source = "QREGEX of qmail-send";
+    } else {
+        s.kind_source = "no QREGEX";
+    }
+    return s;
 }
 
 std::vector<std::string> add_bounce_rule(const Paths& paths, std::string_view pattern,
                                          const std::vector<EnvAssignment>& env, bool dry_run) {
-    PatternKind kind = bounce_rules_kind(paths);
+    BounceRulesSetting setting = bounce_rules_setting(paths);
+    if (pattern.empty() && setting.kind == PatternKind::regex)
+        throw Error(Exit::dataerr,
+                    "an empty regular expression matches every sender (QREGEX is set): write <> for the null sender");
     std::string line = format_envrule(pattern, env);
-    parse_envrule(line, kind);  // the pattern, as the rules' reader takes it
-    ControlFile f = ControlFile::load(paths.bounce_rules);
+    parse_envrule(line, setting.kind);  // the pattern, as the rules' reader takes it
+    ControlFile f = ControlFile::load(setting.file);
     if (f.contains(line)) throw Error(Exit::exists, f.path().string() + " has this rule already: " + printable(line));
     f.add(line);
     FileTransaction tx(dry_run);
+    tx.make_dir(f.path().parent_path(), 0755);
     tx.write(f.path(), f.text(), 0644);
     if (!dry_run) tx.commit();
     return tx.log();
 }
 
 std::vector<std::string> remove_bounce_rule(const Paths& paths, std::uint64_t line, bool dry_run) {
-    ControlFile f = ControlFile::load(paths.bounce_rules);
+    ControlFile f = ControlFile::load(bounce_rules_setting(paths).file);
     std::string kept;
     std::uint64_t n = 0;
     bool removed = false;
@@ -135,12 +130,12 @@ const char* to_string(BounceVerdict v) noexcept {
 }
 
 std::vector<EnvChange> bounce_injection_environment(std::map<std::string, std::string>& env,
-                                                    const std::vector<EnvRule>& rules,
-                                                    std::string_view bounce_recipient, PatternKind kind) {
+                                                    const std::vector<EnvRule>& rules, std::string_view original_sender,
+                                                    PatternKind kind) {
     if (auto q = env.find("BOUNCEQUEUE"); q != env.end() && !q->second.empty()) env["QMAILQUEUE"] = q->second;
     env.erase("SPAMFILTER");
     env.erase("FILTERARGS");
-    return apply_envrules(rules, bounce_recipient, kind, env);
+    return apply_envrules(rules, original_sender, kind, env);
 }
 
 }  // namespace qv

@@ -124,13 +124,18 @@ CheckSummary check_host(const Paths& paths, Store& store) {
             add(Finding::problem, n, "directory", it->path().string() + " has no users/assign line");
     }
     // Bounce hooks: the rules file as qmail-send reads it, and the programs of the two variables.
-    std::vector<std::string> problems;
     try {
-        load_envrules(paths.bounce_rules, bounce_rules_kind(paths), &problems);
+        BounceRulesSetting setting = bounce_rules_setting(paths);
+        std::vector<std::string> problems;
+        for (auto& r : load_envrules(setting.file, setting.kind, &problems))
+            if (r.pattern.empty() && setting.kind == PatternKind::regex)
+                add(Finding::warning, "", "bounce.envrules",
+                    setting.file.string() + ":" + std::to_string(r.line) +
+                        ": an empty regular expression matches every sender (<> is the null sender)");
+        for (auto& p : problems) add(Finding::problem, "", "bounce.envrules", p + " (qmail-send skips the line)");
     } catch (const Error& e) {
-        problems.push_back(e.what());
+        add(Finding::problem, "", "bounce.envrules", std::string(e.what()) + " (qmail-send defers every bounce)");
     }
-    for (auto& p : problems) add(Finding::problem, "", "bounce.envrules", p + " (qmail-send skips the line)");
     for (const char* var : {"BOUNCEPROCESSOR", "BOUNCEQUEUE"}) {
         auto value = read_service_variable(paths, kSendService, var);
         if (!value) continue;

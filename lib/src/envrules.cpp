@@ -56,6 +56,26 @@ bool element(std::string_view pat, std::size_t p, unsigned char c, std::size_t& 
     }
 }
 
+// Where a wildmat pattern goes wrong (a lone '\' at the end, a '[' without its ']'), or npos.
+std::size_t malformed_at(std::string_view pat) noexcept {
+    const std::size_t n = pat.size();
+    for (std::size_t p = 0; p < n; ++p) {
+        if (pat[p] == '\\') {
+            if (p + 1 == n) return p;
+            ++p;
+        } else if (pat[p] == '[') {
+            std::size_t q = p;
+            if (q + 1 < n && pat[q + 1] == '^') ++q;
+            if (q + 1 < n && (pat[q + 1] == ']' || pat[q + 1] == '-')) ++q;
+            for (++q; q < n && pat[q] != ']'; ++q) {
+            }
+            if (q >= n) return p;
+            p = q;
+        }
+    }
+    return npos;
+}
+
 bool is_name_start(char c) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
 }
@@ -69,22 +89,24 @@ void check_name(std::string_view name) {
     if (!ok) throw Error(Exit::dataerr, "'" + printable(name) + "' is not a variable name ([A-Za-z_][A-Za-z0-9_]*)");
 }
 
-void check_pattern(std::string_view pattern, PatternKind kind) {
+// Checks a pattern; a regular expression comes back compiled.
+std::shared_ptr<const Regex> check_pattern(std::string_view pattern, PatternKind kind) {
     if (kind == PatternKind::regex) {
         try {
-            Regex re(pattern);
+            return std::make_shared<const Regex>(pattern);
         } catch (const Error& e) {
             throw Error(Exit::dataerr, std::string("the pattern: ") + e.what());
         }
-    } else if (auto why = wildmat_problem(pattern)) {
-        throw Error(Exit::dataerr, "the pattern '" + printable(pattern) + "': " + *why);
     }
+    if (auto why = wildmat_problem(pattern))
+        throw Error(Exit::dataerr, "the pattern '" + printable(pattern) + "': " + *why);
+    return nullptr;
 }
 
 }  // namespace
 
 bool wildmat(std::string_view pat, std::string_view text) noexcept {
-    if (wildmat_problem(pat)) return false;
+    if (malformed_at(pat) != npos) return false;
     const std::size_t n = pat.size();
     std::size_t t = 0, p = 0, star_p = npos, star_t = 0;
     while (t < text.size()) {
@@ -110,22 +132,10 @@ bool wildmat(std::string_view pat, std::string_view text) noexcept {
 }
 
 std::optional<std::string> wildmat_problem(std::string_view pat) {
-    const std::size_t n = pat.size();
-    for (std::size_t p = 0; p < n; ++p) {
-        if (pat[p] == '\\') {
-            if (p + 1 == n) return "a lone '\\' at the end";
-            ++p;
-        } else if (pat[p] == '[') {
-            std::size_t q = p;
-            if (q + 1 < n && pat[q + 1] == '^') ++q;
-            if (q + 1 < n && (pat[q + 1] == ']' || pat[q + 1] == '-')) ++q;
-            for (++q; q < n && pat[q] != ']'; ++q) {
-            }
-            if (q >= n) return "'[' at " + std::to_string(p + 1) + " is not closed by ']'";
-            p = q;
-        }
-    }
-    return std::nullopt;
+    std::size_t at = malformed_at(pat);
+    if (at == npos) return std::nullopt;
+    if (pat[at] == '\\') return "a lone '\\' at the end";
+    return "'[' at " + std::to_string(at + 1) + " is not closed by ']'";
 }
 
 const char* to_string(PatternKind k) noexcept {
@@ -148,7 +158,7 @@ EnvRule parse_envrule(std::string_view line, PatternKind kind) {
     std::size_t colon = line.find(':');
     if (colon == npos) throw Error(Exit::dataerr, "no ':' between the pattern and the variables");
     r.pattern = std::string(line.substr(0, colon));
-    check_pattern(r.pattern, kind);
+    r.regex = check_pattern(r.pattern, kind);
     // items separated by ',', where "\," is a comma inside a value (the backslash goes)
     std::string item;
     auto finish = [&] {
@@ -221,6 +231,7 @@ std::vector<EnvRule> load_envrules(const std::filesystem::path& file, PatternKin
 bool envrule_matches(const EnvRule& rule, std::string_view address, PatternKind kind) {
     if (address.empty() && (rule.pattern.empty() || rule.pattern == "<>")) return true;
     if (kind == PatternKind::wildmat) return wildmat(rule.pattern, address);
+    if (rule.regex) return rule.regex->match(address) == Regex::Result::match;
     try {
         return Regex(rule.pattern).match(address) == Regex::Result::match;
     } catch (const Error&) {

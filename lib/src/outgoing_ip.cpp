@@ -23,7 +23,7 @@ std::string outgoingip_host(std::string_view host) {
         throw Error(Exit::dataerr, "invalid host '" + printable(host) + "': " + why);
     };
     if (h.empty()) bad("it is empty");
-    if (h.size() > 255) bad("longer than 255 characters");
+    if (h.size() > 244) bad("longer than 244 characters (outgoingip.<host> must be a file name)");
     if (h.front() == '[') {  // an address literal: [1.2.3.4], [IPv6:...]
         if (h.back() != ']' || h.size() < 3) bad("an address literal is written [address]");
         for (char c : h.substr(1, h.size() - 2))
@@ -142,8 +142,10 @@ std::vector<std::string> publish(ControlFile& f, bool dry_run) {
     FileTransaction tx(dry_run);
     if (f.text().empty())
         tx.remove(f.path());
-    else
+    else {
+        tx.make_dir(f.path().parent_path(), 0755);
         tx.write(f.path(), f.text(), 0644);
+    }
     if (!dry_run) tx.commit();
     return tx.log();
 }

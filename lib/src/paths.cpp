@@ -52,8 +52,7 @@ Paths Paths::from(const Env& env) {
     p.open_smtp = under_home("OPEN_SMTP", "etc/open-smtp");
     p.relayclients = p.controldir / "relayclients";
     if (auto alt = env.get("RELAYCLIENTS")) p.relayclients = (*alt)[0] == '/' ? fs::path(*alt) : p.controldir / *alt;
-    p.bounce_rules = p.controldir / "bounce.envrules";
-    if (auto alt = env.get("BOUNCERULES")) p.bounce_rules = (*alt)[0] == '/' ? fs::path(*alt) : p.controldir / *alt;
+    p.bouncerules = env.get("BOUNCERULES");
     p.outgoingip = env.get("OUTGOINGIP");
     p.qregex = env.get("QREGEX").has_value();
     if (auto m = env.get("RELAY_CLEAR_MINUTES")) {

@@ -52,6 +52,8 @@ void FileTransaction::make_dir(const fs::path& dir, mode_t mode, std::optional<O
     for (fs::path p = dir; !p.empty() && p != p.root_path(); p = p.parent_path()) {
         struct stat st {};
         if (::lstat(p.c_str(), &st) == 0) {
+            // a link to a directory will do (daemontools' /service/<name> are links)
+            if (S_ISLNK(st.st_mode) && ::stat(p.c_str(), &st) != 0) st.st_mode = 0;
             if (!S_ISDIR(st.st_mode)) throw Error(Exit::cantcreat, p.string() + " exists and is not a directory");
             break;
         }

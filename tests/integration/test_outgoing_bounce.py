@@ -50,6 +50,7 @@ class OutgoingIp(HomeTestCase):
             (65, ["add", "127.0.0.2", "not-an-ip"], "invalid IP address 'not-an-ip'"),  # all checked first
             (65, ["add", "--host", "../etc", "127.0.0.2"], "invalid host '../etc'"),
             (65, ["add", "--host", "a b", "127.0.0.2"], "invalid host"),
+            (65, ["add", "--host", "a" * 245, "127.0.0.2"], "longer than 244 characters"),
             (6, ["remove", "192.0.2.99"], "does not list 192.0.2.99"),
             (9, ["add", "127.0.0.1"], "lists 127.0.0.1 already"),
             (64, ["add"], "IP is required"),
@@ -84,6 +85,11 @@ class OutgoingIp(HomeTestCase):
         env = h.env(OUTGOINGIP="203.0.113.5")
         d = json.loads(self.qc("pick", "gmail.com", "--json", env=env).stdout)
         self.assertEqual((d["source"], d["ip"]), ("OUTGOINGIP", "203.0.113.5"))
+        h.write("service/qmail-send/variables/OUTGOINGIP", "203.0.113.6\n")  # qmail-remote inherits it
+        p = self.ok(self.qc("pick", "gmail.com"))
+        self.assertIn(b"OUTGOINGIP of qmail-send", p.stdout)
+        self.assertIn(b"chosen: 203.0.113.6", p.stdout)
+        os.remove(h.path("service/qmail-send/variables/OUTGOINGIP"))
         os.remove(h.path("control/outgoingip"))
         os.remove(h.path("control/outgoingip.gmail.com"))
         p = self.ok(self.qc("pick", "gmail.com"))
@@ -133,6 +139,16 @@ class BounceRules(HomeTestCase):
         self.ok(self.rules("remove", "2"))
         self.assertNotIn(b"example.com", h.read("control/bounce.envrules"))
         self.assertEqual(self.rules("remove", "9").returncode, 6)
+        # a comment or a blank line is not a rule: nothing goes
+        h.write("control/bounce.envrules", "# keep me\n\nx@*:A=1\n")
+        before = h.snapshot()
+        for line in ("1", "2"):
+            p = self.rules("remove", line)
+            self.assertEqual(p.returncode, 6, p.stderr)
+            self.assertIn(b"is not a rule", p.stderr)
+            self.assertEqual(h.snapshot(), before)
+        self.ok(self.rules("remove", "3"))
+        self.assertEqual(h.read("control/bounce.envrules"), b"# keep me\n\n")
 
     def test_qregex_patterns(self):
         h = self.home
@@ -143,9 +159,16 @@ class BounceRules(HomeTestCase):
         self.assertIn(b"invalid regular expression", p.stderr)
         d = json.loads(self.ok(self.rules("test", "joe@example.com", "--json", env=env)).stdout)
         self.assertEqual((d["patterns"], d["environment"]), ("regex (QREGEX)", {"HIT": "1"}))
+        # an empty regular expression would take every sender: refused ('<>' is the null sender)
+        p = self.rules("add", "", "QMAILQUEUE=/bin/qmail-nullqueue", env=env)
+        self.assertEqual(p.returncode, 65)
+        self.assertIn(b"write <> for the null sender", p.stderr)
         # QREGEX among qmail-send's variables is where it counts for bounces
         h.write("service/qmail-send/variables/QREGEX", "1\n")
-        self.assertEqual(self.rules("test", "joe@EXAMPLE.com").returncode, 0)  # caseless, unanchored
+        p = self.ok(self.rules("test", "joe@EXAMPLE.com"))  # caseless, unanchored
+        self.assertIn(b"regex (QREGEX) patterns of %s (the default; QREGEX of qmail-send)"
+                      % h.path("control/bounce.envrules").encode(), p.stdout)
+        self.assertEqual(self.rules("add", "(", "A=1").returncode, 65)  # read as qmail-send reads it
         # a hand-written pattern that does not compile is reported with its line
         h.write("control/bounce.envrules", h.read("control/bounce.envrules").decode() + "x(:A=1\n")
         p = h.run("qmailctl", "check")
@@ -178,10 +201,15 @@ class BounceRules(HomeTestCase):
         p = self.ok(self.rules("list"))
         self.assertEqual(p.stdout, b"2\tok@*:A=1\n")
         self.assertEqual(len(p.stderr.splitlines()), 2)
-        # BOUNCERULES names another file, under control/ when relative
+        # BOUNCERULES names another file, under control/ when relative; qmail-send's own counts too
         env = h.env(BOUNCERULES="bounce2.envrules")
         self.ok(self.rules("add", "*", "Y=1", env=env))
         self.assertEqual(h.read("control/bounce2.envrules"), b"*:Y=1\n")
+        h.write("service/qmail-send/variables/BOUNCERULES", "bounce2.envrules\n")
+        self.assertEqual(self.ok(self.rules("list")).stdout, b"1\t*:Y=1\n")
+        p = self.rules("list", env=h.env(BOUNCERULES="../../etc/passwd"))
+        self.assertEqual(p.returncode, 78)
+        self.assertIn(b"cannot leave its directory", p.stderr)
 
 
 class BounceVariables(HomeTestCase):

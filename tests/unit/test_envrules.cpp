@@ -53,6 +53,7 @@ TEST_CASE("wildmat: Rich Salz's patterns, anchored and case-sensitive", "[envrul
         {"[*]", "*", true},
         {"\xc3\xa9*", "\xc3\xa9t\xc3\xa9", true},  // 8-bit clean
         {"[\x80-\xff]", "\xe9", true},
+        {"[a-\xff]", "\xe9", true},  // unsigned bytes (IndiMail's signed chars: no match)
     };
     for (auto& c : cases) {
         INFO("'" << c.pattern << "' on '" << c.text << "'");
@@ -245,6 +246,12 @@ TEST_CASE("bounce hooks at bounce time", "[bounce]") {
                                            {"SPAMFILTER", "/bin/bogofilter"},
                                            {"FILTERARGS", "x"}};
     auto rules = std::vector<qv::EnvRule>{qv::parse_envrule("vip@*:QMAILQUEUE=", qv::PatternKind::wildmat)};
+    // a bounce of a bounce: its original sender is the null sender, whoever the bounce goes to
+    auto nul =
+        std::vector<qv::EnvRule>{qv::parse_envrule("<>:QMAILQUEUE=/bin/qmail-nullqueue", qv::PatternKind::wildmat)};
+    auto d = env;
+    CHECK(qv::bounce_injection_environment(d, nul, "", qv::PatternKind::wildmat).size() == 1);
+    CHECK(d["QMAILQUEUE"] == "/bin/qmail-nullqueue");
     auto e = env;
     CHECK(qv::bounce_injection_environment(e, rules, "someone@example.org", qv::PatternKind::wildmat).empty());
     CHECK(e == std::map<std::string, std::string>{{"BOUNCEQUEUE", "/bin/qmail-nullqueue"},
@@ -252,6 +259,41 @@ TEST_CASE("bounce hooks at bounce time", "[bounce]") {
     e = env;
     CHECK(qv::bounce_injection_environment(e, rules, "vip@example.org", qv::PatternKind::wildmat).size() == 1);
     CHECK(e.count("QMAILQUEUE") == 0);  // a rule wins over BOUNCEQUEUE
+}
+
+TEST_CASE("where the bounce rules are, and how their patterns are read", "[bounce]") {
+    TempDir dir;
+    auto setting = [&](qv::Env::Vars extra) {
+        extra["QMAILHOME"] = dir.path().string();
+        return qv::bounce_rules_setting(qv::Paths::from(qv::Env(extra)));
+    };
+    auto s = setting({});
+    CHECK(s.file == dir / "control/bounce.envrules");
+    CHECK((s.file_source == "the default" && s.kind == qv::PatternKind::wildmat && s.kind_source == "no QREGEX"));
+    CHECK(setting({{"BOUNCERULES", "other.envrules"}}).file == dir / "control/other.envrules");
+    CHECK(setting({{"BOUNCERULES", "./etc/b.envrules"}}).file == dir / "etc/b.envrules");  // under QMAILHOME
+    CHECK(setting({{"BOUNCERULES", "/srv/b.envrules"}}).file == "/srv/b.envrules");
+    for (const char* bad : {"../x", "a/../../x", "./../x"}) {
+        INFO(bad);
+        try {
+            setting({{"BOUNCERULES", bad}});
+            FAIL("accepted");
+        } catch (const qv::Error& e) {
+            CHECK(e.code() == qv::Exit::config);
+        }
+    }
+    // qmail-send's own variables count, this environment overrides them
+    qvtest::write(dir / "service/qmail-send/variables/BOUNCERULES", "send.envrules\n");
+    s = setting({});
+    CHECK((s.file == dir / "control/send.envrules" && s.file_source == "BOUNCERULES of qmail-send"));
+    s = setting({{"BOUNCERULES", "mine.envrules"}, {"QREGEX", "1"}});
+    CHECK((s.file == dir / "control/mine.envrules" && s.file_source == "BOUNCERULES in this environment"));
+    CHECK((s.kind == qv::PatternKind::regex && s.kind_source == "QREGEX in this environment"));
+
+    // an empty regular expression would match every sender: refused
+    qv::Paths paths = qv::Paths::from(qv::Env({{"QMAILHOME", dir.path().string()}, {"QREGEX", "1"}}));
+    CHECK_THROWS_AS(qv::add_bounce_rule(paths, "", {{"A", "1"}}, false), qv::Error);
+    CHECK_NOTHROW(qv::add_bounce_rule(paths, "<>", {{"A", "1"}}, false));
 }
 
 TEST_CASE("service variables in envdir form", "[bounce]") {
@@ -263,13 +305,20 @@ TEST_CASE("service variables in envdir form", "[bounce]") {
     CHECK(qv::read_service_variable(paths, qv::kSendService, "BOUNCEQUEUE") == "/bin/true");
     qvtest::write(dir / "service/qmail-send/variables/QREGEX", "");  // envdir: an empty file unsets
     CHECK_FALSE(qv::read_service_variable(paths, qv::kSendService, "QREGEX"));
-    CHECK(qv::bounce_rules_kind(paths) == qv::PatternKind::wildmat);
+    CHECK(qv::bounce_rules_setting(paths).kind == qv::PatternKind::wildmat);
     qvtest::write(dir / "service/qmail-send/variables/QREGEX", "1 \nignored\n");
     CHECK(qv::read_service_variable(paths, qv::kSendService, "QREGEX") == "1");
-    CHECK(qv::bounce_rules_kind(paths) == qv::PatternKind::regex);
+    CHECK(qv::bounce_rules_setting(paths).kind == qv::PatternKind::regex);
+    CHECK(qv::bounce_rules_setting(paths).kind_source == "QREGEX of qmail-send");
     qv::unset_service_variable(paths, qv::kSendService, "BOUNCEQUEUE", false);
     CHECK_FALSE(std::filesystem::exists(dir / "service/qmail-send/variables/BOUNCEQUEUE"));
     CHECK_THROWS_AS(qv::unset_service_variable(paths, qv::kSendService, "BOUNCEQUEUE", false), qv::Error);
+
+    // daemontools' /service/<name> is a link to the service's directory
+    std::filesystem::create_directories(dir / "real/qmail-smtpd");
+    std::filesystem::create_symlink(dir / "real/qmail-smtpd", dir / "service/qmail-smtpd");
+    qv::set_service_variable(paths, "qmail-smtpd", "QREGEX", "1", false);
+    CHECK(qvtest::slurp(dir / "real/qmail-smtpd/variables/QREGEX") == "1\n");
 
     CHECK_NOTHROW(qv::check_bounce_program("/bin/true"));
     for (const char* bad : {"", "bin/true", "/nonexistent/prog", "/etc", "/etc/passwd"}) {

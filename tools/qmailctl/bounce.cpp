@@ -35,24 +35,30 @@ Json bounce_env_json(const std::vector<EnvAssignment>& env) {
     return j;
 }
 
+// "wildmat patterns of control/bounce.envrules (the default; no QREGEX)"
+std::string describe(const BounceRulesSetting& s) {
+    return std::string(to_string(s.kind)) + " patterns of " + s.file.string() + " (" + s.file_source + "; " +
+           s.kind_source + ")";
+}
+
 int run_bounce_rules_list(const Program& prog) {
     Reporter rep(prog.name, prog.common);
     Paths paths = Paths::from_env();
-    PatternKind kind = bounce_rules_kind(paths);
+    BounceRulesSetting setting = bounce_rules_setting(paths);
     std::vector<std::string> problems;
-    for (auto& r : load_envrules(paths.bounce_rules, kind, &problems)) {
+    for (auto& r : load_envrules(setting.file, setting.kind, &problems)) {
         if (rep.json())
             rep.object(Json::object()
                            .set("line", r.line)
                            .set("pattern", r.pattern)
                            .set("env", bounce_env_json(r.env))
                            .set("text", r.text)
-                           .set("file", paths.bounce_rules.string()));
+                           .set("file", setting.file.string()));
         else
             rep.line(std::to_string(r.line) + "\t" + as_written(r.text));
     }
     for (auto& p : problems) rep.warning(p);
-    rep.info(paths.bounce_rules.string() + ": " + to_string(kind) + " patterns");
+    rep.info(describe(setting));
     return 0;
 }
 
@@ -63,25 +69,28 @@ int run_bounce_rules_add(const Program& prog, const BounceArgs& a) {
     auto lock = lock_for_change(paths, prog.common);
     auto steps = add_bounce_rule(paths, a.pattern, env, prog.common.dry_run);
     std::string line = format_envrule(a.pattern, env);
-    return report_change(prog, "added " + as_written(line) + " to " + paths.bounce_rules.string(), steps,
-                         Json::object().set("rule", line).set("file", paths.bounce_rules.string()));
+    std::string file = bounce_rules_setting(paths).file.string();
+    return report_change(prog, "added " + as_written(line) + " to " + file, steps,
+                         Json::object().set("rule", line).set("file", file));
 }
 
 int run_bounce_rules_remove(const Program& prog, const BounceArgs& a) {
     Paths paths = Paths::from_env();
     auto lock = lock_for_change(paths, prog.common);
     auto steps = remove_bounce_rule(paths, a.line, prog.common.dry_run);
-    return report_change(prog, "removed line " + std::to_string(a.line) + " of " + paths.bounce_rules.string(), steps,
-                         Json::object().set("line", a.line).set("file", paths.bounce_rules.string()));
+    std::string file = bounce_rules_setting(paths).file.string();
+    return report_change(prog, "removed line " + std::to_string(a.line) + " of " + file, steps,
+                         Json::object().set("line", a.line).set("file", file));
 }
 
 int run_bounce_rules_test(const Program& prog, const BounceArgs& a) {
     Reporter rep(prog.name, prog.common);
     Paths paths = Paths::from_env();
-    PatternKind kind = bounce_rules_kind(paths);
+    BounceRulesSetting setting = bounce_rules_setting(paths);
+    PatternKind kind = setting.kind;
     std::string address = a.address == "<>" ? "" : a.address;
     std::vector<std::string> problems;
-    auto rules = load_envrules(paths.bounce_rules, kind, &problems);
+    auto rules = load_envrules(setting.file, kind, &problems);
     for (auto& p : problems) rep.warning(p + " (skipped)");
     std::map<std::string, std::string> env;
     auto changes = apply_envrules(rules, address, kind, env);
@@ -100,12 +109,12 @@ int run_bounce_rules_test(const Program& prog, const BounceArgs& a) {
         rep.object(Json::object()
                        .set("address", shown)
                        .set("patterns", to_string(kind))
-                       .set("file", paths.bounce_rules.string())
+                       .set("file", setting.file.string())
                        .set("matched", std::move(matched))
                        .set("environment", std::move(env_after)));
         return changes.empty() ? 1 : 0;
     }
-    rep.line("bounces to " + shown + " (" + to_string(kind) + " patterns of " + paths.bounce_rules.string() + "):");
+    rep.line("bounces for " + shown + ": " + describe(setting));
     const EnvRule* last = nullptr;
     for (auto& c : changes) {
         if (c.rule != last) rep.line("  line " + std::to_string(c.rule->line) + ": " + as_written(c.rule->text));
@@ -199,8 +208,8 @@ void setup_bounce(CLI::App& app, Program& prog) {
     add_common_options(*rr, prog.common, change);
     rr->callback([&prog] { prog.action = [&prog] { return run_bounce_rules_remove(prog, args); }; });
     CLI::App* rt = rules->add_subcommand(
-        "test", "Show the rules that match a bounce recipient and what they change (exit 0 some match, 1 none)");
-    rt->add_option("ADDRESS", args.address, "The bounce recipient (the original sender); <> for the null sender")
+        "test", "Show the rules that match a sender's bounces and what they change (exit 0 some match, 1 none)");
+    rt->add_option("ADDRESS", args.address, "The original sender of the failed message; <> for the null sender")
         ->required();
     add_common_options(*rt, prog.common, opt_json | opt_quiet);
     rt->callback([&prog] { prog.action = [&prog] { return run_bounce_rules_test(prog, args); }; });

@@ -10,6 +10,7 @@
 #include "qvmail/error.hpp"
 #include "qvmail/outgoing_ip.hpp"
 #include "qvmail/paths.hpp"
+#include "qvmail/service.hpp"
 
 namespace qv::qmailctl {
 
@@ -76,13 +77,23 @@ int run_outgoingip_pick(const Program& prog, const OutgoingArgs& a) {
     std::string host = outgoingip_host(a.pick_host);
     if (a.count > 1000000) throw Error(Exit::usage, "--count: at most 1000000 picks");
     std::mt19937_64 rng{std::random_device{}()};
+    // qmail-remote runs with qmail-send's environment: its variables count, as this environment does
+    bool from_service = false;
+    if (!paths.outgoingip) {
+        paths.outgoingip = read_service_variable(paths, kSendService, "OUTGOINGIP");
+        from_service = paths.outgoingip.has_value();
+    }
     OutgoingIpChoice c = choose_outgoing_ip(paths, host, rng);
     std::map<std::string, std::uint64_t> picks;
     for (auto& ip : c.candidates) picks[ip] = 0;
     for (std::uint64_t i = 0; i < a.count; ++i) ++picks[choose_outgoing_ip(paths, host, rng).ip];
-    std::string where = c.source == OutgoingIpChoice::environment ? "the OUTGOINGIP variable"
-                        : c.source == OutgoingIpChoice::none ? "no outgoingip file with an address: the kernel chooses"
-                                                             : c.file.string() + " (" + to_string(c.source) + ")";
+    std::string where =
+        c.source == OutgoingIpChoice::environment
+            ? std::string(from_service ? "OUTGOINGIP of qmail-send (" +
+                                             service_variable_file(paths, kSendService, "OUTGOINGIP").string() + ")"
+                                       : "the OUTGOINGIP variable")
+        : c.source == OutgoingIpChoice::none ? "no outgoingip file with an address: the kernel chooses"
+                                             : c.file.string() + " (" + to_string(c.source) + ")";
     if (rep.json()) {
         Json j = Json::object();
         j.set("host", host).set("source", to_string(c.source));

@@ -21,34 +21,30 @@
 #include <vector>
 
 #include "qvmail/envrules.hpp"
+#include "qvmail/service.hpp"
 
 namespace qv {
 
 struct Paths;
-
-constexpr std::string_view kSendService = "qmail-send";
-
-// ---- service variables (envdir) ----
-std::filesystem::path service_variable_file(const Paths& paths, std::string_view service, std::string_view name);
-// The value an envdir gives the variable: the file's first line, trailing blanks removed, NULs as line
-// ends; nullopt when the file is missing (left as inherited) or empty (envdir removes the variable).
-std::optional<std::string> read_service_variable(const Paths& paths, std::string_view service, std::string_view name);
-// Writes (atomically) or removes the file; the caller holds the admin lock. unset throws Error 6 when
-// there is no file. Return the steps.
-std::vector<std::string> set_service_variable(const Paths& paths, std::string_view service, std::string_view name,
-                                              std::string_view value, bool dry_run);
-std::vector<std::string> unset_service_variable(const Paths& paths, std::string_view service, std::string_view name,
-                                                bool dry_run);
 
 // A program for BOUNCEPROCESSOR or BOUNCEQUEUE: an absolute path to an executable regular file. Throws
 // Error 65 naming the problem.
 void check_bounce_program(std::string_view path);
 
 // ---- bounce.envrules ----
-// Regular expressions when QREGEX is set in this environment or among qmail-send's variables (where it
-// applies to bounces); wildmat patterns otherwise.
-PatternKind bounce_rules_kind(const Paths& paths);
-// Appends a rule; throws Error 65 for a malformed one, 9 when the file has this line already.
+struct BounceRulesSetting {
+    std::filesystem::path file;
+    std::string file_source;  // "the default", "BOUNCERULES of qmail-send", "BOUNCERULES in this environment"
+    PatternKind kind = PatternKind::wildmat;
+    std::string kind_source;  // "no QREGEX", "QREGEX of qmail-send", "QREGEX in this environment"
+};
+// Where qmail-send finds its bounce rules and how it reads their patterns: BOUNCERULES and QREGEX as
+// qmail-send's variables set them, unless this environment sets them (to try a setting). BOUNCERULES
+// names a file: absolute, "./name" under QMAILHOME (as IndiMail, whose qmail-send works there), or a name
+// under CONTROLDIR. Throws Error 78 for a relative name with a ".." part.
+BounceRulesSetting bounce_rules_setting(const Paths& paths);
+// Appends a rule; throws Error 65 for a malformed one (and for an empty regular expression, which
+// matches every sender: the null sender is written <>), 9 when the file has this line already.
 std::vector<std::string> add_bounce_rule(const Paths& paths, std::string_view pattern,
                                          const std::vector<EnvAssignment>& env, bool dry_run);
 // Removes the rule on line `line`; throws Error 6 when that line is not a rule. Returns the steps.
@@ -60,7 +56,8 @@ struct BounceReport {
     std::string report;              // the failure text
     std::string sender;              // the bounce's own sender: "" or #@[] for a double bounce
     std::string original_recipient;  // the recipient that failed
-    std::string bounce_recipient;    // where the bounce goes: the original envelope sender
+    std::string bounce_recipient;    // where the bounce goes: the original sender, or the doublebounceto
+                                     // address for a bounce of a bounce
 };
 // BOUNCEPROCESSOR's argv: the program and the five arguments.
 std::vector<std::string> bounce_processor_argv(const std::string& processor, const BounceReport& b);
@@ -69,10 +66,11 @@ enum class BounceVerdict { inject, discard, retry };
 BounceVerdict bounce_processor_verdict(int wait_status) noexcept;
 const char* to_string(BounceVerdict v) noexcept;
 // The environment a bounce is injected with, changed in place: QMAILQUEUE from BOUNCEQUEUE when that is
-// set; SPAMFILTER and FILTERARGS unset; then the envrules that match the bounce recipient (so that a rule
-// can still choose another queue for some senders). Returns the envrules' changes.
+// set; SPAMFILTER and FILTERARGS unset; then the envrules that match the original envelope sender of the
+// failed message ("" for a bounce of a bounce, which <> rules catch), as IndiMail's qmail-send matches
+// them, so that a rule can still choose another queue for some senders. Returns the envrules' changes.
 std::vector<EnvChange> bounce_injection_environment(std::map<std::string, std::string>& env,
-                                                    const std::vector<EnvRule>& rules,
-                                                    std::string_view bounce_recipient, PatternKind kind);
+                                                    const std::vector<EnvRule>& rules, std::string_view original_sender,
+                                                    PatternKind kind);
 
 }  // namespace qv

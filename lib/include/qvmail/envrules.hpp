@@ -16,11 +16,17 @@
 // variable name that is not [A-Za-z_][A-Za-z0-9_]*, an unclosed '[' or a trailing '\' in a wildmat
 // pattern, a regular expression that does not compile. At delivery such a line is skipped (IndiMail's
 // reader skips every line after one without ':').
+// Other differences from IndiMail's parse_env and wildmat, for lines IndiMail reads oddly: blanks before
+// a name are skipped for an unset too (IndiMail unsets " B", nothing); the character after an escaped
+// comma is kept (IndiMail drops it: "A=1\,,B=2" sets A to "1,,B=2" there, A=1, and B=2 here); a last
+// item "A=x=" sets A to "x=" (IndiMail unsets "A=x", nothing); character ranges compare bytes unsigned
+// (IndiMail's signed chars make a range such as [a-\xff] match nothing).
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,11 +46,14 @@ struct EnvAssignment {
     bool operator==(const EnvAssignment&) const = default;
 };
 
+class Regex;
+
 struct EnvRule {
     std::uint64_t line = 0;  // in its file (0: not from a file)
     std::string pattern;
     std::vector<EnvAssignment> env;
-    std::string text;  // the line as written
+    std::string text;                    // the line as written
+    std::shared_ptr<const Regex> regex;  // the pattern compiled, when read as a regular expression
 };
 
 enum class PatternKind { wildmat, regex };
@@ -53,7 +62,8 @@ const char* to_string(PatternKind k) noexcept;  // "wildmat", "regex (QREGEX)"
 // Reads one line. Throws Error 65 naming the problem (not the file: see load_envrules).
 EnvRule parse_envrule(std::string_view line, PatternKind kind);
 // The line for a pattern and assignments; commas in values written `\,`. Throws Error 65 for what a line
-// cannot hold (a ':' in the pattern, a line end, a value with '\' before a ',' or at its end).
+// cannot hold (a ':' or a line end in the pattern, or a pattern starting with '#'; a line end in a value,
+// or a '\' or blank at its end).
 std::string format_envrule(std::string_view pattern, const std::vector<EnvAssignment>& env);
 // Parses VAR=VALUE (VAR= to unset) as given on a command line. Throws Error 65.
 EnvAssignment parse_assignment(std::string_view text);

@@ -9,7 +9,7 @@
 //   BASE_PATH    users' mail homes; default QMAILHOME/home
 //   QUEUEDIR     the queue; default QMAILHOME/queue
 //   SERVICEDIR   envdir-style service variables; default QMAILHOME/service
-//   BOUNCERULES  the bounce envrules file; default CONTROLDIR/bounce.envrules (relative: under CONTROLDIR)
+//   BOUNCERULES  the bounce envrules file; default CONTROLDIR/bounce.envrules (see bounce.hpp)
 //   OUTGOINGIP   the source address for remote deliveries, before the outgoingip files
 //   QREGEX       envrules patterns are regular expressions rather than wildmat patterns
 //
@@ -49,14 +49,14 @@ struct Paths {
     fs::path base_path;
     fs::path queuedir;
     fs::path servicedir;
-    fs::path relayclients;                     // RELAYCLIENTS: control/relayclients, or the file it names
-    fs::path open_smtp;                        // OPEN_SMTP: the files store's relay grants (etc/open-smtp)
-    unsigned relay_clear_minutes = 60;         // RELAY_CLEAR_MINUTES: how long a relay grant lasts
-    fs::path sbindir;                          // where vdelivermail and vfilter are installed (compiled in)
-    fs::path bounce_rules;                     // BOUNCERULES: control/bounce.envrules, or the file it names
-    std::optional<std::string> outgoingip;     // OUTGOINGIP
-    bool qregex = false;                       // QREGEX set (any value)
-    std::optional<std::string> password_hash;  // PASSWORD_HASH: the hash method for new passwords
+    fs::path relayclients;                           // RELAYCLIENTS: control/relayclients, or the file it names
+    fs::path open_smtp;                              // OPEN_SMTP: the files store's relay grants (etc/open-smtp)
+    unsigned relay_clear_minutes = 60;               // RELAY_CLEAR_MINUTES: how long a relay grant lasts
+    fs::path sbindir;                                // where vdelivermail and vfilter are installed (compiled in)
+    std::optional<std::string> bouncerules;          // BOUNCERULES (bounce.hpp says where the file is)
+    std::optional<std::string> outgoingip;           // OUTGOINGIP
+    bool qregex = false;                             // QREGEX set (any value)
+    std::optional<std::string> password_hash;        // PASSWORD_HASH: the hash method for new passwords
     std::optional<std::string> mysql_default_file;   // MYSQL_READ_DEFAULT_FILE
     std::optional<std::string> mysql_default_group;  // MYSQL_READ_DEFAULT_GROUP
     std::optional<std::string> mysql_database;       // MYSQL_DATABASE

@@ -1,0 +1,50 @@
+#include "qvmail/service.hpp"
+
+#include <fstream>
+
+#include "qvmail/error.hpp"
+#include "qvmail/paths.hpp"
+#include "qvmail/transaction.hpp"
+
+namespace qv {
+
+namespace fs = std::filesystem;
+
+fs::path service_variable_file(const Paths& paths, std::string_view service, std::string_view name) {
+    return paths.servicedir / std::string(service) / "variables" / std::string(name);
+}
+
+std::optional<std::string> read_service_variable(const Paths& paths, std::string_view service, std::string_view name) {
+    std::ifstream in(service_variable_file(paths, service, name), std::ios::binary);
+    if (!in) return std::nullopt;
+    std::string line;
+    std::getline(in, line);
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r')) line.pop_back();
+    for (char& c : line)
+        if (c == '\0') c = '\n';
+    if (line.empty()) return std::nullopt;
+    return line;
+}
+
+std::vector<std::string> set_service_variable(const Paths& paths, std::string_view service, std::string_view name,
+                                              std::string_view value, bool dry_run) {
+    fs::path file = service_variable_file(paths, service, name);
+    FileTransaction tx(dry_run);
+    tx.make_dir(file.parent_path(), 0755);
+    tx.write(file, std::string(value) + "\n", 0644);
+    if (!dry_run) tx.commit();
+    return tx.log();
+}
+
+std::vector<std::string> unset_service_variable(const Paths& paths, std::string_view service, std::string_view name,
+                                                bool dry_run) {
+    fs::path file = service_variable_file(paths, service, name);
+    std::error_code ec;
+    if (!fs::exists(file, ec)) throw Error(Exit::missing, std::string(name) + " is not set: no " + file.string());
+    FileTransaction tx(dry_run);
+    tx.remove(file);
+    if (!dry_run) tx.commit();
+    return tx.log();
+}
+
+}  // namespace qv
