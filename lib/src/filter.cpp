@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <charconv>
-#include <fstream>
 
+#include "qvmail/control.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/expression.hpp"
 #include "qvmail/line_reader.hpp"
@@ -43,7 +43,6 @@ bool blank_at_end(std::string_view s) {
 struct ListLine {
     std::uint64_t line;
     std::vector<std::string> spellings;
-    std::string text;
 };
 std::vector<ListLine> header_list_lines(std::string_view text) {
     std::vector<ListLine> out;
@@ -51,7 +50,7 @@ std::vector<ListLine> header_list_lines(std::string_view text) {
     std::string_view line;
     while (in.next(line)) {
         std::string_view body = line.substr(0, line.find('#'));
-        ListLine l{in.line_number(), {}, std::string(line)};
+        ListLine l{in.line_number(), {}};
         std::size_t i = 0;
         while (i < body.size()) {
             while (i < body.size() && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r')) ++i;
@@ -165,14 +164,13 @@ HeaderList HeaderList::extend(const HeaderList& base, std::string_view text, con
 
 HeaderList HeaderList::load(const Paths& paths) {
     fs::path file = paths.etc_dir() / "headerlist";
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-        std::error_code ec;
-        if (fs::exists(file, ec)) throw sys_error(Exit::config, "cannot read", file, errno);
-        return builtin();
+    try {
+        ControlFile f = ControlFile::load(file);
+        return f.exists() ? extend(builtin(), f.text(), file) : builtin();
+    } catch (const Error& e) {
+        if (e.code() == Exit::config) throw;
+        throw Error(Exit::config, e.what());  // unreadable: the site's list is configuration
     }
-    std::string text((std::istreambuf_iterator<char>(in)), {});
-    return extend(builtin(), text, file);
 }
 
 std::optional<int> HeaderList::number(std::string_view name) const {
@@ -264,6 +262,20 @@ std::optional<std::string_view> reserved_filter_local(std::string_view local) no
     return std::nullopt;
 }
 
+namespace {
+
+// What a text column of the vfilter table takes: at most `max` characters, no control characters, UTF-8,
+// no blank at the end (a CHAR column drops it). `option` names the field in messages.
+void check_column(std::string_view option, const std::string& v, std::size_t max) {
+    const std::string f = std::string(option) + " '" + printable(v) + "': ";
+    if (char_count(v) > max) bad(f + "longer than " + std::to_string(max) + " characters");
+    if (has_control(v)) bad(f + "control characters are not allowed");
+    if (!is_utf8(v)) bad(f + "not UTF-8 text");
+    if (blank_at_end(v)) bad(f + "ends with a blank, which the vfilter table would drop");
+}
+
+}  // namespace
+
 void check_filter_folder(std::string& folder) {
     if (folder.empty()) bad("-f: a filter needs a folder (Inbox, a folder name, or /NoDeliver)");
     if (equal_ignoring_case(folder, kInbox)) folder = kInbox;
@@ -274,21 +286,12 @@ void check_filter_folder(std::string& folder) {
     if (folder.find('/') != std::string::npos) bad(f + "a folder name cannot contain '/' (only /NoDeliver does)");
     if (folder.find("..") != std::string::npos || folder.back() == '.')
         bad(f + "'.' separates folder levels: no empty level");
-    if (has_control(folder)) bad(f + "control characters are not allowed");
-    if (!is_utf8(folder)) bad(f + "not UTF-8 text");
-    if (blank_at_end(folder)) bad(f + "ends with a blank, which the vfilter table would drop");
-    if (char_count(folder) > kFilterFolderMax)
-        bad(f + "longer than " + std::to_string(kFilterFolderMax) + " characters");
+    check_column("-f", folder, kFilterFolderMax);
 }
 
 void check_filter_rule(FilterRule& r, const HeaderList& headers) {
     if (r.name.empty()) bad("-t: a filter needs a name");
-    if (char_count(r.name) > kFilterNameMax)
-        bad("-t '" + printable(r.name) + "': longer than " + std::to_string(kFilterNameMax) + " characters");
-    if (has_control(r.name)) bad("-t '" + printable(r.name) + "': control characters are not allowed");
-    if (!is_utf8(r.name)) bad("-t '" + printable(r.name) + "': not UTF-8 text");
-    if (blank_at_end(r.name))
-        bad("-t '" + printable(r.name) + "': ends with a blank, which the vfilter table would drop");
+    check_column("-t", r.name, kFilterNameMax);
 
     if (r.comparison < 0 || r.comparison >= kComparisonCount)
         bad("-c " + std::to_string(r.comparison) + ": not a comparison (0-" + std::to_string(kComparisonCount - 1) +
@@ -302,20 +305,15 @@ void check_filter_rule(FilterRule& r, const HeaderList& headers) {
             bad("-h " + std::to_string(r.header) + ": not in the header list (0-" + std::to_string(headers.size() - 1) +
                 ")");
         if (r.keyword.empty()) bad("-k: comparison '" + std::string(comparison_name(cmp)) + "' needs a keyword");
-        if (char_count(r.keyword) > kFilterKeywordMax)
-            bad("-k '" + printable(r.keyword) + "': longer than " + std::to_string(kFilterKeywordMax) + " characters");
-        if (has_control(r.keyword)) bad("-k '" + printable(r.keyword) + "': control characters are not allowed");
-        if (!is_utf8(r.keyword)) bad("-k '" + printable(r.keyword) + "': not UTF-8 text");
-        if (blank_at_end(r.keyword))
-            bad("-k '" + printable(r.keyword) + "': ends with a blank, which the vfilter table would drop");
+        check_column("-k", r.keyword, kFilterKeywordMax);
         if (cmp == Comparison::numeric) {
+            std::optional<NumericExpression> e;
             try {
-                auto e = NumericExpression::parse(r.keyword);
-                if (!e.uses_value()) bad("-k '" + printable(r.keyword) + "': the expression does not use %p");
-            } catch (const Error& e) {
-                if (std::string_view(e.what()).starts_with("-k")) throw;
-                bad(std::string("-k: ") + e.what());
+                e.emplace(NumericExpression::parse(r.keyword));
+            } catch (const Error& x) {
+                bad(std::string("-k: ") + x.what());
             }
+            if (!e->uses_value()) bad("-k '" + printable(r.keyword) + "': the expression does not use %p");
         } else if (cmp == Comparison::regex) {
             try {
                 Regex re(r.keyword);
@@ -444,8 +442,35 @@ struct FilterEngine::Compiled {
         std::optional<Regex> regex;
         std::optional<NumericExpression> expr;
         BounceAction action;
-        std::string skip;  // why the rule cannot be applied
+        FilterDecision::Delivery delivery = FilterDecision::Delivery::inbox;
+        std::string folder;  // with Delivery::folder
+        std::string skip;    // why the rule cannot be applied
     };
+
+    // A message as the rules see it: its fields by header number, their values folded when first needed.
+    struct Fields {
+        Fields(const Message& m, const HeaderList& headers)
+            : message(m), by_number(static_cast<std::size_t>(headers.size())), folded_(m.headers.size()) {
+            for (std::size_t i = 0; i < m.headers.size(); ++i)
+                if (auto n = headers.number(m.headers[i].name)) by_number[static_cast<std::size_t>(*n)].push_back(i);
+        }
+        const std::string& folded(std::size_t i) {
+            if (!folded_[i]) folded_[i] = fold_case(message.headers[i].value);
+            return *folded_[i];
+        }
+        const Message& message;
+        std::vector<std::vector<std::size_t>> by_number;
+
+    private:
+        std::vector<std::optional<std::string>> folded_;
+    };
+
+    struct Result {
+        RuleTrace::Outcome outcome = RuleTrace::no_match;
+        std::string detail;
+    };
+    static Result test(const Rule& c, Fields& fields, const HeaderList& headers, const std::vector<std::string>& mine);
+
     std::vector<std::vector<Rule>> sets;
 };
 
@@ -463,6 +488,10 @@ FilterEngine::FilterEngine(std::vector<FilterSet> sets, const HeaderList& header
                 c.action = parse_bounce_action(r.action);
                 std::string folder = r.folder;  // never a path out of the Maildir, whoever wrote the rule
                 check_filter_folder(folder);
+                c.delivery = folder == kNoDeliver ? FilterDecision::Delivery::discard
+                             : folder == kInbox   ? FilterDecision::Delivery::inbox
+                                                  : FilterDecision::Delivery::folder;
+                if (c.delivery == FilterDecision::Delivery::folder) c.folder = folder;
                 if (c.cmp != Comparison::not_my_id) {
                     if (headers_.name(r.header).empty())
                         throw Error(Exit::dataerr,
@@ -483,12 +512,6 @@ FilterEngine::FilterEngine(std::vector<FilterSet> sets, const HeaderList& header
 FilterEngine::~FilterEngine() = default;
 FilterEngine::FilterEngine(FilterEngine&&) noexcept = default;
 
-std::size_t FilterEngine::rule_count() const noexcept {
-    std::size_t n = 0;
-    for (auto& s : sets_) n += s.rules.size();
-    return n;
-}
-
 namespace {
 
 std::string field_text(const HeaderField& f) {
@@ -503,18 +526,74 @@ bool is_recipient_field(std::string_view name) {
 
 }  // namespace
 
+FilterEngine::Compiled::Result FilterEngine::Compiled::test(const Rule& c, Fields& fields, const HeaderList& headers,
+                                                            const std::vector<std::string>& mine) {
+    const Message& m = fields.message;
+    if (!c.skip.empty()) return {RuleTrace::skipped, c.skip};
+    if (c.cmp == Comparison::not_my_id) {
+        for (auto& f : m.headers) {
+            if (!is_recipient_field(f.name)) continue;
+            for (auto& a : header_addresses(f.value))
+                if (std::find(mine.begin(), mine.end(), a) != mine.end())
+                    return {RuleTrace::no_match, f.name + " names " + a};
+        }
+        return {RuleTrace::matched, "the recipient is in none of To, Cc and Bcc"};
+    }
+    const std::string_view header = headers.name(c.rule->header);
+    const auto& found = fields.by_number[static_cast<std::size_t>(c.rule->header)];
+    if (found.empty()) return {RuleTrace::absent, "no " + std::string(header) + " field"};
+    bool any_limit = false;
+    std::string error;
+    std::optional<std::size_t> hit;  // the field that decided
+    for (std::size_t i : found) {
+        bool match = false;
+        switch (c.cmp) {
+            case Comparison::equals:
+                match = fields.folded(i) == c.keyword;
+                break;
+            case Comparison::contains:
+            case Comparison::not_contains:
+                match = fields.folded(i).find(c.keyword) != std::string::npos;
+                break;
+            case Comparison::starts_with:
+                match = fields.folded(i).starts_with(c.keyword);
+                break;
+            case Comparison::ends_with:
+                match = fields.folded(i).ends_with(c.keyword);
+                break;
+            case Comparison::numeric: {
+                auto r = c.expr->evaluate(m.headers[i].value);
+                match = r.matches();
+                if (r.status != NumericExpression::Status::ok && error.empty())
+                    error = field_text(m.headers[i]) + ": " + to_string(r.status);
+                break;
+            }
+            case Comparison::regex: {
+                auto r = c.regex->match(m.headers[i].value);
+                match = r == Regex::Result::match;
+                any_limit = any_limit || r == Regex::Result::limit_hit;
+                break;
+            }
+            case Comparison::not_my_id:
+                break;
+        }
+        if (match) {
+            hit = i;
+            break;
+        }
+    }
+    if (c.cmp == Comparison::not_contains)
+        return hit ? Result{RuleTrace::no_match, field_text(m.headers[*hit]) + " contains it"}
+                   : Result{RuleTrace::matched, "no " + std::string(header) + " field contains it"};
+    if (hit) return {RuleTrace::matched, field_text(m.headers[*hit])};
+    if (any_limit) return {RuleTrace::failed, "no match, limit hit: the pattern backtracks too much"};
+    if (!error.empty()) return {RuleTrace::failed, "no match, " + error};
+    return {};
+}
+
 FilterDecision FilterEngine::evaluate(const Message& m, const std::vector<std::string>& mine, bool with_trace) const {
     FilterDecision d;
-    // The message's fields by header number, and their folded values (made when first needed).
-    std::vector<std::vector<std::size_t>> by_number(static_cast<std::size_t>(headers_.size()));
-    for (std::size_t i = 0; i < m.headers.size(); ++i)
-        if (auto n = headers_.number(m.headers[i].name)) by_number[static_cast<std::size_t>(*n)].push_back(i);
-    std::vector<std::optional<std::string>> folded(m.headers.size());
-    auto fold = [&](std::size_t i) -> const std::string& {
-        if (!folded[i]) folded[i] = fold_case(m.headers[i].value);
-        return *folded[i];
-    };
-
+    Compiled::Fields fields(m, headers_);
     for (std::size_t k = 0; k < sets_.size(); ++k) {
         const FilterSet& set = sets_[k];
         if (!set.skipped.empty()) {
@@ -522,102 +601,16 @@ FilterDecision FilterEngine::evaluate(const Message& m, const std::vector<std::s
             continue;
         }
         for (const Compiled::Rule& c : compiled_->sets[k]) {
-            RuleTrace t{set.stage, set.address, *c.rule, RuleTrace::no_match, {}};
-            if (!c.skip.empty()) {
-                t.outcome = RuleTrace::skipped;
-                t.detail = c.skip;
-            } else if (c.cmp == Comparison::not_my_id) {
-                t.outcome = RuleTrace::matched;
-                t.detail = "the recipient is in none of To, Cc and Bcc";
-                for (auto& f : m.headers) {
-                    if (!is_recipient_field(f.name)) continue;
-                    for (auto& a : header_addresses(f.value))
-                        if (std::find(mine.begin(), mine.end(), a) != mine.end()) {
-                            t.outcome = RuleTrace::no_match;
-                            t.detail = f.name + " names " + a;
-                            break;
-                        }
-                    if (t.outcome == RuleTrace::no_match) break;
-                }
-            } else {
-                const auto& fields = by_number[static_cast<std::size_t>(c.rule->header)];
-                if (fields.empty()) {
-                    t.outcome = RuleTrace::absent;
-                    t.detail = "no " + std::string(headers_.name(c.rule->header)) + " field";
-                } else {
-                    bool any_limit = false;
-                    std::string error;
-                    std::optional<std::size_t> hit;  // the field that decided
-                    for (std::size_t i : fields) {
-                        const std::string& v = fold(i);
-                        bool match = false;
-                        switch (c.cmp) {
-                            case Comparison::equals:
-                                match = v == c.keyword;
-                                break;
-                            case Comparison::contains:
-                            case Comparison::not_contains:
-                                match = v.find(c.keyword) != std::string::npos;
-                                break;
-                            case Comparison::starts_with:
-                                match = v.starts_with(c.keyword);
-                                break;
-                            case Comparison::ends_with:
-                                match = v.ends_with(c.keyword);
-                                break;
-                            case Comparison::numeric: {
-                                auto r = c.expr->evaluate(m.headers[i].value);
-                                match = r.matches();
-                                if (r.status != NumericExpression::Status::ok && error.empty())
-                                    error = field_text(m.headers[i]) + ": " + to_string(r.status);
-                                break;
-                            }
-                            case Comparison::regex: {
-                                auto r = c.regex->match(m.headers[i].value);
-                                match = r == Regex::Result::match;
-                                any_limit = any_limit || r == Regex::Result::limit_hit;
-                                break;
-                            }
-                            case Comparison::not_my_id:
-                                break;
-                        }
-                        if (match) {
-                            hit = i;
-                            break;
-                        }
-                    }
-                    if (c.cmp == Comparison::not_contains) {
-                        t.outcome = hit ? RuleTrace::no_match : RuleTrace::matched;
-                        t.detail = hit ? field_text(m.headers[*hit]) + " contains it"
-                                       : "no " + std::string(headers_.name(c.rule->header)) + " field contains it";
-                    } else if (hit) {
-                        t.outcome = RuleTrace::matched;
-                        t.detail = field_text(m.headers[*hit]);
-                    } else if (any_limit) {
-                        t.outcome = RuleTrace::failed;
-                        t.detail = "no match, limit hit: the pattern backtracks too much";
-                    } else if (!error.empty()) {
-                        t.outcome = RuleTrace::failed;
-                        t.detail = "no match, " + error;
-                    }
-                }
-            }
-            bool matched = t.outcome == RuleTrace::matched;
-            if (with_trace) d.trace.push_back(t);
-            if (!matched) continue;
+            Compiled::Result r = Compiled::test(c, fields, headers_, mine);
+            if (with_trace) d.trace.push_back(RuleTrace{set.stage, set.address, *c.rule, r.outcome, r.detail});
+            if (r.outcome != RuleTrace::matched) continue;
             d.matched = true;
             d.stage = set.stage;
             d.address = set.address;
             d.rule = *c.rule;
             d.action = c.action;
-            if (equal_ignoring_case(c.rule->folder, kNoDeliver)) {
-                d.delivery = FilterDecision::Delivery::discard;
-            } else if (equal_ignoring_case(c.rule->folder, kInbox)) {
-                d.delivery = FilterDecision::Delivery::inbox;
-            } else {
-                d.delivery = FilterDecision::Delivery::folder;
-                d.folder = c.rule->folder;
-            }
+            d.delivery = c.delivery;
+            d.folder = c.folder;
             return d;
         }
     }

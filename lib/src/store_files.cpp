@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <fstream>
 #include <map>
 
 #include "qvmail/atomic_file.hpp"
@@ -383,15 +382,8 @@ private:
             auto it = st->second.filter_changes.find(std::string(local));
             if (it != st->second.filter_changes.end()) return it->second;
         }
-        fs::path f = filter_file(d, local);
-        std::ifstream in(f, std::ios::binary);
-        if (!in) {
-            std::error_code ec;
-            if (fs::exists(f, ec)) throw sys_error(exit_for_read_errno(errno), "cannot read", f, errno);
-            return {};
-        }
-        std::string text((std::istreambuf_iterator<char>(in)), {});
-        return parse_filter_file(text, f);
+        ControlFile f = ControlFile::load(filter_file(d, local));
+        return f.exists() ? parse_filter_file(f.text(), f.path()) : std::vector<FilterRule>{};
     }
 
     void set_filter_rules(const DomainRef& d, std::string_view local, std::vector<FilterRule> rules) {

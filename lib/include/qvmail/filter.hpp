@@ -172,7 +172,6 @@ public:
     // `my_addresses`: the recipient's address(es), lower case, for comparison 5.
     FilterDecision evaluate(const Message& m, const std::vector<std::string>& my_addresses,
                             bool with_trace = false) const;
-    std::size_t rule_count() const noexcept;
 
 private:
     struct Compiled;
