@@ -93,11 +93,8 @@ public:
         for (const char* sql : {"DELETE FROM indimail WHERE pw_domain = ?", "DELETE FROM indibak WHERE pw_domain = ?",
                                 "DELETE FROM valias WHERE domain = ?"})
             MysqlStatement(conn_, sql).execute({d.name});
-        try {  // the rules of every address of the domain, prefilt and postfilt included
-            MysqlStatement(conn_, "DELETE FROM vfilter WHERE emailid LIKE ? ESCAPE '!'").execute({domain_pattern(d)});
-        } catch (const Error& e) {
-            if (e.code() != Exit::config) throw;  // no vfilter table: no rules
-        }
+        // the rules of every address of the domain, prefilt and postfilt included
+        table_execute("DELETE FROM vfilter WHERE emailid LIKE ? ESCAPE '!'", {domain_pattern(d)});
     }
 
     void add_user(const DomainRef& d, const UserRecord& u) override {
@@ -303,11 +300,7 @@ public:
 
     void remove_filters(const DomainRef& d, std::string_view local) override {
         change();
-        try {
-            MysqlStatement(conn_, "DELETE FROM vfilter WHERE emailid = ?").execute({email(d, local)});
-        } catch (const Error& e) {
-            if (e.code() != Exit::config) throw;  // no vfilter table (IndiMail makes it lazily): no rules
-        }
+        table_execute("DELETE FROM vfilter WHERE emailid = ?", {email(d, local)});
     }
 
     std::string grants_source() const override { return "table relay"; }
@@ -344,13 +337,21 @@ private:
         tables_checked_ = true;
     }
 
-    // A query of a table that may be missing yet (relay, vfilter): then it has no rows.
+    // A query or a deletion on a table that may be missing yet (relay, vfilter; IndiMail makes them
+    // when it first needs them): then it has no rows.
     std::vector<Row> table_query(const char* sql, const std::vector<SqlValue>& params) {
         try {
             return MysqlStatement(conn_, sql).query(params);
         } catch (const Error& e) {
             if (e.code() == Exit::config) return {};
             throw;
+        }
+    }
+    void table_execute(const char* sql, const std::vector<SqlValue>& params) {
+        try {
+            MysqlStatement(conn_, sql).execute(params);
+        } catch (const Error& e) {
+            if (e.code() != Exit::config) throw;
         }
     }
 
