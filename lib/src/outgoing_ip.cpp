@@ -5,6 +5,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+
 #include "qvmail/address.hpp"
 #include "qvmail/control.hpp"
 #include "qvmail/error.hpp"
@@ -43,6 +45,16 @@ fs::path outgoingip_file(const Paths& paths, const std::optional<std::string>& h
     return host ? paths.control("outgoingip." + *host) : paths.control("outgoingip");
 }
 
+namespace {
+
+// The address of a control file entry (blanks before it allowed), canonical. Throws Error 65.
+std::string entry_address(std::string_view entry) {
+    while (!entry.empty() && (entry.front() == ' ' || entry.front() == '\t')) entry.remove_prefix(1);
+    return canonical_ip(entry);
+}
+
+}  // namespace
+
 std::vector<std::string> outgoingip_entries(const fs::path& file, std::vector<std::string>* problems) {
     std::vector<std::string> out;
     std::error_code ec;
@@ -51,10 +63,9 @@ std::vector<std::string> outgoingip_entries(const fs::path& file, std::vector<st
     std::string_view line;
     while (in.next(line)) {
         std::string_view e = control_entry(line);
-        while (!e.empty() && (e.front() == ' ' || e.front() == '\t')) e.remove_prefix(1);
-        if (e.empty()) continue;
+        if (e.find_first_not_of(" \t") == std::string_view::npos) continue;
         try {
-            out.push_back(canonical_ip(e));
+            out.push_back(entry_address(e));
         } catch (const Error& err) {
             if (problems)
                 problems->push_back(file.string() + ":" + std::to_string(in.line_number()) + ": " + err.what());
@@ -128,21 +139,27 @@ namespace {
 std::vector<std::string> lines_for(const ControlFile& f, const std::string& ip) {
     std::vector<std::string> out;
     for (auto& e : f.entries()) {
-        std::string_view t = e;
-        while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
         try {
-            if (canonical_ip(t) == ip) out.push_back(e);
+            if (entry_address(e) == ip) out.push_back(e);
         } catch (const Error&) {
         }
     }
     return out;
 }
 
+// The addresses given, checked all before anything changes, canonical, each once.
+std::vector<std::string> canonical_list(const std::vector<std::string>& ips) {
+    std::vector<std::string> out;
+    for (auto& ip : ips)
+        if (std::string c = canonical_ip(ip); std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
+    return out;
+}
+
 std::vector<std::string> publish(ControlFile& f, bool dry_run) {
     FileTransaction tx(dry_run);
-    if (f.text().empty())
+    if (f.text().empty()) {
         tx.remove(f.path());
-    else {
+    } else {
         tx.make_dir(f.path().parent_path(), 0755);
         tx.write(f.path(), f.text(), 0644);
     }
@@ -152,42 +169,41 @@ std::vector<std::string> publish(ControlFile& f, bool dry_run) {
 
 }  // namespace
 
-std::vector<std::string> outgoingip_add(const Paths& paths, const std::optional<std::string>& host,
-                                        const std::vector<std::string>& ips, bool dry_run,
-                                        std::vector<std::string>* skipped) {
-    std::vector<std::string> canonical;
-    for (auto& ip : ips) canonical.push_back(canonical_ip(ip));  // all checked before anything changes
+OutgoingIpChange outgoingip_add(const Paths& paths, const std::optional<std::string>& host,
+                                const std::vector<std::string>& ips, bool dry_run) {
+    std::vector<std::string> canonical = canonical_list(ips);
     ControlFile f = ControlFile::load(outgoingip_file(paths, host));
-    std::size_t added = 0;
+    OutgoingIpChange c;
     for (auto& ip : canonical) {
         if (!lines_for(f, ip).empty()) {
-            if (skipped) skipped->push_back(ip);
+            c.skipped.push_back(ip);
             continue;
         }
-        added += f.add(ip);
+        f.add(ip);
+        c.changed.push_back(ip);
     }
-    if (!added)
+    if (c.changed.empty())
         throw Error(Exit::exists,
                     f.path().string() + " lists " + (canonical.size() == 1 ? canonical[0] : "them") + " already");
-    return publish(f, dry_run);
+    c.steps = publish(f, dry_run);
+    return c;
 }
 
-std::vector<std::string> outgoingip_remove(const Paths& paths, const std::optional<std::string>& host,
-                                           const std::vector<std::string>& ips, bool dry_run,
-                                           std::vector<std::string>* skipped) {
-    std::vector<std::string> canonical;
-    for (auto& ip : ips) canonical.push_back(canonical_ip(ip));
+OutgoingIpChange outgoingip_remove(const Paths& paths, const std::optional<std::string>& host,
+                                   const std::vector<std::string>& ips, bool dry_run) {
+    std::vector<std::string> canonical = canonical_list(ips);
     ControlFile f = ControlFile::load(outgoingip_file(paths, host));
-    std::size_t removed = 0;
+    OutgoingIpChange c;
     for (auto& ip : canonical) {
         auto lines = lines_for(f, ip);
-        if (lines.empty() && skipped) skipped->push_back(ip);
-        for (auto& l : lines) removed += f.remove(l);
+        (lines.empty() ? c.skipped : c.changed).push_back(ip);
+        for (auto& l : lines) f.remove(l);
     }
-    if (!removed)
+    if (c.changed.empty())
         throw Error(Exit::missing,
                     f.path().string() + " does not list " + (canonical.size() == 1 ? canonical[0] : "any of them"));
-    return publish(f, dry_run);
+    c.steps = publish(f, dry_run);
+    return c;
 }
 
 }  // namespace qv

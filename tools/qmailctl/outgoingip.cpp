@@ -6,7 +6,6 @@
 #include <map>
 
 #include "qmailctl.hpp"
-#include "qvmail/address.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/outgoing_ip.hpp"
 #include "qvmail/paths.hpp"
@@ -49,26 +48,18 @@ int run_outgoingip_change(const Program& prog, const OutgoingArgs& a, bool add) 
     Paths paths = Paths::from_env();
     auto host = checked_outgoingip_host(a.host);
     auto lock = lock_for_change(paths, prog.common);
-    std::vector<std::string> skipped;
-    auto steps = add ? outgoingip_add(paths, host, a.ips, prog.common.dry_run, &skipped)
-                     : outgoingip_remove(paths, host, a.ips, prog.common.dry_run, &skipped);
+    OutgoingIpChange c = add ? outgoingip_add(paths, host, a.ips, prog.common.dry_run)
+                             : outgoingip_remove(paths, host, a.ips, prog.common.dry_run);
     std::string file = outgoingip_file(paths, host).string();
-    std::vector<std::string> done;
-    for (auto& ip : a.ips) {
-        std::string c = canonical_ip(ip);
-        if (std::find(skipped.begin(), skipped.end(), c) == skipped.end() &&
-            std::find(done.begin(), done.end(), c) == done.end())
-            done.push_back(c);
-    }
-    for (auto& s : skipped) rep.warning(s + (add ? " is listed already" : " is not listed") + " in " + file);
+    for (auto& s : c.skipped) rep.warning(s + (add ? " is listed already" : " is not listed") + " in " + file);
     if (add)
-        for (auto& ip : done)
+        for (auto& ip : c.changed)
             if (!is_local_address(ip))
                 rep.warning(ip + " is not configured on any interface of this host: qmail-remote may fail to bind it");
     std::string list;
-    for (auto& ip : done) list += (list.empty() ? "" : ", ") + ip;
+    for (auto& ip : c.changed) list += (list.empty() ? "" : ", ") + ip;
     std::string what = std::string(add ? "added " : "removed ") + list + (add ? " to " : " from ") + file;
-    return report_change(prog, what, steps, Json::object().set("file", file).set("addresses", done));
+    return report_change(prog, what, c.steps, Json::object().set("file", file).set("addresses", c.changed));
 }
 
 int run_outgoingip_pick(const Program& prog, const OutgoingArgs& a) {

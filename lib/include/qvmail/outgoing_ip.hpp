@@ -52,13 +52,16 @@ OutgoingIpChoice choose_outgoing_ip(const Paths& paths, std::string_view host);
 bool is_local_address(const std::string& ip);
 
 // qmailctl outgoingip add/remove: the caller holds the admin lock. Addresses are checked and written in
-// canonical form. add throws Error 9 when every address is there already (`skipped` gets those that
-// are); remove throws Error 6 when none is. A file left without any line goes. Returns the steps.
-std::vector<std::string> outgoingip_add(const Paths& paths, const std::optional<std::string>& host,
-                                        const std::vector<std::string>& ips, bool dry_run,
-                                        std::vector<std::string>* skipped = nullptr);
-std::vector<std::string> outgoingip_remove(const Paths& paths, const std::optional<std::string>& host,
-                                           const std::vector<std::string>& ips, bool dry_run,
-                                           std::vector<std::string>* skipped = nullptr);
+// canonical form (an address given twice counts once). add throws Error 9 when every address is there
+// already; remove throws Error 6 when none is. A file left without any line goes.
+struct OutgoingIpChange {
+    std::vector<std::string> changed;  // added or removed, in the order given
+    std::vector<std::string> skipped;  // listed already (add), or not listed (remove)
+    std::vector<std::string> steps;
+};
+OutgoingIpChange outgoingip_add(const Paths& paths, const std::optional<std::string>& host,
+                                const std::vector<std::string>& ips, bool dry_run);
+OutgoingIpChange outgoingip_remove(const Paths& paths, const std::optional<std::string>& host,
+                                   const std::vector<std::string>& ips, bool dry_run);
 
 }  // namespace qv
