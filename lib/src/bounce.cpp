@@ -4,8 +4,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fstream>
-
 #include "qvmail/control.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/paths.hpp"
@@ -71,11 +69,7 @@ std::vector<std::string> add_bounce_rule(const Paths& paths, std::string_view pa
     ControlFile f = ControlFile::load(setting.file);
     if (f.contains(line)) throw Error(Exit::exists, f.path().string() + " has this rule already: " + printable(line));
     f.add(line);
-    FileTransaction tx(dry_run);
-    tx.make_dir(f.path().parent_path(), 0755);
-    tx.write(f.path(), f.text(), 0644);
-    if (!dry_run) tx.commit();
-    return tx.log();
+    return change_file(f.path(), f.text(), 0644, dry_run);
 }
 
 std::vector<std::string> remove_bounce_rule(const Paths& paths, std::uint64_t line, bool dry_run) {
@@ -95,10 +89,7 @@ std::vector<std::string> remove_bounce_rule(const Paths& paths, std::uint64_t li
     if (!removed)
         throw Error(Exit::missing, f.path().string() + ":" + std::to_string(line) +
                                        " is not a rule (qmailctl bounce rules list shows their lines)");
-    FileTransaction tx(dry_run);
-    tx.write(f.path(), kept, 0644);
-    if (!dry_run) tx.commit();
-    return tx.log();
+    return change_file(f.path(), kept, 0644, dry_run);
 }
 
 std::vector<std::string> bounce_processor_argv(const std::string& processor, const BounceReport& b) {

@@ -155,18 +155,6 @@ std::vector<std::string> canonical_list(const std::vector<std::string>& ips) {
     return out;
 }
 
-std::vector<std::string> publish(ControlFile& f, bool dry_run) {
-    FileTransaction tx(dry_run);
-    if (f.text().empty()) {
-        tx.remove(f.path());
-    } else {
-        tx.make_dir(f.path().parent_path(), 0755);
-        tx.write(f.path(), f.text(), 0644);
-    }
-    if (!dry_run) tx.commit();
-    return tx.log();
-}
-
 }  // namespace
 
 OutgoingIpChange outgoingip_add(const Paths& paths, const std::optional<std::string>& host,
@@ -185,7 +173,7 @@ OutgoingIpChange outgoingip_add(const Paths& paths, const std::optional<std::str
     if (c.changed.empty())
         throw Error(Exit::exists,
                     f.path().string() + " lists " + (canonical.size() == 1 ? canonical[0] : "them") + " already");
-    c.steps = publish(f, dry_run);
+    c.steps = change_file(f.path(), f.text().empty() ? std::nullopt : std::optional(f.text()), 0644, dry_run);
     return c;
 }
 
@@ -202,7 +190,7 @@ OutgoingIpChange outgoingip_remove(const Paths& paths, const std::optional<std::
     if (c.changed.empty())
         throw Error(Exit::missing,
                     f.path().string() + " does not list " + (canonical.size() == 1 ? canonical[0] : "any of them"));
-    c.steps = publish(f, dry_run);
+    c.steps = change_file(f.path(), f.text().empty() ? std::nullopt : std::optional(f.text()), 0644, dry_run);
     return c;
 }
 

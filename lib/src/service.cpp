@@ -28,12 +28,7 @@ std::optional<std::string> read_service_variable(const Paths& paths, std::string
 
 std::vector<std::string> set_service_variable(const Paths& paths, std::string_view service, std::string_view name,
                                               std::string_view value, bool dry_run) {
-    fs::path file = service_variable_file(paths, service, name);
-    FileTransaction tx(dry_run);
-    tx.make_dir(file.parent_path(), 0755);
-    tx.write(file, std::string(value) + "\n", 0644);
-    if (!dry_run) tx.commit();
-    return tx.log();
+    return change_file(service_variable_file(paths, service, name), std::string(value) + "\n", 0644, dry_run);
 }
 
 std::vector<std::string> unset_service_variable(const Paths& paths, std::string_view service, std::string_view name,
@@ -41,10 +36,7 @@ std::vector<std::string> unset_service_variable(const Paths& paths, std::string_
     fs::path file = service_variable_file(paths, service, name);
     std::error_code ec;
     if (!fs::exists(file, ec)) throw Error(Exit::missing, std::string(name) + " is not set: no " + file.string());
-    FileTransaction tx(dry_run);
-    tx.remove(file);
-    if (!dry_run) tx.commit();
-    return tx.log();
+    return change_file(file, std::nullopt, 0644, dry_run);
 }
 
 }  // namespace qv

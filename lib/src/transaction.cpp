@@ -226,4 +226,17 @@ void FileTransaction::rollback() noexcept {
     finished_ = true;
 }
 
+std::vector<std::string> change_file(const std::filesystem::path& target, const std::optional<std::string>& content,
+                                     mode_t mode_if_new, bool dry_run) {
+    FileTransaction tx(dry_run);
+    if (content) {
+        tx.make_dir(target.parent_path(), 0755);
+        tx.write(target, *content, mode_if_new);
+    } else {
+        tx.remove(target);
+    }
+    if (!dry_run) tx.commit();
+    return tx.log();
+}
+
 }  // namespace qv

@@ -81,4 +81,10 @@ private:
     bool finished_ = false;
 };
 
+// One file as a change of its own: replaced by `content` (its directory made if need be; new files get
+// `mode_if_new`), or removed when `content` is nullopt. With `dry_run` it only says what it would do.
+// Returns the steps.
+std::vector<std::string> change_file(const std::filesystem::path& target, const std::optional<std::string>& content,
+                                     mode_t mode_if_new, bool dry_run);
+
 }  // namespace qv
