@@ -220,9 +220,9 @@ std::vector<EnvRule> load_envrules(const std::filesystem::path& file, PatternKin
             r.line = in.line_number();
             out.push_back(std::move(r));
         } catch (const Error& e) {
-            if (!problems) throw ParseError(file, in.line_number(), e.what(), std::string(entry));
-            problems->push_back(file.string() + ":" + std::to_string(in.line_number()) + ": " + e.what() + ": " +
-                                printable(entry));
+            ParseError bad(file, in.line_number(), e.what(), std::string(entry));
+            if (!problems) throw bad;
+            problems->push_back(bad.what());
         }
     }
     return out;
