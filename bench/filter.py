@@ -8,22 +8,17 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+
+import scratch
 
 bindir, outdir = sys.argv[1], sys.argv[2]
 n = int(sys.argv[3]) if len(sys.argv) > 3 else 500
-home = tempfile.mkdtemp(prefix="qvbench-filter.")
-os.chmod(home, 0o755)
-for d in ("control", "etc"):
-    os.makedirs(os.path.join(home, d))
-env = dict(os.environ, QMAILHOME=home)
-for k in ("CONTROLDIR", "TCP_FILE", "MYSQL_READ_DEFAULT_FILE", "MYSQL_READ_DEFAULT_GROUP"):
-    env.pop(k, None)
+home, env = scratch.scratch_home("qvbench-filter.")
 
 
 def run(*args):
-    p = subprocess.run([os.path.join(bindir, args[0])] + list(args[1:]), env=env, capture_output=True)
+    p = scratch.run(bindir, env, *args)
     assert p.returncode == 0, (args, p.stderr)
 
 

@@ -7,22 +7,17 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+
+import scratch
 
 bindir = sys.argv[1]
 n = int(sys.argv[2]) if len(sys.argv) > 2 else 300
-home = tempfile.mkdtemp(prefix="qvbench-vchkpass.")
-os.chmod(home, 0o755)
-for d in ("control", "etc"):
-    os.makedirs(os.path.join(home, d))
-env = dict(os.environ, QMAILHOME=home)
-for k in ("CONTROLDIR", "TCP_FILE", "MYSQL_READ_DEFAULT_FILE", "MYSQL_READ_DEFAULT_GROUP", "PASSWORD_HASH"):
-    env.pop(k, None)
+home, env = scratch.scratch_home("qvbench-vchkpass.")
 
 
 def run(*args, data=None):
-    return subprocess.run([os.path.join(bindir, args[0])] + list(args[1:]), env=env, input=data, capture_output=True)
+    return scratch.run(bindir, env, *args, data=data)
 
 
 assert run("vadddomain", "example.com", "-r", "12").returncode == 0
