@@ -1,6 +1,8 @@
 """Shared helpers for the integration tests: a scratch QMAILHOME and the built commands."""
+import atexit
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import tempfile
@@ -18,6 +20,53 @@ def require_programs(*names):
     missing = [n for n in names if shutil.which(n) is None]
     if missing:
         raise RuntimeError("missing reference programs: %s (scripts/test installs them)" % ", ".join(missing))
+
+
+def reachable_by_all(path):
+    """Whether every user may reach `path`: each directory from / down to it searchable by others."""
+    p = os.path.abspath(path)
+    while True:
+        if not os.stat(p).st_mode & stat.S_IXOTH:
+            return False
+        if p == "/":
+            return True
+        p = os.path.dirname(p)
+
+
+def scratch_dir(prefix):
+    """A new directory (mode 0755) for a test's files, in the temporary directory when every user may
+    reach it, else in /tmp: tests run commands and servers as another user, who must reach it wherever
+    the checkout lies and whatever TMPDIR says."""
+    base = tempfile.gettempdir()
+    d = tempfile.mkdtemp(prefix=prefix, dir=base if reachable_by_all(base) else "/tmp")
+    os.chmod(d, 0o755)
+    return d
+
+
+_shared_bin = []
+
+
+def shared_bin():
+    """The built commands (the qvmail binary and its links), copied once per test process to a directory
+    every user may reach: a test that runs a command as another user must not depend on the build tree
+    being reachable (a checkout under /root, mode 0700, is not)."""
+    if not _shared_bin:
+        d = scratch_dir("qvbin.")
+        atexit.register(shutil.rmtree, d, True)
+        shutil.copy2(os.path.join(BIN, "qvmail"), d)
+        for name in os.listdir(BIN):
+            p = os.path.join(BIN, name)
+            if os.path.islink(p) and os.readlink(p) == "qvmail":
+                os.symlink("qvmail", os.path.join(d, name))
+        _shared_bin.append(d)
+    return _shared_bin[0]
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 BACKEND = os.environ.get("QV_BACKEND", "files")
@@ -47,8 +96,7 @@ class Home:
 
     def __init__(self, backend=None):
         self.backend = backend or BACKEND
-        self.root = tempfile.mkdtemp(prefix="qvhome.")
-        os.chmod(self.root, 0o755)  # tests also run commands as an unprivileged user
+        self.root = scratch_dir("qvhome.")  # tests also run commands as an unprivileged user
         self.etc = os.path.join(self.root, "etc")
         self.control = os.path.join(self.root, "control")
         os.makedirs(self.etc)
@@ -122,9 +170,11 @@ class Home:
         return e
 
     def run(self, *args, env=None, user=None, input=None, timeout=120):
+        """Runs a built command in this home; with `user` (a uid), as that user and group, from a copy
+        of the commands that user can reach."""
         cmd = [tool(args[0])] + list(args[1:])
         if user is not None:
-            cmd = ["setpriv", "--reuid=%d" % user, "--regid=%d" % user, "--clear-groups"] + cmd
+            cmd = as_user(user, [os.path.join(shared_bin(), args[0])] + list(args[1:]))
         return subprocess.run(cmd, env=env or self.env(), input=input, capture_output=True, timeout=timeout)
 
     def listing(self, rel):
@@ -143,6 +193,11 @@ class HomeTestCase(unittest.TestCase):
 
 
 NOBODY = 65534
+
+
+def as_user(uid, cmd):
+    """`cmd` run with uid and gid `uid` and no supplementary groups (through setpriv)."""
+    return ["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups"] + cmd
 
 
 def snapshot(root, skip=(".qvmail.lock",), home=None):
