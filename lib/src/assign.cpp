@@ -57,8 +57,7 @@ void each_line(std::string_view text, Fn fn) {
 
 AssignFile AssignFile::load(const std::filesystem::path& path) {
     AssignFile a;
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) {
+    if (!path_exists(path)) {
         a.trailer_ = ".\n";
         return a;
     }

@@ -68,8 +68,7 @@ void discover_assign(const Paths& paths, std::vector<CdbSource>& out) {
 
 // The files backend's user database of every domain: vpasswd.<domain>.
 void discover_vpasswd(const Paths& paths, std::vector<CdbSource>& out) {
-    std::error_code ec;
-    if (!fs::exists(paths.assigndir / "assign", ec)) return;
+    if (!path_exists(paths.assigndir / "assign")) return;
     for (auto& e : AssignFile::load(paths.assigndir / "assign").domains())
         out.push_back({"vpasswd." + e.user, e.dir / "vpasswd", e.dir / "vpasswd.cdb", "vpasswd", compile_vpasswd});
 }
@@ -215,8 +214,7 @@ namespace {
 
 // Compiles the source, preceded by its prefix file when there is one.
 CompileStats compile_source(const CdbSource& src, CdbSink& sink) {
-    std::error_code ec;
-    if (src.prefix && fs::exists(*src.prefix, ec)) {
+    if (src.prefix && path_exists(*src.prefix)) {
         std::vector<RelayGrant> grants = read_open_smtp(*src.prefix);
         if (!grants.empty()) {
             std::string rules = grant_rules(grants, ControlFile::load(src.source).text());  // from_text() keeps a view

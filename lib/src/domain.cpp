@@ -4,8 +4,6 @@
 #include <pwd.h>
 #include <unistd.h>
 
-#include <fstream>
-
 #include "qvmail/assign.hpp"
 #include "qvmail/cdb_sources.hpp"
 #include "qvmail/control.hpp"
@@ -23,17 +21,14 @@ namespace {
 constexpr std::size_t kRcpthostsLimit = 50;  // beyond this, domains go to morercpthosts (+ .cdb)
 constexpr const char* kBuckets[] = {"A2E", "F2K", "L2P", "Q2S", "T2Zsym"};
 
+// The first line of an optional file (nullopt when it is missing or empty); a file that exists but
+// cannot be read throws, so that a domain is never taken for one without its settings.
 std::optional<std::string> first_line(const fs::path& p) {
-    std::ifstream f(p);
-    std::string line;
-    if (!f || !std::getline(f, line)) return std::nullopt;
+    ControlFile f = ControlFile::load(p);
+    if (f.text().empty()) return std::nullopt;
+    std::string line = f.text().substr(0, f.text().find('\n'));
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
     return line;
-}
-
-std::string slurp(const fs::path& p) {
-    std::ifstream f(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
 Domain domain_from(const Paths& paths, const AssignEntry& e) {
@@ -44,8 +39,8 @@ Domain domain_from(const Paths& paths, const AssignEntry& e) {
     auto bp = first_line(d.dir / ".base_path");
     d.base_path = bp && !bp->empty() ? fs::path(*bp) : paths.base_path;
     if (auto h = first_line(d.dir / "hash_method")) d.hash = parse_hash_method(*h);
-    std::error_code ec;
-    if (fs::exists(d.dir / ".qmail-default", ec)) d.delivery = parse_qmail_default(slurp(d.dir / ".qmail-default"));
+    ControlFile qmail_default = ControlFile::load(d.dir / ".qmail-default");
+    if (qmail_default.exists()) d.delivery = parse_qmail_default(qmail_default.text());
     return d;
 }
 

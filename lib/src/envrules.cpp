@@ -208,8 +208,7 @@ std::string format_envrule(std::string_view pattern, const std::vector<EnvAssign
 std::vector<EnvRule> load_envrules(const std::filesystem::path& file, PatternKind kind,
                                    std::vector<std::string>* problems) {
     std::vector<EnvRule> out;
-    std::error_code ec;
-    if (!std::filesystem::exists(file, ec)) return out;
+    if (!path_exists(file)) return out;
     LineReader in(file);
     std::string_view line;
     while (in.next(line)) {

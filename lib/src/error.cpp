@@ -1,5 +1,7 @@
 #include "qvmail/error.hpp"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -30,6 +32,14 @@ Error sys_error(Exit code, std::string_view what, const std::filesystem::path& p
     m += ": ";
     m += std::strerror(errnum);
     return Error(code, m);
+}
+
+bool path_exists(const std::filesystem::path& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) return true;
+    int e = errno;
+    if (e == ENOENT || e == ENOTDIR) return false;
+    throw sys_error(exit_for_read_errno(e), "cannot look up", path, e);
 }
 
 Exit exit_for_read_errno(int errnum) noexcept {

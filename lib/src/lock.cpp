@@ -14,6 +14,8 @@ namespace qv {
 
 FileLock::FileLock(const std::filesystem::path& path, std::chrono::milliseconds wait) : path_(path) {
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    // flock needs no write access: a user who may not write the lock file (made by root) still locks it
+    if (fd_ < 0 && errno == EACCES) fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd_ < 0) {
         int e = errno;
         throw sys_error(e == ENOENT || e == EACCES || e == EROFS ? Exit::cantcreat : Exit::ioerr,

@@ -7,9 +7,9 @@
 #include <dlfcn.h>
 
 #include <cstring>
-#include <fstream>
 #include <set>
 
+#include "qvmail/control.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/paths.hpp"
 
@@ -156,12 +156,11 @@ std::optional<MysqlConfig> mysql_config(const Paths& paths, const MysqlOverrides
         c.defaults_file = paths.mysql_default_file;
         if (paths.mysql_default_group) c.group = *paths.mysql_default_group;
     } else {
+        // A host.mysql this user cannot read is an error, not the files store: the mailboxes are elsewhere.
         fs::path file = paths.control("host.mysql");
-        std::ifstream in(file);
-        if (!in) return std::nullopt;
-        std::string line;
-        std::getline(in, line);
-        c = parse_host_mysql(line, file);
+        ControlFile f = ControlFile::load(file);
+        if (!f.exists()) return std::nullopt;
+        c = parse_host_mysql(std::string_view(f.text()).substr(0, f.text().find('\n')), file);
     }
     if (c.defaults_file && fs::path(*c.defaults_file).is_relative())
         c.defaults_file = fs::absolute(*c.defaults_file).string();  // Connector/C resolves it against the cwd

@@ -57,8 +57,7 @@ std::string entry_address(std::string_view entry) {
 
 std::vector<std::string> outgoingip_entries(const fs::path& file, std::vector<std::string>* problems) {
     std::vector<std::string> out;
-    std::error_code ec;
-    if (!fs::exists(file, ec)) return out;
+    if (!path_exists(file)) return out;
     LineReader in(file);
     std::string_view line;
     while (in.next(line)) {

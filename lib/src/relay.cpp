@@ -79,8 +79,7 @@ std::optional<std::string> local_domain(const Paths& paths, const std::string& d
     }
     for (auto& k : keys)
         if (rcpthosts.contains(k)) return "control/rcpthosts: " + k;
-    std::error_code ec;
-    if (fs::exists(paths.control("morercpthosts.cdb"), ec)) {
+    if (path_exists(paths.control("morercpthosts.cdb"))) {
         CdbReader more(paths.control("morercpthosts.cdb"));
         for (auto& k : keys)
             if (more.find(k)) return "control/morercpthosts.cdb: " + k;
@@ -134,7 +133,7 @@ RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q
     // 1. tcp.smtp, as tcpserver applied it when the client connected.
     fs::path rules_cdb(paths.tcp_file.string() + ".cdb");
     std::error_code ec;
-    if (fs::exists(rules_cdb, ec)) {
+    if (path_exists(rules_cdb)) {
         CdbReader db(rules_cdb);
         auto m = tcprules::lookup(db, tcprules::Client{q.ip, q.host, q.info});
         std::optional<tcprules::SourceRule> origin;
@@ -231,7 +230,7 @@ RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q
         if (auto at = sender.rfind('@'); at != std::string::npos) keys.push_back(sender.substr(at));
         fs::path mf_cdb = paths.control("relaymailfrom.cdb");
         bool found = false;
-        if (fs::exists(mf_cdb, ec)) {
+        if (path_exists(mf_cdb)) {
             CdbReader db(mf_cdb);
             for (auto& k : keys)
                 if (db.find(k)) {

@@ -1,7 +1,6 @@
 #include "qvmail/service.hpp"
 
-#include <fstream>
-
+#include "qvmail/control.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/transaction.hpp"
@@ -15,10 +14,9 @@ fs::path service_variable_file(const Paths& paths, std::string_view service, std
 }
 
 std::optional<std::string> read_service_variable(const Paths& paths, std::string_view service, std::string_view name) {
-    std::ifstream in(service_variable_file(paths, service, name), std::ios::binary);
-    if (!in) return std::nullopt;
-    std::string line;
-    std::getline(in, line);
+    // envdir's reading: the first line; a file this user cannot read is an error, not an unset variable
+    ControlFile f = ControlFile::load(service_variable_file(paths, service, name));
+    std::string line = f.text().substr(0, f.text().find('\n'));
     while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r')) line.pop_back();
     for (char& c : line)
         if (c == '\0') c = '\n';

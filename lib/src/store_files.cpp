@@ -64,8 +64,7 @@ namespace {
 
 std::vector<UserRecord> read_vpasswd(const fs::path& file) {
     std::vector<UserRecord> out;
-    std::error_code ec;
-    if (!fs::exists(file, ec)) return out;
+    if (!path_exists(file)) return out;
     LineReader in(file);
     std::string_view line;
     while (in.next(line)) {
@@ -199,8 +198,7 @@ public:
         }
         std::vector<std::string> out;
         fs::path f = d.dir / qmail_alias_file(alias);
-        std::error_code ec;
-        if (!fs::exists(f, ec)) return out;
+        if (!path_exists(f)) return out;
         LineReader in(f);
         std::string_view line;
         while (in.next(line))

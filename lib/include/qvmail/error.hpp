@@ -59,6 +59,12 @@ Error sys_error(Exit code, std::string_view what, const std::filesystem::path& p
 // Exit code for a failure to open or read an input file.
 Exit exit_for_read_errno(int errnum) noexcept;
 
+// Whether `path` exists (following symbolic links): false when it does not (ENOENT, or ENOTDIR on the
+// way). Any other failure to look (a directory on the way that this user may not search, an I/O
+// error) throws Error 66 or 74 naming the path and the reason: a reader must not take a file it cannot
+// see for one that is not there.
+bool path_exists(const std::filesystem::path& path);
+
 // Printable form of arbitrary bytes for one-line messages: control bytes and bytes >= 0x7f
 // become \n, \t, \r, \0 or \xNN, backslashes are doubled. With `keep_utf8`, characters of valid UTF-8
 // text above U+009F stay as they are (for text shown to people, such as decoded header fields).
