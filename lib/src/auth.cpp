@@ -4,6 +4,7 @@
 #include <openssl/hmac.h>
 
 #include <atomic>
+#include <filesystem>
 
 #include "qvmail/address.hpp"
 #include "qvmail/control.hpp"
@@ -46,7 +47,7 @@ std::uint32_t service_flag(AuthService s) {
 }  // namespace
 
 std::optional<AuthService> parse_auth_service(std::string_view name) {
-    if (name == "smtp") return AuthService::smtp;
+    if (name == "smtp" || name == "submission") return AuthService::smtp;
     if (name == "pop3" || name == "pop") return AuthService::pop3;
     if (name == "imap") return AuthService::imap;
     return std::nullopt;
@@ -120,6 +121,37 @@ std::uint64_t dummy_verifications() noexcept {
     return g_dummy_verifications.load();
 }
 
+namespace {
+
+// The mailbox `user` names (a user without '@' gets control/defaultdomain's first domain), into `r`;
+// the reason when there is none. `method` becomes the domain's hash method once the domain is known.
+std::optional<std::string> find_mailbox(const Paths& paths, Store& store, std::string_view name, AuthResult& r,
+                                        HashMethod& method) {
+    std::string user(name);
+    if (user.find('@') == std::string::npos) {
+        ControlFile def = ControlFile::load(paths.control("defaultdomain"));
+        auto entries = def.entries();
+        if (entries.empty()) return "no domain in the user name, and no control/defaultdomain";
+        user += "@" + entries[0];
+    }
+    Address a;
+    try {
+        a = parse_address(user);
+    } catch (const Error& e) {
+        return std::string("not an address: ") + e.what();
+    }
+    r.address = a.str();
+    auto d = find_domain(paths, a.domain);
+    if (!d) return "no domain " + a.domain;
+    method = domain_hash_method(paths, *d);
+    r.user = store.get_user(d->ref(), a.local);
+    if (!r.user) return "no mailbox " + a.str();
+    r.owner = d->owner;
+    return std::nullopt;
+}
+
+}  // namespace
+
 AuthResult authenticate(const Paths& paths, Store& store, const AuthRequest& req, AuthService service) {
     AuthResult r;
     HashMethod method = kDefaultHashMethod;
@@ -134,51 +166,55 @@ AuthResult authenticate(const Paths& paths, Store& store, const AuthRequest& req
         }
         r.status = AuthStatus::refused;
         r.reason = std::move(why);
+        r.user.reset();
         return r;
     };
 
-    std::string user = req.user;
-    if (user.find('@') == std::string::npos) {
-        ControlFile def = ControlFile::load(paths.control("defaultdomain"));
-        auto entries = def.entries();
-        if (entries.empty()) return refuse_early("no domain in the user name, and no control/defaultdomain");
-        user += "@" + entries[0];
-    }
-    Address a;
-    try {
-        a = parse_address(user);
-    } catch (const Error& e) {
-        return refuse_early(std::string("not an address: ") + e.what());
-    }
-    r.address = a.str();
-    auto d = find_domain(paths, a.domain);
-    if (!d) return refuse_early("no domain " + a.domain);
-    method = domain_hash_method(paths, *d);
-    auto u = store.get_user(d->ref(), a.local);
-    if (!u) return refuse_early("no mailbox " + a.str());
-
+    if (auto why = find_mailbox(paths, store, req.user, r, method)) return refuse_early(std::move(*why));
+    const UserRecord& u = *r.user;
+    const std::string address = r.address;
     bool match = false;
     if (req.cram_md5) {
-        if (!u->scram.starts_with("{CRAM}"))
-            return refuse_early("CRAM-MD5: no clear-text credentials for " + a.str() + " (vpasswd -C stores them)");
-        std::string expect = cram_md5_digest(std::string_view(u->scram).substr(6), req.secret);
+        if (!u.scram.starts_with("{CRAM}"))
+            return refuse_early("CRAM-MD5: no clear-text credentials for " + address + " (vpasswd -C stores them)");
+        std::string expect = cram_md5_digest(std::string_view(u.scram).substr(6), req.secret);
         match = equal_constant_time(expect, req.response);
     } else {
-        if (!is_crypt_hash(u->passwd)) return refuse_early("the stored password of " + a.str() + " is not a hash");
-        match = verify_password(req.secret, u->passwd);
+        if (!is_crypt_hash(u.passwd)) return refuse_early("the stored password of " + address + " is not a hash");
+        match = verify_password(req.secret, u.passwd);
     }
     if (!match) {
-        r.reason = "wrong password for " + a.str();
+        r.reason = "wrong password for " + address;
+        r.user.reset();
         return r;
     }
-    if (u->gid_flags & service_flag(service)) {
-        r.reason = std::string(to_string(service)) + " is disabled for " + a.str();
+    if (u.gid_flags & service_flag(service)) {
+        r.reason = std::string(to_string(service)) + " is disabled for " + address;
+        r.user.reset();
         return r;
     }
-    r.user = u;
     r.status =
-        (service == AuthService::smtp && (u->gid_flags & userflag::no_relay)) ? AuthStatus::no_relay : AuthStatus::ok;
+        (service == AuthService::smtp && (u.gid_flags & userflag::no_relay)) ? AuthStatus::no_relay : AuthStatus::ok;
     return r;
+}
+
+AuthResult lookup_mailbox(const Paths& paths, Store& store, std::string_view user) {
+    AuthResult r;
+    HashMethod method = kDefaultHashMethod;
+    if (auto why = find_mailbox(paths, store, user, r, method)) {
+        r.reason = std::move(*why);
+        r.user.reset();
+        return r;
+    }
+    r.status = AuthStatus::ok;
+    return r;
+}
+
+std::vector<std::pair<std::string, std::string>> userdb_fields(const AuthResult& r) {
+    if (!r.user) return {};
+    return {{"userdb_uid", std::to_string(r.owner.uid)},
+            {"userdb_gid", std::to_string(r.owner.gid)},
+            {"userdb_mail", "maildir:" + (std::filesystem::path(r.user->dir) / "Maildir").string()}};
 }
 
 }  // namespace qv

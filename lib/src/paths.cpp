@@ -49,7 +49,10 @@ Paths Paths::from(const Env& env) {
     p.base_path = under_home("BASE_PATH", "home");
     p.queuedir = under_home("QUEUEDIR", "queue");
     p.servicedir = under_home("SERVICEDIR", "service");
-    p.open_smtp = under_home("OPEN_SMTP", "etc/open-smtp");
+    // Beside tcp.smtp, as IndiMail keeps it: OPEN_SMTP only switches grants on (vchkpass). IndiMail's
+    // service files set it to their own file's path, which must not send grants where clearopensmtp and
+    // qmailctl cdb never look.
+    p.open_smtp = p.tcp_file.parent_path() / "open-smtp";
     p.relayclients = p.controldir / "relayclients";
     if (auto alt = env.get("RELAYCLIENTS")) p.relayclients = (*alt)[0] == '/' ? fs::path(*alt) : p.controldir / *alt;
     p.bouncerules = env.get("BOUNCERULES");

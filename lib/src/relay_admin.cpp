@@ -41,6 +41,7 @@ std::vector<std::string> publish_tcp(const Paths& paths, const std::optional<std
     }
     std::string prefix = grant_rules(grants ? *grants : read_open_smtp(paths.open_smtp), rules);
     FileTransaction tx(dry_run);
+    tx.make_dir(paths.etc_dir(), 0755);  // a fresh QMAILHOME may have none yet
     if (text) tx.write(paths.tcp_file, *text, 0644);
     if (grants) tx.write(paths.open_smtp, format_open_smtp(*grants), 0644);
     stage_cdb(tx, paths.tcp_file, tcp_cdb(paths), prefix + rules, tcprules::compile);
@@ -64,8 +65,7 @@ std::string list_key(RelayList l, std::string_view entry) {
 
 std::vector<TcpRule> list_tcp_rules(const Paths& paths) {
     std::vector<TcpRule> out;
-    std::error_code ec;
-    if (!fs::exists(paths.tcp_file, ec)) return out;
+    if (!path_exists(paths.tcp_file)) return out;
     LineReader in(paths.tcp_file);
     std::string_view line;
     std::string value;
@@ -165,6 +165,7 @@ namespace {
 
 std::vector<std::string> publish_list(const Paths& paths, RelayList l, const ControlFile& f, bool dry_run) {
     FileTransaction tx(dry_run);
+    tx.make_dir(f.path().parent_path(), 0755);
     tx.write(f.path(), f.text(), 0644);
     if (l == RelayList::mailfrom)
         stage_cdb(tx, f.path(), paths.control("relaymailfrom.cdb"), f.text(), compile_lowercase_lines);
@@ -311,8 +312,7 @@ ClearResult clear_open_smtp(const Paths& paths, Store* store, const ClearOptions
                           std::to_string(opts.minutes) + " min from " + store->grants_source() + ", keep " +
                           std::to_string(r.kept));
     }
-    std::error_code ec;
-    if (opts.rebuild && (fs::exists(paths.tcp_file, ec) || fs::exists(paths.open_smtp, ec))) {
+    if (opts.rebuild && (path_exists(paths.tcp_file) || path_exists(paths.open_smtp))) {
         // files: the purged open-smtp and the cdb built from it go in place together
         for (auto& s : publish_tcp(paths, std::nullopt, kept, opts.dry_run)) r.steps.push_back(s);
         r.rebuilt = true;

@@ -105,6 +105,8 @@ class Completion(HomeTestCase):
         self.assertEqual(self.home.run("vuserinfo", "__complete", "--", "joe@ex").stdout, b"joe@example.com\n")
         self.assertEqual(self.home.run("vuserinfo", "__complete", "--", "joe@other").stdout, b"")
         self.assertEqual(self.home.run("qmailctl", "__complete", "--", "ch").stdout, b"check\n")
+        self.assertEqual(self.home.run("vchkpass", "__complete", "--", "-s", "").stdout,
+                         b"smtp\nsubmission\npop3\nimap\n")
         self.assertEqual(self.home.run("qmailctl", "__complete", "--", "bounce", "").stdout,
                          b"rules\nprocessor\nqueue\n")
         self.home.write("control/outgoingip", "192.0.2.1\n")

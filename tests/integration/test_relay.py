@@ -13,7 +13,7 @@ import threading
 import time
 import unittest
 
-from qvtest import BACKEND, BIN, SOURCE_DIR, Home, HomeTestCase, tool
+from qvtest import BACKEND, BIN, NOBODY, SOURCE_DIR, Home, HomeTestCase, as_user, shared_bin, tool
 
 MYSQL = BACKEND == "mysql"
 
@@ -433,17 +433,19 @@ class Vchkpass(RelayCase):
         self.ok(self.home.run("vadduser", "tim@example.com", "-C", "--password-stdin", input=b"tanstaaftanstaaf\n"))
         self.ok(self.home.run("vadduser", "joe@example.com", "--password-stdin", input=b"joe-password\n"))
 
-    def check(self, data, *args, env=None, program=None):
-        """Runs vchkpass with `data` on descriptor 3; returns the process."""
+    def check(self, data, *args, env=None, program=None, user=None):
+        """Runs vchkpass with `data` on descriptor 3 (as the uid `user`, when given); returns the process."""
         r0, w = os.pipe()
         os.write(w, data)
         os.close(w)
         r = fcntl.fcntl(r0, fcntl.F_DUPFD, 4)  # 4-9 (dash reads one digit), not 3 itself
         os.close(r0)
 
-        argv = [tool("vchkpass")] + list(args)
+        argv = [tool("vchkpass") if user is None else os.path.join(shared_bin(), "vchkpass")] + list(args)
         if program:
             argv += ["--"] + program
+        if user is not None:
+            argv = as_user(user, argv)
         # the shell puts the pipe on descriptor 3, as qmail-smtpd and Dovecot do
         argv = ["sh", "-c", 'exec "$@" 3<&%d %d<&-' % (r, r), "sh"] + argv
         try:
@@ -529,9 +531,89 @@ class Vchkpass(RelayCase):
         p = self.check(b"tim@example.com\0tanstaaftanstaaf\0\0", program=["/nonexistent/program"])
         self.assertEqual(p.returncode, 111)
 
+    def test_service_from_dovecots_environment(self):
+        h = self.home
+        ok = b"joe@example.com\0joe-password\0\0"
+        self.ok(h.run("vmoduser", "-p", "joe@example.com"))    # NO_POP
+        # one passdb serves IMAP and POP3: without -s, Dovecot's SERVICE says which login this is
+        self.assertEqual(self.check(ok, env=h.env(SERVICE="pop3")).returncode, 1)
+        self.assertEqual(self.check(ok, env=h.env(SERVICE="imap")).returncode, 0)
+        self.assertEqual(self.check(ok, "-s", "imap", env=h.env(SERVICE="pop3")).returncode, 0)  # -s wins
+        self.ok(h.run("vmoduser", "--clear", "no-pop", "-s", "joe@example.com"))  # NO_SMTP
+        self.assertEqual(self.check(ok, env=h.env(SERVICE="submission")).returncode, 1)  # submission is SMTP
+        self.assertEqual(self.check(ok).returncode, 1)                                   # no SERVICE: smtp
+        self.assertEqual(self.check(ok, env=h.env(SERVICE="pop3")).returncode, 0)
+        # a service vchkpass does not know has no flag to check: refused, and the log says why
+        p = self.check(ok, env=h.env(SERVICE="sieve"), program=["sh", "-c", "echo RAN"])
+        self.assertEqual((p.returncode, p.stdout), (1, b""))
+        self.assertIn(b"SERVICE=sieve is not smtp, submission, pop3 or imap", p.stderr)
+
+    def test_userdb_fields_for_dovecot(self):
+        h = self.home
+        show = ["sh", "-c", 'echo "$USER|$HOME|$userdb_uid|$userdb_gid|$userdb_mail|$EXTRA|${AUTHORIZED-unset}"']
+        home = h.user_record("example.com", "joe")[5]
+        owner = os.stat(h.path("domains", "example.com"))
+        want = "joe@example.com|%s|%d|%d|maildir:%s/Maildir|" % (home, owner.st_uid, owner.st_gid, home)
+        p = self.check(b"joe@example.com\0joe-password\0\0", env=h.env(SERVICE="imap", EXTRA="userdb_quota_rule"),
+                       program=show)
+        self.assertEqual(p.stdout.decode(), want + "userdb_quota_rule userdb_uid userdb_gid userdb_mail|unset\n",
+                         p.stderr)
+        # Dovecot's userdb lookup: AUTHORIZED=1 and no password; found: AUTHORIZED=2 for checkpassword-reply
+        p = self.check(b"joe@example.com\0\0\0", env=h.env(SERVICE="lmtp", AUTHORIZED="1"), program=show)
+        self.assertEqual((p.returncode, p.stdout.decode()), (0, want + "userdb_uid userdb_gid userdb_mail|2\n"),
+                         p.stderr)
+        # unknown: 3, Dovecot's "user unknown" (1 would be an internal failure to it); the flags do not apply
+        p = self.check(b"ghost@example.com\0\0\0", env=h.env(SERVICE="lmtp", AUTHORIZED="1"), program=show)
+        self.assertEqual((p.returncode, p.stdout), (3, b""))
+        self.assertIn(b"userdb lookup refused: no mailbox ghost@example.com", p.stderr)
+        self.ok(h.run("vmoduser", "-p", "-i", "joe@example.com"))
+        self.assertEqual(self.check(b"joe@example.com\0\0\0", env=h.env(AUTHORIZED="1")).returncode, 0)
+        # a lookup never checks a password, so one that comes with a password is refused
+        p = self.check(b"joe@example.com\0joe-password\0\0", env=h.env(AUTHORIZED="1"), program=show)
+        self.assertEqual((p.returncode, p.stdout), (3, b""))
+        # stored credentials (for CRAM-MD5 through Dovecot) are not handed out: a temporary failure, logged
+        p = self.check(b"joe@example.com\0\0\0", env=h.env(AUTHORIZED="1", CREDENTIALS_LOOKUP="1", SCHEME="CRAM-MD5"))
+        self.assertEqual(p.returncode, 111)
+        self.assertIn(b"stored credentials", p.stderr)
+        # malformed data in a lookup is never 2, which would mean "found"
+        self.assertEqual(self.check(b"", env=h.env(AUTHORIZED="1")).returncode, 111)
+
+    @unittest.skipUnless(os.geteuid() == 0, "runs vchkpass as another user")
+    def test_a_store_it_cannot_read_is_a_temporary_failure(self):
+        h = self.home
+        ok = b"joe@example.com\0joe-password\0\0"
+        if MYSQL:
+            os.chmod(h.path("control/host.mysql"), 0o600)      # not the files store instead
+            unreadable = h.path("control/host.mysql")
+        else:
+            unreadable = h.path("domains/example.com")        # 0750, the domain's owner
+        for env in (h.env(SERVICE="imap"), h.env(SERVICE="lmtp", AUTHORIZED="1")):
+            p = self.check(ok if "AUTHORIZED" not in env else b"joe@example.com\0\0\0", env=env, user=NOBODY)
+            self.assertEqual(p.returncode, 111, p.stderr)
+            self.assertIn(b"temporary failure: ", p.stderr)
+            self.assertIn(unreadable.encode(), p.stderr)
+            self.assertIn(b"Permission denied", p.stderr)
+            self.assertNotIn(b"no mailbox", p.stderr)
+
+    def test_a_fresh_qmailhome_keeps_grants(self):
+        h = self.home
+        shutil.rmtree(h.path("etc"))       # vadddomain on an empty QMAILHOME makes no etc/
+        p = self.check(b"joe@example.com\0joe-password\0\0", "-s", "pop3", "--grant",
+                       env=h.env(TCPREMOTEIP="203.0.113.60"))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stderr, b"")
+        self.assertRelays("203.0.113.60", "--sender", "joe@example.com", mechanism="relay-grant")
+        if not MYSQL:
+            self.assertEqual(oct(os.stat(h.path("etc")).st_mode & 0o7777), "0o755")
+            self.assertIn(b"203.0.113.60:allow", h.read("etc/open-smtp"))
+
     def test_pop_login_records_a_grant(self):
         h = self.home
-        env = h.env(TCPREMOTEIP="203.0.113.44", OPEN_SMTP=h.path("etc/open-smtp"))
+        # IndiMail's service files set OPEN_SMTP to their own file: it switches grants on, and they still
+        # go where qmailctl and clearopensmtp look (beside tcp.smtp)
+        indimail_file = "/etc/indimail/tcp/open-smtp"
+        existed = os.path.exists(indimail_file)
+        env = h.env(TCPREMOTEIP="203.0.113.44", OPEN_SMTP=indimail_file)
         self.assertRefused("203.0.113.44", "--sender", "joe@example.com")
         p = self.check(b"joe@example.com\0joe-password\0\0", "-s", "pop3", env=env, program=["true"])
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -545,6 +627,9 @@ class Vchkpass(RelayCase):
             self.check(b"joe@example.com\0" + data + b"\0\0", *args, env=env2)
         ips = [g["ip"] for g in map(json.loads, self.ok(self.relay("grants", "--json")).stdout.splitlines())]
         self.assertEqual(ips, ["203.0.113.44"])
+        self.assertEqual(os.path.exists(indimail_file), existed)
+        if not MYSQL:
+            self.assertIn(b"203.0.113.44:allow", h.read("etc/open-smtp"))
 
 
 class Packaging(unittest.TestCase):

@@ -102,3 +102,47 @@ TEST_CASE("an unknown user costs a password verification, like a wrong password"
     CHECK(check("tim@example.com", "right-password", qv::AuthService::smtp).status == qv::AuthStatus::no_relay);
     CHECK(check("tim@example.com", "wrong", qv::AuthService::imap).reason == "wrong password for tim@example.com");
 }
+
+TEST_CASE("service names: Dovecot's submission is SMTP; others are unknown", "[auth]") {
+    CHECK(qv::parse_auth_service("submission") == qv::AuthService::smtp);
+    CHECK(qv::parse_auth_service("pop") == qv::AuthService::pop3);
+    CHECK_FALSE(qv::parse_auth_service("lmtp"));
+    CHECK_FALSE(qv::parse_auth_service("IMAP"));
+    CHECK_FALSE(qv::parse_auth_service(""));
+}
+
+TEST_CASE("a userdb lookup finds the mailbox without a password and gives Dovecot its fields", "[auth]") {
+    TempDir home;
+    qv::Paths paths = qv::Paths::from(qv::Env({{"QMAILHOME", home.path().string()}}));
+    auto store = qv::make_files_store(paths);
+    qv::AddDomainRequest dreq;
+    dreq.name = "example.com";
+    dreq.owner = qv::Owner{4321, 8765};
+    if (::getuid() != 0) dreq.owner = qv::Owner{::getuid(), ::getgid()};
+    dreq.postmaster_passwd = qv::hash_password("pm-password", qv::HashMethod::sha512);
+    qv::add_domain(paths, *store, dreq, false);
+    store = qv::make_files_store(paths);
+
+    std::uint64_t before = qv::dummy_verifications();
+    auto r = qv::lookup_mailbox(paths, *store, "postmaster@example.com");
+    REQUIRE(r.status == qv::AuthStatus::ok);
+    auto home_dir = r.user->dir;
+    auto fields = qv::userdb_fields(r);
+    using F = std::vector<std::pair<std::string, std::string>>;
+    CHECK(fields == F{{"userdb_uid", std::to_string(dreq.owner.uid)},
+                      {"userdb_gid", std::to_string(dreq.owner.gid)},
+                      {"userdb_mail", "maildir:" + home_dir + "/Maildir"}});
+    auto miss = qv::lookup_mailbox(paths, *store, "ghost@example.com");
+    CHECK(miss.status == qv::AuthStatus::refused);
+    CHECK(miss.reason == "no mailbox ghost@example.com");
+    CHECK(qv::userdb_fields(miss).empty());
+    CHECK(qv::dummy_verifications() == before);  // no password, nothing to hide the time of
+
+    // a refused login gives no fields either (nothing of the mailbox leaks)
+    qv::AuthRequest req;
+    req.user = "postmaster@example.com";
+    req.secret = "wrong";
+    CHECK(qv::userdb_fields(qv::authenticate(paths, *store, req, qv::AuthService::imap)).empty());
+    req.secret = "pm-password";
+    CHECK(qv::userdb_fields(qv::authenticate(paths, *store, req, qv::AuthService::imap)) == fields);
+}

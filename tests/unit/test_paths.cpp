@@ -52,3 +52,11 @@ TEST_CASE("display shows paths under QMAILHOME relative to it", "[paths]") {
     CHECK(p.display("/elsewhere/tcp.smtp") == "/elsewhere/tcp.smtp");
     CHECK(p.display("/qq/x") == "/qq/x");
 }
+
+TEST_CASE("relay grants live beside tcp.smtp, whatever OPEN_SMTP says", "[paths]") {
+    // IndiMail's service files set OPEN_SMTP to the path of their own file; it only switches grants on
+    Paths p = Paths::from(Env(qv::Env::Vars{{"QMAILHOME", "/q"}, {"OPEN_SMTP", "/etc/indimail/tcp/open-smtp"}}));
+    CHECK(p.open_smtp == "/q/etc/open-smtp");
+    p = Paths::from(Env(qv::Env::Vars{{"QMAILHOME", "/q"}, {"TCP_FILE", "/etc/tcp/tcp.smtp"}}));
+    CHECK(p.open_smtp == "/etc/tcp/open-smtp");
+}

@@ -23,11 +23,11 @@ namespace qv::cmd_vchkpass {
 
 namespace {
 
-// checkpassword's codes, and IndiMail qmail-smtpd's 3.
-constexpr int kRefused = 1, kMisuse = 2, kNoRelay = 3, kTempFail = 111;
+// checkpassword's codes, IndiMail qmail-smtpd's 3, and Dovecot's 3 for a lookup of an unknown user.
+constexpr int kRefused = 1, kMisuse = 2, kNoRelay = 3, kUnknownUser = 3, kTempFail = 111;
 
 struct Args {
-    std::string service = "smtp";
+    std::optional<std::string> service;  // -s; else Dovecot's SERVICE; else smtp
     bool grant = false;
     bool no_grant = false;
     int fd = 3;
@@ -89,9 +89,49 @@ void record_grant(const Paths& paths, Store& store, const AuthResult& r, const P
     }
 }
 
+// Where the login came from: -s, else the SERVICE variable Dovecot sets (imap, pop3, submission...),
+// else smtp (qmail-smtpd sets none). An unknown -s is a usage error; an unknown SERVICE is reported
+// as nullopt with `unknown` set, since a login for a service vchkpass cannot check must be refused.
+std::optional<AuthService> which_service(const Args& a, std::string& unknown) {
+    if (a.service) {
+        auto s = parse_auth_service(*a.service);
+        if (!s) throw Error(Exit::usage, "--service " + *a.service + ": expected smtp, submission, pop3 or imap");
+        return s;
+    }
+    const char* env = std::getenv("SERVICE");
+    if (!env || !*env) return AuthService::smtp;
+    auto s = parse_auth_service(env);
+    if (!s) unknown = env;
+    return s;
+}
+
+// USER, HOME and the rest for PROGRAM, and the fields Dovecot's userdb takes from checkpassword-reply:
+// each set as a variable and named in EXTRA (after any names EXTRA already holds).
+void set_login_environment(const AuthResult& r) {
+    ::setenv("USER", r.address.c_str(), 1);
+    ::setenv("HOME", r.user->dir.c_str(), 1);
+    ::setenv("SHELL", "NOLOGIN", 1);
+    ::setenv("AUTHENTICATED", r.address.c_str(), 1);
+    const char* old = std::getenv("EXTRA");
+    std::string extra = old ? old : "";
+    for (auto& [name, value] : userdb_fields(r)) {
+        ::setenv(name.c_str(), value.c_str(), 1);
+        if ((" " + extra + " ").find(" " + name + " ") != std::string::npos) continue;
+        if (!extra.empty()) extra += ' ';
+        extra += name;
+    }
+    ::setenv("EXTRA", extra.c_str(), 1);
+}
+
 int run(const Program& prog, const Args& a) {
-    auto service = parse_auth_service(a.service);
-    if (!service) throw Error(Exit::usage, "--service " + a.service + ": expected smtp, pop3 or imap");
+    std::string unknown_service;
+    auto service = which_service(a, unknown_service);
+    // Dovecot's userdb (and passdb) lookups: AUTHORIZED=1, no password to check; answered 3 when the
+    // user is unknown and, through checkpassword-reply, 2 when found (after AUTHORIZED=2).
+    const char* authorized = std::getenv("AUTHORIZED");
+    const bool lookup = authorized && std::string_view(authorized) == "1";
+    const int refused = lookup ? kUnknownUser : kRefused;
+    const int misuse = lookup ? kTempFail : kMisuse;  // 2 would mean "found" to Dovecot
     char buf[4096];
     auto size = read_fd(a.fd, buf, sizeof buf);
     if (!size) {
@@ -99,44 +139,59 @@ int run(const Program& prog, const Args& a) {
         wipe(buf, sizeof buf);
         log_line("cannot read the login from descriptor " + std::to_string(a.fd) + ": " +
                  (err ? std::strerror(err) : "more than 4096 bytes"));
-        return kMisuse;
+        return misuse;
     }
     auto req = parse_checkpassword(std::string_view(buf, *size));
     wipe(buf, sizeof buf);
     if (!req) {
         log_line("malformed login data on descriptor " + std::to_string(a.fd) + " (want user\\0password\\0...)");
-        return kMisuse;
+        return misuse;
     }
     WipeOnExit wipe_request{*req};
     const char* ip = remote_ip();
     std::string from = ip ? std::string(" from ") + ip : "";
+    std::string what = lookup ? std::string("userdb lookup") : service ? std::string(to_string(*service)) + " login"
+                                                                       : "login for service " + unknown_service;
+    if (lookup && std::getenv("CREDENTIALS_LOOKUP")) {
+        log_line(what + " of " + req->user + ": Dovecot asks for stored credentials (a non-plaintext mechanism); "
+                 "vchkpass only checks passwords: allow PLAIN and LOGIN");
+        return kTempFail;
+    }
+    if (lookup && !req->secret.empty()) {
+        log_line(what + " of " + req->user + ": AUTHORIZED=1 came with a password; refused");
+        return refused;
+    }
+    if (!lookup && !service) {
+        log_line(what + from + " refused: SERVICE=" + unknown_service +
+                 " is not smtp, submission, pop3 or imap, so no NO_* flag can be checked");
+        return kRefused;
+    }
     try {
         Paths paths = Paths::from_env();
         auto store = open_store(paths, prog.mysql);
-        AuthResult r = authenticate(paths, *store, *req, *service);
+        AuthResult r = lookup ? lookup_mailbox(paths, *store, req->user) : authenticate(paths, *store, *req, *service);
         wipe(req->secret);  // before PROGRAM is run: exec skips destructors
         wipe(req->response);
         if (r.status == AuthStatus::refused) {
-            log_line(std::string(to_string(*service)) + " login refused" + from + ": " + r.reason);
-            return kRefused;
+            log_line(what + " refused" + from + ": " + r.reason);
+            return refused;
         }
         if (r.status == AuthStatus::no_relay) {
             log_line(r.address + from + ": authenticated, but NO_RELAY is set: may not relay");
             return kNoRelay;
         }
-        bool want_grant = !a.no_grant && (a.grant || std::getenv("OPEN_SMTP")) && !std::getenv("NORELAY") &&
-                          *service != AuthService::smtp && !(r.user->gid_flags & userflag::no_relay);
+        bool want_grant = !lookup && !a.no_grant && (a.grant || std::getenv("OPEN_SMTP")) &&
+                          !std::getenv("NORELAY") && *service != AuthService::smtp &&
+                          !(r.user->gid_flags & userflag::no_relay);
         if (want_grant) record_grant(paths, *store, r, prog);
-        if (prog.common.verbose) log_line(std::string(to_string(*service)) + " login of " + r.address + from);
-        ::setenv("USER", r.address.c_str(), 1);
-        ::setenv("HOME", r.user->dir.c_str(), 1);
-        ::setenv("SHELL", "NOLOGIN", 1);
-        ::setenv("AUTHENTICATED", r.address.c_str(), 1);
+        if (prog.common.verbose) log_line(what + " of " + r.address + from);
+        set_login_environment(r);
+        if (lookup) ::setenv("AUTHORIZED", "2", 1);
         if (a.program.empty()) return 0;
         if (::chdir(r.user->dir.c_str()) != 0)
             log_line("cannot change to " + r.user->dir + ": " + std::strerror(errno));
     } catch (const std::exception& e) {  // the store is down, a file unreadable: try again later
-        log_line(std::string(to_string(*service)) + " login" + from + ": temporary failure: " + e.what());
+        log_line(what + from + ": temporary failure: " + e.what());
         return kTempFail;
     }
     std::vector<char*> argv;
@@ -158,7 +213,9 @@ int main(int argc, char** argv) {
         "descriptor 3, then run PROGRAM with its arguments: all the words after the options (or after --).",
         "vchkpass"};
     app.set_version_flag("--version", QV_VERSION);
-    app.add_option("-s,--service", a.service, "smtp (the default), pop3 (or pop) or imap: which NO_* flag applies");
+    auto* service = app.add_option("-s,--service", a.service,
+                   "smtp, submission (as smtp), pop3 (or pop) or imap: which NO_* flag applies (default: the SERVICE\n"
+                   "variable Dovecot sets, else smtp)");
     app.add_flag("-g,--grant", a.grant,
                  "After a POP3/IMAP login, let the mailbox relay from TCPREMOTEIP (as when OPEN_SMTP is set)");
     app.add_flag("--no-grant", a.no_grant, "Never record a relay grant, even when OPEN_SMTP is set");
@@ -168,15 +225,21 @@ int main(int argc, char** argv) {
     // PROGRAM and its arguments: everything from the first word that is not an option, untouched
     app.prefix_command();
     app.footer(
-        "Exit status: 0 verified (or PROGRAM's status); 1 refused: unknown user, wrong password, or the\n"
-        "service is disabled for the mailbox; 2 no or malformed login data; 3 smtp only: verified, but the\n"
-        "mailbox has NO_RELAY (IndiMail's qmail-smtpd then accepts local recipients only); 64 usage;\n"
-        "111 temporary failure (the database is down). See vchkpass(8).");
+        "Dovecot: without -s, the service is Dovecot's SERVICE; AUTHORIZED=1 asks for a lookup without a\n"
+        "password; userdb_uid, userdb_gid and userdb_mail are set and named in EXTRA.\n\n"
+        "Exit status: 0 verified (or PROGRAM's status); 1 refused: unknown user, wrong password, the service\n"
+        "is disabled for the mailbox, or SERVICE is unknown; 2 no or malformed login data; 3 smtp only:\n"
+        "verified, but the mailbox has NO_RELAY (IndiMail's qmail-smtpd then accepts local recipients only),\n"
+        "or a lookup of an unknown mailbox; 64 usage; 111 temporary failure (the store cannot be read, the\n"
+        "database is down). See vchkpass(8).");
     app.callback([&] {
         a.program = app.remaining();
         if (!a.program.empty() && a.program.front() == "--") a.program.erase(a.program.begin());
         prog.action = [&] { return run(prog, a); };
     });
+    prog.value_completions[service] = [](const std::string&) {
+        return std::vector<std::string>{"smtp", "submission", "pop3", "imap"};
+    };
     return qv::run(app, prog, argc, argv);
 }
 

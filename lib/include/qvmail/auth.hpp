@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "qvmail/password.hpp"
 #include "qvmail/store.hpp"
@@ -15,7 +17,9 @@ namespace qv {
 struct Paths;
 
 enum class AuthService { smtp, pop3, imap };
-std::optional<AuthService> parse_auth_service(std::string_view name);  // smtp, pop3 (pop), imap
+// smtp (submission, Dovecot's name for its SMTP submission service, is smtp too), pop3 (pop), imap;
+// nullopt for any other name.
+std::optional<AuthService> parse_auth_service(std::string_view name);
 std::string_view to_string(AuthService s) noexcept;
 
 // What arrives on fd 3: `user\0password\0timestamp\0`, or IndiMail's qmail-smtpd variant
@@ -42,6 +46,7 @@ struct AuthResult {
     std::string address;  // user@domain, once the user names one of our mailboxes
     std::string reason;   // why it was refused, for the log (never for the client)
     std::optional<UserRecord> user;
+    Owner owner{0, 0};  // the domain's uid and gid, which its mailboxes' files belong to (once found)
 };
 
 // Verifies the request. Every refusal before the password check (malformed or unknown address,
@@ -49,6 +54,18 @@ struct AuthResult {
 // fixed hash of the default method, so that the time taken does not tell which addresses exist. The
 // service flags are checked after the password. Throws Error 69 when the store cannot be read.
 AuthResult authenticate(const Paths& paths, Store& store, const AuthRequest& req, AuthService service);
+
+// A lookup without a password, as Dovecot's userdb asks a checkpassword program (AUTHORIZED=1): status
+// ok when `user` names one of our mailboxes, refused (with the reason) when it does not. No service
+// flag applies: the lookup serves deliveries (LMTP) and administration, not a login. Throws as
+// authenticate().
+AuthResult lookup_mailbox(const Paths& paths, Store& store, std::string_view user);
+
+// What Dovecot's userdb needs of the mailbox `r` found, as the extra fields a checkpassword program
+// hands back (checkpassword-reply passes each through from the environment variable of that name):
+// userdb_uid and userdb_gid (the domain's owner) and userdb_mail (maildir:<home>/Maildir). The home
+// itself goes through HOME.
+std::vector<std::pair<std::string, std::string>> userdb_fields(const AuthResult& r);
 
 // Lower-case hex HMAC-MD5 of `challenge` keyed with `password` (RFC 2195).
 std::string cram_md5_digest(std::string_view password, std::string_view challenge);

@@ -3,7 +3,8 @@
 //   QMAILHOME    compiled default (/var/indimail); the root of everything below
 //   CONTROLDIR   control files; default "control"; relative values are taken under QMAILHOME
 //   TCP_FILE     the SMTP access rules (tcp.smtp); default QMAILHOME/etc/tcp.smtp. Other tcp.<service>
-//                rules files are looked for in the same directory.
+//                rules files, and the files store's relay grants (open-smtp), are in the same directory.
+//                (OPEN_SMTP names no file here: it only tells vchkpass to record grants.)
 //   ASSIGNDIR    users/assign and users/cdb; default QMAILHOME/users
 //   DOMAINDIR    parent of domains/ (as IndiMail); default QMAILHOME
 //   BASE_PATH    users' mail homes; default QMAILHOME/home
@@ -50,7 +51,7 @@ struct Paths {
     fs::path queuedir;
     fs::path servicedir;
     fs::path relayclients;                           // RELAYCLIENTS: control/relayclients, or the file it names
-    fs::path open_smtp;                              // OPEN_SMTP: the files store's relay grants (etc/open-smtp)
+    fs::path open_smtp;                              // the files store's relay grants: open-smtp beside TCP_FILE
     unsigned relay_clear_minutes = 60;               // RELAY_CLEAR_MINUTES: how long a relay grant lasts
     fs::path sbindir;                                // where vdelivermail and vfilter are installed (compiled in)
     std::optional<std::string> bouncerules;          // BOUNCERULES (bounce.hpp says where the file is)
