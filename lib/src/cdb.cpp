@@ -2,6 +2,7 @@
 
 #include <cdb.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,6 +61,14 @@ void CdbWriter::finish() {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+bool cdb_is_current(const std::filesystem::path& cdb, const std::filesystem::path& source) {
+    struct stat c {
+    }, t{};
+    if (::stat(cdb.c_str(), &c) != 0 || ::stat(source.c_str(), &t) != 0) return false;
+    if (c.st_mtim.tv_sec != t.st_mtim.tv_sec) return c.st_mtim.tv_sec > t.st_mtim.tv_sec;
+    return c.st_mtim.tv_nsec >= t.st_mtim.tv_nsec;
+}
 
 CdbReader::CdbReader(const std::filesystem::path& path) : path_(path), db_(new struct cdb) {
     std::memset(db_, 0, sizeof *db_);

@@ -4,7 +4,10 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "qvmail/assign.hpp"
+#include "qvmail/cdb.hpp"
 #include "qvmail/cdb_sources.hpp"
 #include "qvmail/control.hpp"
 #include "qvmail/error.hpp"
@@ -74,6 +77,19 @@ void write_assign(FileTransaction& tx, const Paths& paths, const AssignFile& a, 
 }  // namespace
 
 std::optional<Domain> find_domain(const Paths& paths, std::string_view name) {
+    // users/cdb when it is current (one lookup, however many domains), else users/assign itself
+    fs::path db = paths.assigndir / "cdb";
+    if (cdb_is_current(db, assign_file(paths))) {
+        CdbReader r(db);
+        auto v = r.find("!" + ascii_lower(name) + "-");
+        if (!v) return std::nullopt;
+        // the six fields user, uid, gid, dir, dash, ext, separated by NULs
+        std::string line = "+" + ascii_lower(name) + "-:" + std::string(*v) + ":";
+        std::replace(line.begin(), line.end(), '\0', ':');
+        auto e = parse_assign_line(line);
+        if (e && e->user == ascii_lower(name)) return domain_from(paths, *e);
+        // anything else (a hand-made line for another user) is left to the text, which says what it is
+    }
     auto e = AssignFile::load(assign_file(paths)).domain(name);
     if (!e) return std::nullopt;
     return domain_from(paths, *e);

@@ -246,11 +246,6 @@ std::string describe_bounce_action(std::string_view text) {
     return s.empty() ? "deliver" : s;
 }
 
-bool same_filter_test(const FilterRule& a, const FilterRule& b) {
-    return a.header == b.header && a.comparison == b.comparison && fold_case(a.keyword) == fold_case(b.keyword) &&
-           fold_case(a.folder) == fold_case(b.folder);
-}
-
 bool is_filter_pseudo_user(std::string_view local) noexcept {
     return local == "prefilt" || local == "postfilt";
 }
@@ -328,58 +323,6 @@ void check_filter_rule(FilterRule& r, const HeaderList& headers) {
     if (char_count(r.action) > kFilterActionMax)
         bad("-b '" + printable(r.action) + "': longer than " + std::to_string(kFilterActionMax) + " characters");
     parse_bounce_action(r.action);
-}
-
-// ---- the files store's rules file ----
-
-std::string format_filter_file(const std::vector<FilterRule>& rules) {
-    std::string text =
-        "# qvmail vfilter rules (edit with vcfilter): number, name, header, comparison, keyword, folder, "
-        "action; TAB-separated\n";
-    for (auto& r : rules)
-        text += std::to_string(r.number) + "\t" + r.name + "\t" + std::to_string(r.header) + "\t" +
-                std::to_string(r.comparison) + "\t" + r.keyword + "\t" + r.folder + "\t" + r.action + "\n";
-    return text;
-}
-
-std::vector<FilterRule> parse_filter_file(std::string_view text, const fs::path& file) {
-    std::vector<FilterRule> out;
-    LineReader in = LineReader::from_text(text, file);
-    std::string_view line;
-    while (in.next(line)) {
-        if (line.empty() || line[0] == '#') continue;
-        std::vector<std::string_view> f;
-        for (std::size_t start = 0;;) {
-            std::size_t tab = line.find('\t', start);
-            f.push_back(line.substr(start, tab == std::string_view::npos ? std::string_view::npos : tab - start));
-            if (tab == std::string_view::npos) break;
-            start = tab + 1;
-        }
-        auto fail = [&](const std::string& why) { throw ParseError(file, in.line_number(), why, std::string(line)); };
-        if (f.size() != 7)
-            fail("expected 7 TAB-separated fields (number name header comparison keyword folder action)");
-        auto num = [&](std::string_view s, int lo, int hi, const char* what) {
-            int v = 0;
-            auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-            if (r.ec != std::errc() || r.ptr != s.data() + s.size() || v < lo || v > hi)
-                fail(std::string("the ") + what + " '" + std::string(s) + "' is not a number from " +
-                     std::to_string(lo) + " to " + std::to_string(hi));
-            return v;
-        };
-        FilterRule r;
-        r.number = num(f[0], 0, 32767, "filter number");
-        r.name = f[1];
-        r.header = num(f[2], -1, 32767, "header number");
-        r.comparison = num(f[3], 0, 127, "comparison");
-        r.keyword = f[4];
-        r.folder = f[5];
-        r.action = f[6];
-        for (auto& o : out)
-            if (o.number == r.number) fail("filter number " + std::to_string(r.number) + " appears twice");
-        out.push_back(std::move(r));
-    }
-    std::sort(out.begin(), out.end(), [](const FilterRule& a, const FilterRule& b) { return a.number < b.number; });
-    return out;
 }
 
 // ---- the engine ----

@@ -66,28 +66,69 @@ std::vector<std::string> host_keys(const std::string& host) {
     return keys;
 }
 
-// Whether `domain` (or a suffix starting at '.') is in rcpthosts or morercpthosts.cdb.
-std::optional<std::string> local_domain(const Paths& paths, const std::string& domain,
-                                        std::vector<std::string>& trace) {
+}  // namespace
+
+const char* relay_list_name(RelayList l) noexcept {
+    switch (l) {
+        case RelayList::clients:
+            return "relayclients";
+        case RelayList::domains:
+            return "relaydomains";
+        case RelayList::mailfrom:
+            return "relaymailfrom";
+    }
+    return "?";
+}
+
+fs::path relay_list_file(const Paths& paths, RelayList l) {
+    return l == RelayList::clients ? paths.relayclients : paths.control(relay_list_name(l));
+}
+
+// What the policy has read so far: each file the first time a decision needs it.
+struct RelayPolicy::Files {
+    std::optional<ControlFile> rcpthosts, relayclients, relaydomains, relaymailfrom;
+    bool more_loaded = false, mailfrom_loaded = false, rules_loaded = false, grants_loaded = false;
+    std::unique_ptr<CdbReader> more, mailfrom, rules;
+    std::vector<RelayGrant> open_smtp;
+};
+
+namespace {
+
+const ControlFile& loaded(std::optional<ControlFile>& slot, const fs::path& path) {
+    if (!slot) slot = ControlFile::load(path);
+    return *slot;
+}
+
+const CdbReader* loaded(bool& done, std::unique_ptr<CdbReader>& slot, const fs::path& path) {
+    if (!done) {
+        if (path_exists(path)) slot = std::make_unique<CdbReader>(path);
+        done = true;
+    }
+    return slot.get();
+}
+
+}  // namespace
+
+RelayPolicy::RelayPolicy(const Paths& paths) : paths_(paths), files_(std::make_unique<Files>()) {}
+RelayPolicy::~RelayPolicy() = default;
+
+std::optional<std::string> RelayPolicy::local_domain(const std::string& domain, std::vector<std::string>* trace) const {
     std::vector<std::string> keys = host_keys(domain);
-    ControlFile rcpthosts = ControlFile::load(paths.control("rcpthosts"));
+    const ControlFile& rcpthosts = loaded(files_->rcpthosts, paths_.control("rcpthosts"));
     if (!rcpthosts.exists()) {
-        trace.push_back(
-            "rcpthosts: control/rcpthosts is missing, so no domain is local (qvmail fails closed; "
-            "qmail would accept every recipient)");
+        if (trace)
+            trace->push_back(
+                "rcpthosts: control/rcpthosts is missing, so no domain is local (qvmail fails closed; "
+                "qmail would accept every recipient)");
         return std::nullopt;
     }
     for (auto& k : keys)
         if (rcpthosts.contains(k)) return "control/rcpthosts: " + k;
-    if (path_exists(paths.control("morercpthosts.cdb"))) {
-        CdbReader more(paths.control("morercpthosts.cdb"));
+    if (const CdbReader* more = loaded(files_->more_loaded, files_->more, paths_.control("morercpthosts.cdb")))
         for (auto& k : keys)
-            if (more.find(k)) return "control/morercpthosts.cdb: " + k;
-    }
+            if (more->find(k)) return "control/morercpthosts.cdb: " + k;
     return std::nullopt;
 }
-
-}  // namespace
 
 const char* RelayDecision::verdict_name() const noexcept {
     switch (verdict) {
@@ -106,6 +147,11 @@ const char* RelayDecision::verdict_name() const noexcept {
 }
 
 RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q, std::time_t now) {
+    return RelayPolicy(paths).decide(store, q, now);
+}
+
+RelayDecision RelayPolicy::decide(Store* store, const RelayQuery& q, std::time_t now) const {
+    const Paths& paths = paths_;
     RelayDecision d;
     auto decided = [&](RelayDecision::Verdict v, std::string mechanism, std::string source,
                        std::optional<std::uint64_t> line, std::string text, std::string append = "") {
@@ -130,13 +176,21 @@ RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q
         return true;
     };
 
-    // 1. tcp.smtp, as tcpserver applied it when the client connected.
+    // 1. tcp.smtp: as tcpserver applied it when the client connected (qmail-smtpd: its environment),
+    //    or looked up in tcp.smtp.cdb as tcpserver would (qmailctl relay test).
     fs::path rules_cdb(paths.tcp_file.string() + ".cdb");
-    std::error_code ec;
-    if (path_exists(rules_cdb)) {
-        CdbReader db(rules_cdb);
-        auto m = tcprules::lookup(db, tcprules::Client{q.ip, q.host, q.info});
+    if (q.tcpserver) {
+        if (relay_probe()) return d;
+        if (q.tcpserver->relayclient) {
+            d.trace.push_back("tcp.smtp: tcpserver set RELAYCLIENT for this client");
+            return decided(RelayDecision::relay, "tcp.smtp", "RELAYCLIENT", std::nullopt,
+                           "RELAYCLIENT=\"" + *q.tcpserver->relayclient + "\"", *q.tcpserver->relayclient);
+        }
+        d.trace.push_back("tcp.smtp: tcpserver set no RELAYCLIENT for this client");
+    } else if (const CdbReader* db = loaded(files_->rules_loaded, files_->rules, rules_cdb)) {
+        auto m = tcprules::lookup(*db, tcprules::Client{q.ip, q.host, q.info});
         std::optional<tcprules::SourceRule> origin;
+        std::error_code ec;
         if (m.key && fs::exists(paths.tcp_file, ec)) origin = tcprules::find_source_rule(paths.tcp_file, *m.key);
         std::string where = !m.key           ? "no rule"
                             : m.key->empty() ? "the default rule"
@@ -150,8 +204,12 @@ RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q
         for (auto& [name, value] : m.decision.env)
             if (name == "RELAYCLIENT") {
                 // open-smtp's lines come first in the cdb: a grant of the files backend.
+                if (!files_->grants_loaded) {
+                    files_->open_smtp = read_open_smtp(paths.open_smtp);
+                    files_->grants_loaded = true;
+                }
                 std::optional<RelayGrant> grant;
-                for (auto& g : read_open_smtp(paths.open_smtp))
+                for (auto& g : files_->open_smtp)
                     if (m.key && g.ip == *m.key && (!grant || g.timestamp > grant->timestamp)) grant = g;
                 if (grant) {
                     std::int64_t age = static_cast<std::int64_t>(now) - grant->timestamp;
@@ -176,7 +234,7 @@ RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q
     }
 
     // 2. relayclients: the client IP, then its prefixes ending in '.'.
-    ControlFile clients = ControlFile::load(relay_list_file(paths, RelayList::clients));
+    const ControlFile& clients = loaded(files_->relayclients, relay_list_file(paths, RelayList::clients));
     if (auto hit = find_key(clients, ip_keys(q.ip))) {
         d.trace.push_back("relayclients: line " + std::to_string(hit->line) + " matches " + hit->key);
         return decided(RelayDecision::relay, "relayclients", clients.path().string(), hit->line, hit->text,
@@ -186,7 +244,7 @@ RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q
 
     // 3. relaydomains: the client's host name, then its suffixes starting with '.'.
     if (q.host) {
-        ControlFile domains = ControlFile::load(paths.control("relaydomains"));
+        const ControlFile& domains = loaded(files_->relaydomains, paths.control("relaydomains"));
         if (auto hit = find_key(domains, host_keys(*q.host))) {
             d.trace.push_back("relaydomains: line " + std::to_string(hit->line) + " matches " + hit->key);
             return decided(RelayDecision::relay, "relaydomains", domains.path().string(), hit->line, hit->text,
@@ -197,8 +255,15 @@ RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q
         d.trace.push_back("relaydomains: the client's host name is not known");
     }
 
-    // 4. SMTP AUTH.
-    if (q.auth_user) {
+    // 4. SMTP AUTH: the checkpassword program's verdict (qmail-smtpd), or the store's flags (relay test).
+    if (q.auth_user && q.auth_may_relay) {
+        if (*q.auth_may_relay) {
+            d.trace.push_back("smtp-auth: " + *q.auth_user + " authenticated");
+            return decided(RelayDecision::relay, "smtp-auth", "the checkpassword program", std::nullopt,
+                           *q.auth_user);
+        }
+        d.trace.push_back("smtp-auth: " + *q.auth_user + " authenticated, but may not relay (NO_RELAY)");
+    } else if (q.auth_user) {
         std::optional<UserRecord> u;
         std::string why;
         try {
@@ -229,23 +294,19 @@ RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q
         std::vector<std::string> keys{sender};
         if (auto at = sender.rfind('@'); at != std::string::npos) keys.push_back(sender.substr(at));
         fs::path mf_cdb = paths.control("relaymailfrom.cdb");
-        bool found = false;
-        if (path_exists(mf_cdb)) {
-            CdbReader db(mf_cdb);
+        const CdbReader* db = loaded(files_->mailfrom_loaded, files_->mailfrom, mf_cdb);
+        if (db)
             for (auto& k : keys)
-                if (db.find(k)) {
+                if (db->find(k)) {
                     d.trace.push_back("relaymailfrom: relaymailfrom.cdb holds " + k);
                     return decided(RelayDecision::relay, "relaymailfrom", mf_cdb.string(), std::nullopt, k);
                 }
-            found = true;
-        }
-        ControlFile mf = ControlFile::load(paths.control("relaymailfrom"));
+        const ControlFile& mf = loaded(files_->relaymailfrom, paths.control("relaymailfrom"));
         if (auto hit = find_key(mf, keys)) {
             d.trace.push_back("relaymailfrom: line " + std::to_string(hit->line) + " holds " + hit->key);
             return decided(RelayDecision::relay, "relaymailfrom", mf.path().string(), hit->line, hit->text);
         }
-        d.trace.push_back(found || mf.exists() ? "relaymailfrom: no entry for " + sender
-                                               : "relaymailfrom: no such file");
+        d.trace.push_back(db || mf.exists() ? "relaymailfrom: no entry for " + sender : "relaymailfrom: no such file");
     }
 
     // 6. The recipient is ours: accepted, not relayed.
@@ -255,7 +316,7 @@ RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q
             d.trace.push_back("rcpthosts: no domain in " + *q.recipient + ": local");
             return decided(RelayDecision::local, "rcpthosts", "", std::nullopt, *q.recipient);
         }
-        if (auto hit = local_domain(paths, domain, d.trace)) {
+        if (auto hit = local_domain(domain, &d.trace)) {
             d.trace.push_back("rcpthosts: " + domain + " is ours (" + *hit + ")");
             return decided(RelayDecision::local, "rcpthosts", "", std::nullopt, *hit);
         }

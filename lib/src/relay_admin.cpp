@@ -129,22 +129,6 @@ std::vector<std::string> remove_tcp_rule(const Paths& paths, const std::string& 
     return publish_tcp(paths, text, std::nullopt, dry_run);
 }
 
-const char* relay_list_name(RelayList l) noexcept {
-    switch (l) {
-        case RelayList::clients:
-            return "relayclients";
-        case RelayList::domains:
-            return "relaydomains";
-        case RelayList::mailfrom:
-            return "relaymailfrom";
-    }
-    return "?";
-}
-
-fs::path relay_list_file(const Paths& paths, RelayList l) {
-    return l == RelayList::clients ? paths.relayclients : paths.control(relay_list_name(l));
-}
-
 std::string relay_list_entry(RelayList l, std::string_view text) {
     switch (l) {
         case RelayList::clients:

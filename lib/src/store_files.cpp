@@ -12,6 +12,7 @@
 #include "qvmail/error.hpp"
 #include "qvmail/filter.hpp"
 #include "qvmail/line_reader.hpp"
+#include "qvmail/message.hpp"
 #include "qvmail/mysql.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/store.hpp"
@@ -78,14 +79,6 @@ std::vector<UserRecord> read_vpasswd(const fs::path& file) {
     return out;
 }
 
-bool cdb_current(const fs::path& cdb, const fs::path& text) {
-    struct stat c {
-    }, t{};
-    if (::stat(cdb.c_str(), &c) != 0 || ::stat(text.c_str(), &t) != 0) return false;
-    if (c.st_mtim.tv_sec != t.st_mtim.tv_sec) return c.st_mtim.tv_sec > t.st_mtim.tv_sec;
-    return c.st_mtim.tv_nsec >= t.st_mtim.tv_nsec;
-}
-
 // open-smtp, one grant a line, as vpopmail keeps it with qvmail's third field:
 //   <ip>:allow,RELAYCLIENT=""<TAB><unix time><TAB><email>
 // The part before the TAB is a tcprules line; qmailctl cdb puts these lines first in tcp.smtp.cdb.
@@ -124,6 +117,63 @@ std::vector<RelayGrant> read_open_smtp(const fs::path& file) {
     return out;
 }
 
+bool same_filter_test(const FilterRule& a, const FilterRule& b) {
+    return a.header == b.header && a.comparison == b.comparison && fold_case(a.keyword) == fold_case(b.keyword) &&
+           fold_case(a.folder) == fold_case(b.folder);
+}
+
+// ---- the files store's rules file ----
+
+std::string format_filter_file(const std::vector<FilterRule>& rules) {
+    std::string text =
+        "# qvmail vfilter rules (edit with vcfilter): number, name, header, comparison, keyword, folder, "
+        "action; TAB-separated\n";
+    for (auto& r : rules)
+        text += std::to_string(r.number) + "\t" + r.name + "\t" + std::to_string(r.header) + "\t" +
+                std::to_string(r.comparison) + "\t" + r.keyword + "\t" + r.folder + "\t" + r.action + "\n";
+    return text;
+}
+
+std::vector<FilterRule> parse_filter_file(std::string_view text, const fs::path& file) {
+    std::vector<FilterRule> out;
+    LineReader in = LineReader::from_text(text, file);
+    std::string_view line;
+    while (in.next(line)) {
+        if (line.empty() || line[0] == '#') continue;
+        std::vector<std::string_view> f;
+        for (std::size_t start = 0;;) {
+            std::size_t tab = line.find('\t', start);
+            f.push_back(line.substr(start, tab == std::string_view::npos ? std::string_view::npos : tab - start));
+            if (tab == std::string_view::npos) break;
+            start = tab + 1;
+        }
+        auto fail = [&](const std::string& why) { throw ParseError(file, in.line_number(), why, std::string(line)); };
+        if (f.size() != 7)
+            fail("expected 7 TAB-separated fields (number name header comparison keyword folder action)");
+        auto num = [&](std::string_view s, int lo, int hi, const char* what) {
+            int v = 0;
+            auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+            if (r.ec != std::errc() || r.ptr != s.data() + s.size() || v < lo || v > hi)
+                fail(std::string("the ") + what + " '" + std::string(s) + "' is not a number from " +
+                     std::to_string(lo) + " to " + std::to_string(hi));
+            return v;
+        };
+        FilterRule r;
+        r.number = num(f[0], 0, 32767, "filter number");
+        r.name = f[1];
+        r.header = num(f[2], -1, 32767, "header number");
+        r.comparison = num(f[3], 0, 127, "comparison");
+        r.keyword = f[4];
+        r.folder = f[5];
+        r.action = f[6];
+        for (auto& o : out)
+            if (o.number == r.number) fail("filter number " + std::to_string(r.number) + " appears twice");
+        out.push_back(std::move(r));
+    }
+    std::sort(out.begin(), out.end(), [](const FilterRule& a, const FilterRule& b) { return a.number < b.number; });
+    return out;
+}
+
 namespace {
 
 class FilesStore final : public Store {
@@ -155,7 +205,7 @@ public:
         if (it == state_.end()) {
             // The fast path the mail programs take: the cdb, when it is current.
             fs::path text = d.dir / "vpasswd", db = d.dir / "vpasswd.cdb";
-            if (cdb_current(db, text)) {
+            if (cdb_is_current(db, text)) {
                 CdbReader r(db);
                 auto v = r.find(name);
                 if (!v) return std::nullopt;

@@ -71,6 +71,10 @@ private:
     bool finished_ = false;
 };
 
+// Whether `cdb` may stand for `source`: both exist and the cdb is not older than the source (the
+// readers' fast path; a source changed after its cdb, as bulk adds leave it, is read instead).
+bool cdb_is_current(const std::filesystem::path& cdb, const std::filesystem::path& source);
+
 class CdbReader {
 public:
     // Opens and maps a cdb. Throws Error 66 when it cannot be opened, 65 when it is not a cdb.

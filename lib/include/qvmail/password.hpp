@@ -6,18 +6,9 @@
 #include <string>
 #include <string_view>
 
+#include "qvmail/hash_method.hpp"
+
 namespace qv {
-
-// IndiMail's numbering: 1 MD5, 2 SHA-256, 3 SHA-512, 4 YESCRYPT (0, DES, is refused as too weak).
-enum class HashMethod { md5 = 1, sha256 = 2, sha512 = 3, yescrypt = 4 };
-
-constexpr HashMethod kDefaultHashMethod = HashMethod::sha512;
-
-// Accepts the names (MD5, SHA-256, SHA256, SHA-512, SHA512, YESCRYPT, any case) and the numbers 1-4.
-std::optional<HashMethod> parse_hash_method(std::string_view text);
-std::string_view to_string(HashMethod m) noexcept;  // MD5, SHA-256, SHA-512, YESCRYPT
-// The method a stored hash was made with, from its prefix ($1$, $5$, $6$, $y$).
-std::optional<HashMethod> hash_method_of(std::string_view hash) noexcept;
 
 // A fresh hash of `password` with a random salt. Throws Error 70 if libcrypt fails.
 std::string hash_password(std::string_view password, HashMethod method);

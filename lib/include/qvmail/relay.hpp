@@ -7,21 +7,22 @@
 //   relaymailfrom  control/relaymailfrom(.cdb): the envelope sender or its @domain
 //   rcpthosts      a recipient in one of our domains (control/rcpthosts, morercpthosts.cdb): not relaying
 //   relay-grant    a POP/IMAP-before-SMTP grant for the client (CHECKRELAY)
-// qvmail's MTA core (src/mta, a later issue) is to call decide_relay() for each recipient, so that the
-// explanation cannot drift from what its server does. Until then it explains IndiMail's qmail-smtpd, with
-// the differences qmailctl(8) lists.
+// qvmail's qmail-smtpd decides each recipient with a RelayPolicy (what decide_relay() runs), so that the
+// explanation cannot drift from what its server does; qmailctl(8) lists where it differs from IndiMail's.
 #pragma once
 
 #include <cstdint>
 #include <ctime>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "qvmail/paths.hpp"
+
 namespace qv {
 
-struct Paths;
 class Store;
 
 struct RelayQuery {
@@ -31,6 +32,17 @@ struct RelayQuery {
     std::optional<std::string> sender;     // MAIL FROM
     std::optional<std::string> recipient;  // RCPT TO
     std::optional<std::string> auth_user;  // the user a successful SMTP AUTH named
+
+    // Set by qmail-smtpd, which runs under tcpserver: tcpserver has applied tcp.smtp already, and this
+    // is the RELAYCLIENT it set (nullopt: none). Unset (qmailctl relay test): tcp.smtp.cdb is looked up
+    // as tcpserver would.
+    struct Tcpserver {
+        std::optional<std::string> relayclient;
+    };
+    std::optional<Tcpserver> tcpserver;
+    // Set by qmail-smtpd after SMTP AUTH: the checkpassword program's verdict on auth_user (true: exit
+    // 0, may relay; false: exit 3, NO_RELAY). Unset: the store's flags say (qmailctl relay test).
+    std::optional<bool> auth_may_relay;
 };
 
 struct RelayDecision {
@@ -52,7 +64,28 @@ struct RelayDecision {
     const char* verdict_name() const noexcept;
 };
 
-// `store` may be null when the query names no AUTH user and grants are not wanted.
+// The relay configuration, each file read the first time a decision needs it and kept: qmail-smtpd
+// keeps one for a connection and decides every recipient with it.
+class RelayPolicy {
+public:
+    explicit RelayPolicy(const Paths& paths);
+    ~RelayPolicy();
+    RelayPolicy(const RelayPolicy&) = delete;
+    RelayPolicy& operator=(const RelayPolicy&) = delete;
+
+    // `store` may be null when the query names no AUTH user and grants are not wanted.
+    RelayDecision decide(Store* store, const RelayQuery& q, std::time_t now) const;
+    // Whether `domain` (lower-case), or a suffix of it starting at '.', is in rcpthosts or
+    // morercpthosts.cdb: which file and key, or nullopt (always nullopt without rcpthosts: fail closed).
+    std::optional<std::string> local_domain(const std::string& domain, std::vector<std::string>* trace = nullptr) const;
+
+private:
+    struct Files;
+    Paths paths_;
+    std::unique_ptr<Files> files_;  // filled as decisions need them
+};
+
+// One decision with a policy of its own (qmailctl relay test).
 RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q, std::time_t now);
 
 // Checks and normalises entries of the relay control files. Throw Error 65.
