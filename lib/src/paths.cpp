@@ -49,6 +49,8 @@ Paths Paths::from(const Env& env) {
     p.base_path = under_home("BASE_PATH", "home");
     p.queuedir = under_home("QUEUEDIR", "queue");
     p.servicedir = under_home("SERVICEDIR", "service");
+    p.queue_socket = under_home("QUEUED_SOCKET", "run/qmail-queued.sock");
+    p.qmailqueue = env.get("QMAILQUEUE");
     // Beside tcp.smtp, as IndiMail keeps it: OPEN_SMTP only switches grants on (vchkpass). IndiMail's
     // service files set it to their own file's path, which must not send grants where clearopensmtp and
     // qmailctl cdb never look.

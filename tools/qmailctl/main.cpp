@@ -21,6 +21,14 @@ int report_change(const Program& prog, const std::string& what, const std::vecto
     return 0;
 }
 
+std::string age_text(std::int64_t s) {
+    if (s < 0) return "in the future";
+    if (s < 120) return std::to_string(s) + " s";
+    if (s < 7200) return std::to_string(s / 60) + " min";
+    if (s < 172800) return std::to_string(s / 3600) + " h";
+    return std::to_string(s / 86400) + " d";
+}
+
 void set_footers(CLI::App* app, const std::string& footer) {
     app->footer(footer);
     for (CLI::App* sub : app->get_subcommands([](CLI::App*) { return true; })) set_footers(sub, footer);
@@ -47,6 +55,7 @@ int main(int argc, char** argv) {
     qv::qmailctl::setup_relay(app, prog);
     qv::qmailctl::setup_outgoingip(app, prog);
     qv::qmailctl::setup_bounce(app, prog);
+    qv::qmailctl::setup_queue(app, prog);
     return qv::run(app, prog, argc, argv);
 }
 

@@ -122,14 +122,6 @@ int run_revoke(const Program& prog, const RelayArgs& a) {
                          Json::object().set("ip", a.ip).set("revoked", n));
 }
 
-std::string age_text(std::int64_t s) {
-    if (s < 0) return "in the future";
-    if (s < 120) return std::to_string(s) + " s";
-    if (s < 7200) return std::to_string(s / 60) + " min";
-    if (s < 172800) return std::to_string(s / 3600) + " h";
-    return std::to_string(s / 86400) + " d";
-}
-
 int run_grants(const Program& prog, const RelayArgs& a) {
     Reporter rep(prog.name, prog.common);
     Paths paths = Paths::from_env();

@@ -9,6 +9,8 @@
 //   DOMAINDIR    parent of domains/ (as IndiMail); default QMAILHOME
 //   BASE_PATH    users' mail homes; default QMAILHOME/home
 //   QUEUEDIR     the queue; default QMAILHOME/queue
+//   QUEUED_SOCKET  qmail-queued's socket; default QMAILHOME/run/qmail-queued.sock
+//   QMAILQUEUE   the program that queues a message in qmail-queue's place (none: qmail-queued or qmail-queue)
 //   SERVICEDIR   envdir-style service variables; default QMAILHOME/service
 //   BOUNCERULES  the bounce envrules file; default CONTROLDIR/bounce.envrules (see bounce.hpp)
 //   OUTGOINGIP   the source address for remote deliveries, before the outgoingip files
@@ -50,6 +52,8 @@ struct Paths {
     fs::path base_path;
     fs::path queuedir;
     fs::path servicedir;
+    fs::path queue_socket;                           // QUEUED_SOCKET: qmail-queued's unix socket
+    std::optional<std::string> qmailqueue;           // QMAILQUEUE
     fs::path relayclients;                           // RELAYCLIENTS: control/relayclients, or the file it names
     fs::path open_smtp;                              // the files store's relay grants: open-smtp beside TCP_FILE
     unsigned relay_clear_minutes = 60;               // RELAY_CLEAR_MINUTES: how long a relay grant lasts

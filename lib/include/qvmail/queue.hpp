@@ -1,0 +1,186 @@
+// The mail queue, laid out as notqmail lays it out, so that qmail-qstat, qmail-qread and qmHandle keep
+// working on it (QUEUEDIR, default QMAILHOME/queue):
+//   pid/            a message's file is made here first; its inode number N names the message
+//   mess/<N%23>/N   the message: qmail-queue's Received line, then the data as the client sent it
+//   intd/N          the envelope being written: u<uid>\0p<pid>\0F<sender>\0T<recipient>\0...
+//   todo/N          the same file, linked here once complete and durable: the message is queued
+//   info/, local/, remote/ (split like mess/), bounce/   qmail-send's, once it has preprocessed N
+//   lock/trigger    a FIFO qmail-send reads: one byte written there says "look at todo/"
+//
+// The order that loses nothing: the message data is durable before its envelope exists, and the
+// envelope is durable before its todo/ link appears; only then is the message acknowledged. On Linux
+// the directories are synced too (a new name is durable only once its directory is). A message whose
+// todo/ link (or info/ file) does not exist is not queued: it is being written, or its writer died,
+// and qmail-send removes such leftovers after 36 hours.
+//
+// Two ways to commit (see qmail-queue(8), qmail-queued(8)): alone, a writer flushes each file and
+// directory itself; a resident queue writer (qmail-queued) takes the messages of many clients and
+// makes each batch durable with one flush of the filesystem and one of todo/, before any of them is
+// acknowledged.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <ctime>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "qvmail/atomic_file.hpp"
+
+namespace qv {
+
+struct Paths;
+
+constexpr int kQueueSplit = 23;         // notqmail's conf-split
+constexpr std::size_t kQueueAddr = 1003;  // longest address qmail-queue takes (exit 11 beyond)
+
+// qmail-queue's exit codes (qmail-queue(8)): 0, 11-40 permanent, every other one temporary.
+namespace qq {
+constexpr int ok = 0, addr_too_long = 11, refused = 31, nomem = 51, timeout = 52, write_error = 53,
+              read_error = 54, config = 55, network = 56, home = 61, queue_dir = 62, pid = 63, mess = 64,
+              intd = 65, todo = 66, bug = 81, custom = 82, format = 91, cannot_run = 120;
+// Whether `code` is a permanent failure.
+inline bool permanent(int code) noexcept {
+    return code >= 11 && code <= 40;
+}
+// qmail's text for a qmail-queue exit code, as qmail-smtpd answers it after DATA: "D..." permanent,
+// "Z..." temporary, "" for 0 (qmail.c's qmail_close).
+std::string_view text(int code) noexcept;
+}  // namespace qq
+
+// A failure to queue, carrying qmail-queue's exit code.
+class QueueError : public std::runtime_error {
+public:
+    QueueError(int code, const std::string& what) : std::runtime_error(what), code_(code) {}
+    int code() const noexcept { return code_; }
+
+private:
+    int code_;
+};
+
+class QueueDirs {
+public:
+    explicit QueueDirs(std::filesystem::path root, int split = kQueueSplit)
+        : root_(std::move(root)), split_(split) {}
+    const std::filesystem::path& root() const noexcept { return root_; }
+    int split() const noexcept { return split_; }
+    std::filesystem::path mess(std::uint64_t n) const { return split_path("mess", n); }
+    std::filesystem::path info(std::uint64_t n) const { return split_path("info", n); }
+    std::filesystem::path local(std::uint64_t n) const { return split_path("local", n); }
+    std::filesystem::path remote(std::uint64_t n) const { return split_path("remote", n); }
+    std::filesystem::path todo(std::uint64_t n) const { return root_ / "todo" / std::to_string(n); }
+    std::filesystem::path intd(std::uint64_t n) const { return root_ / "intd" / std::to_string(n); }
+    std::filesystem::path bounce(std::uint64_t n) const { return root_ / "bounce" / std::to_string(n); }
+    std::filesystem::path trigger() const { return root_ / "lock" / "trigger"; }
+
+private:
+    std::filesystem::path split_path(const char* dir, std::uint64_t n) const {
+        return root_ / dir / std::to_string(n % static_cast<std::uint64_t>(split_)) / std::to_string(n);
+    }
+    std::filesystem::path root_;
+    int split_;
+};
+
+// The envelope as qmail-queue reads it on descriptor 1: F<sender>\0, then T<recipient>\0 for each
+// recipient, then one more \0.
+struct Envelope {
+    std::string sender;
+    std::vector<std::string> recipients;
+};
+std::string format_envelope(const Envelope& e);
+// Parses the whole of what arrived on descriptor 1. Throws QueueError 54 (cut short), 91 (malformed) or
+// 11 (an address of kQueueAddr bytes or more).
+Envelope parse_envelope(std::string_view data);
+
+// qmail-queue's own Received line: "Received: (qmail PID invoked WHO); DATE\n", WHO being "from network"
+// for qmail-smtpd's user (qmaild), "by alias", "for bounce" (qmails) or "by uid UID".
+std::string queue_received_line(pid_t pid, uid_t uid, std::time_t when);
+// An RFC 5322 date as qmail writes it: "2 Dec 2026 10:00:00 -0000".
+std::string rfc822_date(std::time_t when);
+
+// One message being put into the queue: created (numbered) at once, filled, then committed or
+// abandoned. Not thread-safe; one writer per message.
+class QueueInjection {
+public:
+    // Creates the message file (pid/ → mess/<N%split>/N). Throws QueueError 61-64.
+    explicit QueueInjection(const QueueDirs& dirs);
+    ~QueueInjection();  // abandons the message unless it was committed
+    QueueInjection(const QueueInjection&) = delete;
+    QueueInjection& operator=(const QueueInjection&) = delete;
+
+    std::uint64_t number() const noexcept { return number_; }
+    void write(std::string_view data);  // message bytes (buffered); throws QueueError 53
+    // Writes intd/N: u<uid>\0p<pid>\0F...\0T...\0 (the data must all be written). Throws QueueError 53/65.
+    void write_envelope(uid_t uid, pid_t pid, const Envelope& e);
+    std::uint64_t size() const noexcept { return size_; }
+
+    // Alone: flushes the message, then the envelope (files and directories), links todo/N, flushes
+    // todo/, pulls the trigger. Returns how many flushes it took. Throws QueueError 53/66.
+    int commit_alone();
+    // For a group commit: the caller has made the message and envelope durable (one flush of the
+    // filesystem for a whole batch); links todo/N. Throws QueueError 66. The caller flushes todo/.
+    void link_todo();
+    // Removes whatever was made (truncating first, as qmail-queue does). Never throws.
+    void abandon() noexcept;
+
+private:
+    void flush_buffer();
+    QueueDirs dirs_;
+    std::uint64_t number_ = 0;
+    int mess_fd_ = -1;
+    int intd_fd_ = -1;
+    std::string buf_;
+    std::uint64_t size_ = 0;
+    bool committed_ = false;
+};
+
+// fsync of a directory (a new name in it is durable afterwards). Throws QueueError `code`.
+void sync_dir(const std::filesystem::path& dir, int code);
+// Writes a byte to lock/trigger without blocking (nothing when qmail-send is not reading it).
+void pull_trigger(const QueueDirs& dirs) noexcept;
+
+// ---- what the queue holds (qmailctl queue stat|list) ----
+
+struct QueuedMessage {
+    std::uint64_t number = 0;
+    enum State {
+        todo,          // queued, not yet preprocessed by qmail-send
+        preprocessed,  // info/ local/ remote/ made by qmail-send
+        incomplete,    // no todo/ link and no info/: being written, or its writer died
+    } state = incomplete;
+    std::string sender;
+    struct Recipient {
+        std::string address;
+        bool done = false;    // delivered or bounced (a 'D' mark)
+        bool remote = false;  // in remote/ (preprocessed only)
+    };
+    std::vector<Recipient> recipients;
+    std::uint64_t size = 0;  // the message file's bytes
+    std::time_t time = 0;    // when it was queued (the message file's modification time)
+};
+const char* state_name(QueuedMessage::State s) noexcept;
+
+// Every message file of the queue, oldest first. A message that vanishes while it is read (delivered
+// meanwhile) is left out. Throws Error 66/74 when the queue cannot be read.
+std::vector<QueuedMessage> scan_queue(const QueueDirs& dirs);
+
+// ---- qmailctl queue init ----
+
+// The queue's owners: notqmail's qmailq (the queue), qmails (qmail-send) and qmailr (qmail-remote), in
+// group qmail. Users that do not exist (and everything when not run as root) fall back to the caller.
+struct QueueOwners {
+    Owner q, s, r;
+    std::vector<std::string> missing;  // the users and groups that do not exist (for a warning)
+};
+QueueOwners queue_owners();
+// Creates what is missing of the queue (directories with notqmail's modes and owners, lock/trigger as
+// a FIFO, lock/sendmutex, lock/tcpto), and fixes the modes and owners of what is there. Returns the
+// steps taken (none when nothing needed doing). Throws Error 73/77.
+std::vector<std::string> init_queue(const QueueDirs& dirs, const QueueOwners& owners, bool dry_run);
+
+}  // namespace qv

@@ -1,0 +1,40 @@
+// TLS for the MTA programs (STARTTLS in qmail-smtpd), with OpenSSL's libssl loaded only when a session
+// starts: tcpserver execs qmail-smtpd for every connection, and loading libssl and libcrypto at every
+// exec costs more than the rest of a short SMTP session together.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace qv {
+
+class TlsStream {
+public:
+    // The server side of a handshake on descriptors `rfd` and `wfd` (qmail-smtpd's 0 and 1), with the
+    // certificate chain and the private key from `pem` (both in one file, as qmail's
+    // control/servercert.pem). TLS 1.2 or later. Throws Error 69 when libssl cannot be loaded, 78 when
+    // the certificate or key cannot be used, 74 when the handshake fails or times out.
+    static std::unique_ptr<TlsStream> accept(int rfd, int wfd, const std::filesystem::path& pem, int timeout_seconds);
+    ~TlsStream();  // sends close_notify
+    TlsStream(const TlsStream&) = delete;
+    TlsStream& operator=(const TlsStream&) = delete;
+
+    // Up to `size` bytes: > 0 read, 0 at the end of the session, -1 on an error or after
+    // `timeout_seconds` without data (errno ETIMEDOUT then).
+    ssize_t read(char* buf, std::size_t size, int timeout_seconds);
+    // Whether all of `data` was written.
+    bool write(std::string_view data, int timeout_seconds);
+    std::string protocol() const;  // "TLSv1.3"
+    std::string cipher() const;
+
+private:
+    TlsStream() = default;
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace qv

@@ -1,0 +1,43 @@
+// qmail-smtpd - receive mail by SMTP, under tcpserver, and hand it to the queue. See qmail-smtpd(8).
+//   qmail-smtpd [hostname checkprogram subprogram...]
+// With a host name and a checkpassword program (vchkpass), SMTP AUTH is offered.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+
+#include "session.hpp"
+
+int main(int argc, char** argv) {
+    if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "--version") == 0)) {
+        if (argv[1][2] == 'v')
+            std::fputs("qmail-smtpd " QV_VERSION "\n", stdout);
+        else
+            std::fputs("usage: qmail-smtpd [hostname checkprogram subprogram...]\n"
+                       "Speaks SMTP on descriptors 0 and 1 (run it under tcpserver -x tcp.smtp.cdb) and hands each\n"
+                       "message to the queue (qmail-queued, or QMAILQUEUE, or qmail-queue). With a host name and a\n"
+                       "checkpassword program such as vchkpass, SMTP AUTH is offered. See qmail-smtpd(8).\n",
+                       stdout);
+        return 0;
+    }
+    ::signal(SIGPIPE, SIG_IGN);
+    qv::smtpd::Config config;
+    try {
+        config = qv::smtpd::load_config(argc, argv);
+    } catch (const std::exception& e) {
+        static const char reply[] = "421 4.3.0 unable to read controls\r\n";
+        [[maybe_unused]] ssize_t n = ::write(1, reply, sizeof reply - 1);
+        std::fprintf(stderr, "qmail-smtpd: pid %d: %s\n", static_cast<int>(::getpid()), e.what());
+        return 1;
+    }
+    try {
+        return qv::smtpd::run_session(config);
+    } catch (const std::exception& e) {
+        static const char reply[] = "421 4.3.0 internal error, closing the connection\r\n";
+        [[maybe_unused]] ssize_t n = ::write(1, reply, sizeof reply - 1);
+        std::fprintf(stderr, "qmail-smtpd: pid %d: %s\n", static_cast<int>(::getpid()), e.what());
+        return 1;
+    }
+}
