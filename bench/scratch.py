@@ -6,7 +6,7 @@ import tempfile
 
 # What would make a command look elsewhere than the scratch home, or behave otherwise.
 SETTINGS = ("CONTROLDIR", "TCP_FILE", "ASSIGNDIR", "DOMAINDIR", "BASE_PATH", "QUEUEDIR", "SERVICEDIR",
-            "MYSQL_READ_DEFAULT_FILE", "MYSQL_READ_DEFAULT_GROUP", "MYSQL_DATABASE", "PASSWORD_HASH")
+            "QUEUED_SOCKET", "QMAILQUEUE", "MYSQL_READ_DEFAULT_FILE", "MYSQL_READ_DEFAULT_GROUP", "MYSQL_DATABASE", "PASSWORD_HASH")
 
 
 def scratch_home(prefix):

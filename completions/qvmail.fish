@@ -2,3 +2,10 @@
 for cmd in qmailctl vadddomain vdeldomain vdominfo vmoddomain vadduser vdeluser vpasswd vuserinfo vmoduser clearopensmtp vchkpass vcfilter
     complete -c $cmd -f -a "($cmd __complete -- (commandline -opc)[2..-1] (commandline -ct))"
 end
+# The MTA programs take qmail's arguments: qmail-smtpd a host name, then a checkpassword program and its
+# arguments; the others nothing but --help and --version.
+for cmd in qmail-smtpd qmail-queue qmail-queued qmail-nullqueue
+    complete -c $cmd -l help -d 'Print the usage and exit'
+    complete -c $cmd -l version -d 'Print the version and exit'
+end
+complete -c qmail-smtpd -n '__fish_is_nth_token 1' -f -a '(__fish_print_hostnames)'

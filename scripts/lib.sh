@@ -10,6 +10,7 @@ QV_TEST_PACKAGES=(python3 ucspi-tcp tinycdb util-linux bash zsh fish mariadb-ser
                   dovecot-imapd dovecot-pop3d swaks libnet-ssleay-perl libauthen-sasl-perl openssl procps)
 QV_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 QV_BENCH_PACKAGES=(ucspi-tcp time python3 procmail)
+QV_DEMO_PACKAGES=(python3 ucspi-tcp swaks)
 
 qv_say() { printf '==> %s\n' "$*" >&2; }
 

@@ -159,7 +159,8 @@ class Home:
 
     def env(self, **extra):
         e = dict(os.environ)
-        for k in ("CONTROLDIR", "TCP_FILE", "ASSIGNDIR", "DOMAINDIR", "BASE_PATH", "QUEUEDIR", "SERVICEDIR"):
+        for k in ("CONTROLDIR", "TCP_FILE", "ASSIGNDIR", "DOMAINDIR", "BASE_PATH", "QUEUEDIR", "SERVICEDIR",
+                  "QUEUED_SOCKET", "QMAILQUEUE", "OPEN_SMTP", "RELAYCLIENT", "CHECKRELAY", "SERVICE", "AUTHORIZED"):
             e.pop(k, None)
         e["QMAILHOME"] = self.root
         for k in ("MYSQL_READ_DEFAULT_FILE", "MYSQL_READ_DEFAULT_GROUP", "MYSQL_DATABASE"):

@@ -14,7 +14,9 @@ RELAY = [["relay", "rules", "list"], ["relay", "rules", "allow"], ["relay", "rul
          ["outgoingip", "list"], ["outgoingip", "add"], ["outgoingip", "remove"], ["outgoingip", "pick"],
          ["bounce", "rules", "list"], ["bounce", "rules", "add"], ["bounce", "rules", "remove"],
          ["bounce", "rules", "test"], ["bounce", "processor", "set"], ["bounce", "processor", "unset"],
-         ["bounce", "processor", "show"], ["bounce", "queue", "set"], ["bounce", "queue", "show"]]
+         ["bounce", "processor", "show"], ["bounce", "queue", "set"], ["bounce", "queue", "show"],
+         ["queue", "init"], ["queue", "stat"], ["queue", "list"]]
+MTA = ["qmail-smtpd", "qmail-queue", "qmail-queued", "qmail-nullqueue"]
 COMMANDS = [("qmailctl", ["cdb"]), ("qmailctl", ["check"]), ("vadddomain", []), ("vdeldomain", []),
             ("vdominfo", []), ("vmoddomain", []), ("vadduser", []), ("vdeluser", []), ("vpasswd", []),
             ("vuserinfo", []), ("vmoduser", []), ("clearopensmtp", []), ("vchkpass", []), ("vcfilter", [])] + \
@@ -119,6 +121,29 @@ class Completion(HomeTestCase):
         self.assertEqual(self.home.run("vcfilter", "__complete", "--", "-c", "not").stdout,
                          b"not-contains\nnot-my-id\n")
         self.assertEqual(self.home.run("vcfilter", "__complete", "--", "-k", "").stdout, b"")
+
+    def test_mta_programs_help_version_man_page_and_completion(self):
+        for prog in MTA:
+            with self.subTest(program=prog):
+                p = self.home.run(prog, "--help")
+                self.assertEqual(p.returncode, 0)
+                self.assertIn(b"usage: " + prog.encode(), p.stdout)
+                page = "qmail-queue" if prog == "qmail-nullqueue" else prog
+                self.assertIn(b"See %s(8)" % page.encode(), p.stdout)
+                self.assertTrue(os.path.exists(os.path.join(SOURCE_DIR, "docs", "man", page + ".8")))
+                p = self.home.run(prog, "--version")
+                self.assertRegex(p.stdout.decode(), r"^%s \d+\.\d+\.\d+\n$" % prog)
+        script = os.path.join(SOURCE_DIR, "completions", "qvmail.bash")
+        p = subprocess.run(["bash", "-c", 'source "%s"; COMP_WORDS=(qmail-queue --he); COMP_CWORD=1; '
+                            '_qvmail_mta_complete; printf "%%s\n" "${COMPREPLY[@]}"; for c in %s; do complete -p $c; done'
+                            % (script, " ".join(MTA))], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = p.stdout.splitlines()
+        self.assertEqual(lines[0], "--help")
+        self.assertEqual(len(lines), 1 + len(MTA))
+        # qmail's interface: anything but --help and --version as the only argument is qmail's
+        p = self.home.run("qmail-queued", "extra")
+        self.assertEqual(p.returncode, 64)
 
     def test_zsh_and_fish_scripts_parse(self):
         for shell, args, name in (("zsh", ["-n"], "_qvmail"), ("fish", ["--no-execute"], "qvmail.fish")):

@@ -126,3 +126,35 @@ TEST_CASE("clear_open_smtp keeps fresh grants of the files store", "[relay]") {
     CHECK(h.test("10.0.0.2").verdict == qv::RelayDecision::relay);
     CHECK(h.test("10.0.0.1").verdict == qv::RelayDecision::refused);
 }
+
+TEST_CASE("qmail-smtpd's policy: tcpserver's RELAYCLIENT and the checkpassword verdict decide", "[relay]") {
+    RelayHome h;
+    qvtest::write(h.paths.control("relayclients"), "10.9.9.:\n");
+    qv::RelayPolicy policy(h.paths);
+    qv::RelayQuery q;
+    q.ip = "192.0.2.1";
+    q.recipient = "friend@remote.example";
+    q.tcpserver = qv::RelayQuery::Tcpserver{std::nullopt};
+    auto now = std::time(nullptr);
+    CHECK(policy.decide(nullptr, q, now).verdict == qv::RelayDecision::refused);
+    q.tcpserver->relayclient = "@fix.me";
+    auto d = policy.decide(nullptr, q, now);
+    CHECK(d.verdict == qv::RelayDecision::relay);
+    CHECK(d.append == "@fix.me");
+    q.recipient = "friend%remote.example@example.com";  // a probe, whoever may relay
+    CHECK(policy.decide(nullptr, q, now).verdict == qv::RelayDecision::rejected);
+    q.recipient = "friend@remote.example";
+    q.tcpserver->relayclient.reset();
+    q.auth_user = "joe@example.com";  // the checkpassword program said so: no store needed
+    q.auth_may_relay = true;
+    CHECK(policy.decide(nullptr, q, now).mechanism == "smtp-auth");
+    q.auth_may_relay = false;  // exit 3: NO_RELAY
+    CHECK(policy.decide(nullptr, q, now).verdict == qv::RelayDecision::refused);
+    q.ip = "10.9.9.4";  // the same policy, another decision: relayclients read once, still right
+    CHECK(policy.decide(nullptr, q, now).mechanism == "relayclients");
+    q.recipient = "joe@example.com";
+    q.ip = "192.0.2.1";
+    CHECK(policy.decide(nullptr, q, now).verdict == qv::RelayDecision::local);
+    CHECK(policy.local_domain("example.com"));
+    CHECK_FALSE(policy.local_domain("sub.example.com"));
+}

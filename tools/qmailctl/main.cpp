@@ -41,8 +41,8 @@ namespace qv::cmd_qmailctl {
 int main(int argc, char** argv) {
     Program prog("qmailctl");
     CLI::App app{
-        "Control a qvmail mail host: compile its databases, check its configuration, relaying, outgoing addresses and "
-        "bounces.",
+        "Control a qvmail mail host: compile its databases, check its configuration, relaying, outgoing addresses, "
+        "bounces and the queue.",
         "qmailctl"};
     app.set_version_flag("--version", QV_VERSION);
     app.require_subcommand(0, 1);

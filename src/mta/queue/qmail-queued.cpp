@@ -108,36 +108,35 @@ private:
                 log_line("cannot flush the queue's filesystem: " + std::string(std::strerror(errno)));
                 code = qv::qq::write_error;
             }
-            // 2. the commit links, then 3. todo/ durable: only now are the messages queued
+            // 2. the commit links, then 3. todo/ durable: only now are the messages queued. The clients
+            // learn their results only at the end, under the lock: until then the committer uses them.
+            std::vector<int> results(batch.size(), code);
             bool linked = false;
-            for (Pending* p : batch) {
-                if (code) {
-                    p->code = code;
-                    continue;
-                }
+            for (std::size_t i = 0; i < batch.size() && !code; ++i) {
                 try {
-                    p->message->link_todo();
-                    p->code = 0;
+                    batch[i]->message->link_todo();
                     linked = true;
                 } catch (const qv::QueueError& e) {
-                    log_line("message " + std::to_string(p->message->number()) + ": " + e.what());
-                    p->code = e.code();
+                    log_line("message " + std::to_string(batch[i]->message->number()) + ": " + e.what());
+                    results[i] = e.code();
                 }
             }
             if (linked) {
                 ++flushes;
                 if (::fsync(todo_fd_) != 0) {
                     log_line("cannot flush todo/: " + std::string(std::strerror(errno)));
-                    for (Pending* p : batch)
-                        if (p->code == 0) p->code = qv::qq::todo;  // maybe queued after all: a duplicate, never a loss
+                    for (int& r : results)
+                        if (r == 0) r = qv::qq::todo;  // maybe queued after all: a duplicate, never a loss
                 }
                 qv::pull_trigger(dirs_);
             }
             g.lock();
             ++batches_;
             flushes_ += static_cast<std::uint64_t>(flushes);
-            for (Pending* p : batch)
-                if (p->code == 0) ++messages_;
+            for (std::size_t i = 0; i < batch.size(); ++i) {
+                if (results[i] == 0) ++messages_;
+                batch[i]->code = results[i];
+            }
             done_.notify_all();
         }
     }
