@@ -157,6 +157,8 @@ std::optional<std::string> base64_decode(std::string_view text) {
             v[k] = b64_value(c);
             if (v[k] < 0) return std::nullopt;
         }
+        // the bits below the last byte must be zero: one encoding for each string (RFC 4648 §3.5)
+        if ((pad == 1 && (v[2] & 3)) || (pad == 2 && (v[1] & 15))) return std::nullopt;
         unsigned n = (v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3];
         out += static_cast<char>(n >> 16);
         if (pad < 2) out += static_cast<char>((n >> 8) & 255);

@@ -77,6 +77,8 @@ TEST_CASE("base64 both ways, and nothing but base64", "[smtp]") {
     CHECK_FALSE(base64_decode("Z==="));
     CHECK_FALSE(base64_decode("Zm9v YmFy"));
     CHECK_FALSE(base64_decode("Zm8=Zm8="));  // data after padding
+    CHECK_FALSE(base64_decode("Zm9="));      // padding bits set: "fo" is Zm8=
+    CHECK_FALSE(base64_decode("Zh=="));
     // RFC 2195's response, as the server decodes it
     auto r = qv::smtp::parse_cram_response(*base64_decode("dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw"));
     REQUIRE(r);

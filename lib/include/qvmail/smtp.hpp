@@ -43,7 +43,8 @@ std::pair<std::optional<Path>, PathError> parse_path(std::string_view arg, std::
 // Whether `address` is acceptable in an envelope: no NUL, CR, LF or other control bytes.
 bool clean_address(std::string_view address);
 
-// Base64 (RFC 4648) with padding; decode refuses anything else (whitespace included).
+// Base64 (RFC 4648) with padding; decode refuses anything else (whitespace included, and padding bits
+// that are not zero, so that each string has one encoding).
 std::string base64_encode(std::string_view data);
 std::optional<std::string> base64_decode(std::string_view text);
 
