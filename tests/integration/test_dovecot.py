@@ -41,6 +41,9 @@ auth_failure_delay = 0
 default_internal_user = {user}
 default_internal_group = {group}
 default_login_user = {user}
+# no address-space limit: vchkpass built with AddressSanitizer reserves terabytes of shadow memory, and the
+# auth process's default 256M limit, which its checkpassword children inherit, would kill it at start
+default_vsz_limit = 0
 mail_location = maildir:~/Maildir
 import_environment = TZ {environment}
 service imap-login {{
