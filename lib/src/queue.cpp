@@ -266,6 +266,14 @@ int QueueInjection::commit_alone() {
     return 5;
 }
 
+void QueueInjection::check_written() {
+    // the data is on disk already: this waits for nothing and writes nothing, it only collects the
+    // file's writeback error, if any, since it was opened
+    constexpr unsigned kWait = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
+    if (::sync_file_range(mess_fd_, 0, 0, kWait) != 0) fail(qq::write_error, "cannot write", dirs_.mess(number_), errno);
+    if (::sync_file_range(intd_fd_, 0, 0, kWait) != 0) fail(qq::write_error, "cannot write", dirs_.intd(number_), errno);
+}
+
 void QueueInjection::link_todo() {
     if (intd_fd_ < 0) throw QueueError(qq::bug, "commit before the envelope");
     fs::path intdfn = dirs_.intd(number_), todofn = dirs_.todo(number_);
@@ -449,6 +457,11 @@ std::string mode_text(mode_t m) {
 
 // Makes `path` (a directory, a FIFO or a file of `size` zero bytes) with `mode` and `owner`, or puts
 // right the mode and owner of what is there.
+// chmod of the name itself: a symbolic link put in its place since it was looked at is refused
+int set_mode(const fs::path& path, mode_t mode) {
+    return ::fchmodat(AT_FDCWD, path.c_str(), mode, AT_SYMLINK_NOFOLLOW);
+}
+
 void ensure(const fs::path& path, char kind, mode_t mode, Owner owner, std::size_t size, bool dry_run,
             std::vector<std::string>& steps) {
     struct stat st {};
@@ -475,7 +488,7 @@ void ensure(const fs::path& path, char kind, mode_t mode, Owner owner, std::size
         }
         if (r != 0) throw sys_error(errno == EACCES || errno == EPERM ? Exit::noperm : Exit::cantcreat,
                                     "cannot create", path, errno);
-        if (::chmod(path.c_str(), mode) != 0) throw sys_error(Exit::cantcreat, "cannot set the mode of", path, errno);
+        if (set_mode(path, mode) != 0) throw sys_error(Exit::cantcreat, "cannot set the mode of", path, errno);
         give_to(-1, path, owner);
         return;
     }
@@ -484,7 +497,7 @@ void ensure(const fs::path& path, char kind, mode_t mode, Owner owner, std::size
     if ((st.st_mode & 07777) != mode) {
         steps.push_back("set the mode of " + path.string() + " to " + mode_text(mode) + " (was " +
                         mode_text(st.st_mode) + ")");
-        if (!dry_run && ::chmod(path.c_str(), mode) != 0)
+        if (!dry_run && set_mode(path, mode) != 0)
             throw sys_error(errno == EPERM ? Exit::noperm : Exit::cantcreat, "cannot set the mode of", path, errno);
     }
     if (st.st_uid != owner.uid || st.st_gid != owner.gid) {

@@ -65,6 +65,9 @@ public:
             int m = ::fcntl(pim[0], F_DUPFD_CLOEXEC, 10), e = ::fcntl(pie[0], F_DUPFD_CLOEXEC, 10),
                 r = ::fcntl(pierr[1], F_DUPFD_CLOEXEC, 10);
             if (m < 0 || e < 0 || r < 0 || ::dup2(m, 0) < 0 || ::dup2(e, 1) < 0 || ::dup2(r, 6) < 0) ::_exit(120);
+            // nothing else of the caller's (a database connection, say) goes to the program
+            ::close_range(3, 5, 0);
+            ::close_range(7, ~0U, 0);
             const char* argv[] = {program_.c_str(), nullptr};
             ::execv(argv[0], const_cast<char* const*>(argv));
             ::_exit(120);
@@ -123,8 +126,11 @@ public:
         if (code_ == 0) return "";
         if (code == 0) return std::string(qq::text(code_));
         if (code == qq::custom && errlen > 2 && (errstr[0] == 'D' || errstr[0] == 'Z')) {
+            // one line of text: it ends up in an SMTP reply, where a line break would start a new one
             std::string s(errstr, static_cast<std::size_t>(errlen));
-            while (!s.empty() && (s.back() == '\n' || s.back() == '\0')) s.pop_back();
+            s = s.substr(0, s.find_first_of(std::string_view("\r\n\0", 3)));
+            for (char& c : s)
+                if (static_cast<unsigned char>(c) < 32 || c == 127) c = '?';
             return s;
         }
         return std::string(qq::text(code));
@@ -222,12 +228,20 @@ int connect_queued(const fs::path& socket_path) {
     addr.sun_family = AF_UNIX;
     if (socket_path.string().size() >= sizeof addr.sun_path) return -1;
     std::strcpy(addr.sun_path, socket_path.c_str());
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    // without waiting: when qmail-queued's listen queue is full (it serves as many clients as it takes),
+    // the caller writes the message itself rather than wait for a place
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return -1;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
         ::close(fd);
         return -1;
     }
+    // a qmail-queued that hangs (a stuck disk) is a temporary failure after 20 minutes, not a client
+    // waiting for ever; SMTP clients give up on the reply to the final dot after 10 (RFC 5321 4.5.3.2)
+    timeval tv{1200, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     return fd;
 }
 

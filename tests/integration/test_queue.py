@@ -9,6 +9,7 @@ import smtplib
 import socket
 import stat
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -32,14 +33,11 @@ class QueueCase(HomeTestCase):
 
     def qmail_queue(self, message, env_bytes, program="qmail-queue", env=None):
         """Runs the program with the message on descriptor 0 and the envelope on 1; its exit code."""
-        r, w = os.pipe()
-        os.write(w, env_bytes)
-        os.close(w)
-        try:
-            p = subprocess.run([tool(program)], input=message, stdout=r, stderr=subprocess.PIPE,
+        with tempfile.TemporaryFile() as envelope_file:  # a file, not a pipe: an envelope may be megabytes
+            envelope_file.write(env_bytes)
+            envelope_file.seek(0)
+            p = subprocess.run([tool(program)], input=message, stdout=envelope_file, stderr=subprocess.PIPE,
                                env=env or self.home.env(), timeout=60)
-        finally:
-            os.close(r)
         return p.returncode
 
     def queue(self):
@@ -84,9 +82,20 @@ class QmailQueue(QueueCase):
 
     def test_through_qmail_queued(self):
         q = self.start_queued()
+        # the socket's directory, made by qmail-queued, is one every local user may reach
+        self.assertEqual(stat.S_IMODE(os.stat(self.home.path("run")).st_mode), 0o755)
         self.check_queued(True)
         q.stop()
         self.assertRegex(q.read_log(), r"stopped: 1 messages in 1 batches, 2 flushes")
+
+    def test_an_envelope_of_thousands_of_recipients(self):
+        # larger than a data frame may be: the envelope is taken up to qmail-queue's own limit
+        recipients = ["r%04d.%s@remote.example" % (i, "x" * 480) for i in range(2500)]
+        for daemon in (False, True):
+            if daemon:
+                self.start_queued()
+            self.assertEqual(self.qmail_queue(b"Subject: many\n\nx\n", envelope("a@example.net", *recipients)), 0)
+        self.assertEqual([len(m["recipients"]) for m in self.queue()], [2500, 2500])
 
     def test_exit_codes(self):
         for daemon in (False, True):
@@ -166,11 +175,16 @@ class QmailctlQueue(QueueCase):
         listing = self.ok(self.home.run("qmailctl", "queue", "list")).stdout.decode()
         self.assertRegex(listing, r"#\d+  \d+  <a@example.net>  \d+ s  \(todo\)\n\tx@y.example\n")
         self.assertRegex(listing, r"<>  \d+ s  \(todo\)\n\tp@q.example\n\tr@s.example\n")
+        # anyone's bytes in an address reach the terminal escaped
+        self.assertEqual(self.qmail_queue(b"three\n", envelope("\x1b[2Jevil@example.net", "t@u.example")), 0)
+        listing = self.ok(self.home.run("qmailctl", "queue", "list")).stdout.decode()
+        self.assertNotIn("\x1b", listing)
+        self.assertIn("[2Jevil@example.net>", listing)
         # a message being written (mess/ and intd/, no todo/ link) is not queued, and is told apart
         self.home.write("queue/mess/1/24", "half")
         self.home.write("queue/intd/24", b"u0\0p1\0Fhalf@example.net\0")
         st = json.loads(self.ok(self.home.run("qmailctl", "queue", "stat", "--json")).stdout)
-        self.assertEqual((st["messages"], st["incomplete"]), (2, 1))
+        self.assertEqual((st["messages"], st["incomplete"]), (3, 1))
         self.assertIn("incomplete", [m["state"] for m in self.queue()])
         p = self.home.run("qmailctl", "queue", "stat", env=self.home.env(QUEUEDIR="/nonexistent/q"))
         self.assertEqual(p.returncode, 66)

@@ -100,14 +100,15 @@ int run_queue_list(const Program& prog) {
             rep.object(j);
             continue;
         }
-        // as qmail-qread: the message's line, then one line per recipient
+        // as qmail-qread: the message's line, then one line per recipient (addresses are anyone's
+        // bytes: escaped, never a control character on the terminal)
         std::string head = rfc822_date(m.time) + "  #" + std::to_string(m.number) + "  " + std::to_string(m.size) +
-                           "  <" + m.sender + ">  " + age_text(now - m.time);
+                           "  <" + printable(m.sender) + ">  " + age_text(now - m.time);
         if (m.state != QueuedMessage::preprocessed) head += "  (" + std::string(state_name(m.state)) + ")";
         rep.line(head);
         for (auto& r : m.recipients) {
             std::string where = m.state == QueuedMessage::preprocessed ? (r.remote ? "remote " : "local  ") : "";
-            rep.line("\t" + (r.done ? std::string("done   ") : where) + r.address);
+            rep.line("\t" + (r.done ? std::string("done   ") : where) + printable(r.address));
         }
     }
     return 0;

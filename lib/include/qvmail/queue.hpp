@@ -38,6 +38,7 @@ struct Paths;
 
 constexpr int kQueueSplit = 23;         // notqmail's conf-split
 constexpr std::size_t kQueueAddr = 1003;  // longest address qmail-queue takes (exit 11 beyond)
+constexpr std::size_t kMaxEnvelope = 64u << 20;  // a larger envelope is refused (exit 91)
 
 // qmail-queue's exit codes (qmail-queue(8)): 0, 11-40 permanent, every other one temporary.
 namespace qq {
@@ -125,6 +126,10 @@ public:
     // For a group commit: the caller has made the message and envelope durable (one flush of the
     // filesystem for a whole batch); links todo/N. Throws QueueError 66. The caller flushes todo/.
     void link_todo();
+    // After the caller's flush of the filesystem: whether writing this message's files back failed
+    // (syncfs says that some write failed, not whose; each file keeps its own error). Throws
+    // QueueError 53.
+    void check_written();
     // Removes whatever was made (truncating first, as qmail-queue does). Never throws.
     void abandon() noexcept;
 

@@ -22,7 +22,6 @@
 namespace {
 
 constexpr unsigned kDeath = 86400;  // as qmail-queue: give up after a day (qmail-send cleans up after 36 hours)
-constexpr std::size_t kMaxEnvelope = 64u << 20;
 
 // Reads descriptor `fd` to its end, handing each piece to `put`. Throws QueueError 54.
 template <class Put>
@@ -41,7 +40,7 @@ qv::Envelope read_envelope() {
     std::string data;
     drain(1, [&](std::string_view s) {
         data.append(s);
-        if (data.size() > kMaxEnvelope) throw qv::QueueError(qv::qq::format, "the envelope is too large");
+        if (data.size() > qv::kMaxEnvelope) throw qv::QueueError(qv::qq::format, "the envelope is too large");
     });
     return qv::parse_envelope(data);
 }

@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -35,6 +36,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
+constexpr int kMaxClients = 1000;  // a thread each
 std::atomic<bool> g_stop{false};
 int g_listen_fd = -1;
 
@@ -114,6 +116,7 @@ private:
             bool linked = false;
             for (std::size_t i = 0; i < batch.size() && !code; ++i) {
                 try {
+                    batch[i]->message->check_written();
                     batch[i]->message->link_todo();
                     linked = true;
                 } catch (const qv::QueueError& e) {
@@ -196,12 +199,19 @@ void serve(int fd, const qv::QueueDirs& dirs, Committer& committer) {
                                  (static_cast<std::uint32_t>(static_cast<unsigned char>(head[2])) << 16) |
                                  (static_cast<std::uint32_t>(static_cast<unsigned char>(head[3])) << 8) |
                                  static_cast<unsigned char>(head[4]);
-            if (size > qv::queued::kMaxFrame || (head[0] != qv::queued::kData && head[0] != qv::queued::kEnvelope))
+            if (head[0] != qv::queued::kData && head[0] != qv::queued::kEnvelope)
                 throw qv::QueueError(qv::qq::format, "not qmail-queued's protocol");
-            payload.resize(size);
-            if (!read_exact(fd, payload.data(), size)) {
-                ::close(fd);
-                return;
+            if (size > (head[0] == qv::queued::kData ? qv::queued::kMaxFrame : qv::kMaxEnvelope))
+                throw qv::QueueError(qv::qq::format, "a frame too large");
+            // memory as the bytes arrive, not as the header promises
+            payload.clear();
+            while (payload.size() < size) {
+                std::size_t have = payload.size(), piece = std::min<std::size_t>(size - have, qv::queued::kMaxFrame);
+                payload.resize(have + piece);
+                if (!read_exact(fd, payload.data() + have, piece)) {
+                    ::close(fd);
+                    return;
+                }
             }
             if (head[0] == qv::queued::kData) {
                 message.write(payload);
@@ -213,7 +223,7 @@ void serve(int fd, const qv::QueueDirs& dirs, Committer& committer) {
         code = committer.commit(message);
     } catch (const qv::QueueError& e) {
         code = e.code();
-        if (code != qv::qq::format && code != qv::qq::addr_too_long) log_line(e.what());
+        if (code != qv::qq::addr_too_long) log_line(e.what());
     } catch (const std::bad_alloc&) {
         code = qv::qq::nomem;
     } catch (const std::exception& e) {
@@ -232,8 +242,11 @@ int listen_on(const fs::path& path) {
     if (path.string().size() >= sizeof addr.sun_path)
         throw qv::Error(qv::Exit::config, path.string() + ": too long for a unix socket (QUEUED_SOCKET)");
     std::strcpy(addr.sun_path, path.c_str());
+    // run/ as qmailctl queue init makes it: every local user may reach the socket
     std::error_code ec;
+    mode_t mask = ::umask(022);
     fs::create_directories(path.parent_path(), ec);
+    ::umask(mask);
     int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (probe >= 0 && ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
         ::close(probe);
@@ -295,10 +308,19 @@ int main(int argc, char** argv) {
                 continue;
             }
             ++clients;
-            std::thread([fd, &dirs, &committer, &clients] {
-                serve(fd, dirs, committer);
+            try {
+                std::thread([fd, &dirs, &committer, &clients] {
+                    serve(fd, dirs, committer);
+                    --clients;
+                }).detach();
+            } catch (const std::exception& e) {  // no thread: the client is told to try again later
+                log_line(std::string("cannot serve a client: ") + e.what());
+                answer(fd, qv::qq::nomem, 0);
+                ::close(fd);
                 --clients;
-            }).detach();
+            }
+            // at most kMaxClients at once: the others wait in the listen queue, then at connect()
+            while (clients >= kMaxClients && !g_stop) ::poll(nullptr, 0, 10);
         }
         ::close(g_listen_fd);
         ::unlink(paths.queue_socket.c_str());
