@@ -515,6 +515,12 @@ class Vchkpass(RelayCase):
         self.ok(h.run("vmoduser", "--clear", "no-pop", "--clear", "no-imap", "-r", "joe@example.com"))
         p = self.check(ok, program=["true"])
         self.assertEqual(p.returncode, 3, p.stderr)    # smtp: authenticated, may not relay
+        # Dovecot's submission service would read 3 as "unknown user", and cannot hold it to local mail
+        p = self.check(ok, env=h.env(SERVICE="submission"))
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(b"NO_RELAY is set, and Dovecot's submission service cannot keep it to local recipients",
+                      p.stderr)
+        self.assertEqual(self.check(ok, "-s", "submission", env=h.env(SERVICE="submission")).returncode, 3)
         p = self.check(ok, "-s", "imap", "--grant", env=h.env(TCPREMOTEIP="10.4.4.4"))
         self.assertEqual(p.returncode, 0)
         self.assertEqual(self.ok(self.relay("grants")).stdout, b"")   # no grant for NO_RELAY

@@ -177,6 +177,13 @@ int run(const Program& prog, const Args& a) {
             return refused;
         }
         if (r.status == AuthStatus::no_relay) {
+            // exit 3 tells qmail-smtpd "local recipients only"; Dovecot (SERVICE=submission) would read it
+            // as an unknown user, and its submission service cannot hold a login to local recipients
+            if (!a.service && std::getenv("SERVICE")) {
+                log_line(what + " of " + r.address + from + " refused: NO_RELAY is set, and Dovecot's "
+                         "submission service cannot keep it to local recipients");
+                return kRefused;
+            }
             log_line(r.address + from + ": authenticated, but NO_RELAY is set: may not relay");
             return kNoRelay;
         }
