@@ -38,7 +38,7 @@ bool path_exists(const std::filesystem::path& path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0) return true;
     int e = errno;
-    if (e == ENOENT || e == ENOTDIR) return false;
+    if (e == ENOENT || e == ENOTDIR || e == ENAMETOOLONG) return false;  // no file can have that name
     throw sys_error(exit_for_read_errno(e), "cannot look up", path, e);
 }
 

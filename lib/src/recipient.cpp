@@ -10,10 +10,16 @@
 
 namespace qv {
 
-std::optional<VirtualRecipient> resolve_virtual_recipient(const Paths& paths, Store& store, std::string_view local_in,
-                                                          std::string_view domain_in, bool qmail_ext) {
+namespace {
+constexpr int kMaxExtensions = 32;
+}  // namespace
+
+std::optional<VirtualRecipient> resolve_virtual_recipient(const Paths& paths, const std::function<Store&()>& open_store,
+                                                          std::string_view local_in, std::string_view domain_in,
+                                                          bool qmail_ext) {
     auto d = find_domain(paths, ascii_lower(domain_in));
     if (!d) return std::nullopt;
+    Store& store = open_store();
     const std::string local = ascii_lower(local_in.empty() ? std::string_view("postmaster") : local_in);
     DomainRef ref = d->ref();
     auto alias = [&](const std::string& name) {
@@ -23,9 +29,13 @@ std::optional<VirtualRecipient> resolve_virtual_recipient(const Paths& paths, St
     if (local.find('/') == std::string::npos) {  // never a path into the domain directory
         if (store.get_user(ref, local)) return VirtualRecipient{VirtualRecipient::mailbox, local};
         if (alias(local)) return VirtualRecipient{VirtualRecipient::alias, local};
-        // qmail-local's extensions: for a-b-c, .qmail-a-b-default, then .qmail-a-default
+        // qmail-local's extensions: for a-b-c, .qmail-a-b-default, then .qmail-a-default (the longest
+        // kMaxExtensions of them: an address of a thousand dashes is not a thousand lookups)
+        int tries = 0;
         for (std::size_t dash = local.rfind('-'); dash != std::string::npos && dash > 0;
              dash = local.rfind('-', dash - 1)) {
+            if (++tries > kMaxExtensions)  // not looked up: taken, as one of them may exist
+                return VirtualRecipient{VirtualRecipient::handler, "more extensions than are looked up"};
             std::string name = local.substr(0, dash) + "-default";
             if (alias(name)) return VirtualRecipient{VirtualRecipient::alias, name};
         }

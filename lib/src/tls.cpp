@@ -149,14 +149,12 @@ struct TlsStream::Impl {
     }
 };
 
-std::unique_ptr<TlsStream> TlsStream::accept(int rfd, int wfd, const std::filesystem::path& pem, int timeout) {
+std::unique_ptr<TlsStream> TlsStream::server(const std::filesystem::path& pem) {
     const Api& a = api();
     std::unique_ptr<TlsStream> s(new TlsStream);
     s->impl_ = std::make_unique<Impl>();
     Impl& t = *s->impl_;
     t.a = &a;
-    t.rfd = rfd;
-    t.wfd = wfd;
     t.ctx = a.SSL_CTX_new(a.TLS_server_method());
     if (!t.ctx) throw Error(Exit::unavailable, "cannot make a TLS context: " + ssl_errors(a));
     a.SSL_CTX_ctrl(t.ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, TLS1_2_VERSION, nullptr);
@@ -165,6 +163,14 @@ std::unique_ptr<TlsStream> TlsStream::accept(int rfd, int wfd, const std::filesy
         a.SSL_CTX_use_PrivateKey_file(t.ctx, pem.c_str(), SSL_FILETYPE_PEM) != 1 ||
         a.SSL_CTX_check_private_key(t.ctx) != 1)
         throw Error(Exit::config, pem.string() + ": not a usable certificate and key: " + ssl_errors(a));
+    return s;
+}
+
+void TlsStream::accept(int rfd, int wfd, int timeout) {
+    Impl& t = *impl_;
+    const Api& a = *t.a;
+    t.rfd = rfd;
+    t.wfd = wfd;
     t.ssl = a.SSL_new(t.ctx);
     if (!t.ssl) throw Error(Exit::unavailable, "cannot start TLS: " + ssl_errors(a));
     for (int fd : {rfd, wfd}) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -176,7 +182,6 @@ std::unique_ptr<TlsStream> TlsStream::accept(int rfd, int wfd, const std::filesy
         t.ssl = nullptr;
         throw Error(Exit::ioerr, "TLS handshake failed: " + why);
     }
-    return s;
 }
 
 TlsStream::~TlsStream() = default;

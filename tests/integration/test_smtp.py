@@ -156,7 +156,7 @@ class Conversation(SmtpCase):
             c.command(line)
         c.send(b"Subject: bare\r\n\r\nline one\nline two\r\n.\r\n")
         code, text = c.reply()
-        self.assertEqual(code, 451)
+        self.assertEqual(code, 421)  # qmail says 451; the connection closes, so RFC 5321's 421
         self.assertIn("smtplf", text)
         self.assertTrue(c.closed())
         self.assertQueued(0)
@@ -191,6 +191,13 @@ class Conversation(SmtpCase):
                 c.command(line)
             c.send(b"Subject: x\r\n\r\nx\r\n.\r\n")
             self.assertEqual(c.reply(), (code, text))
+
+    def test_at_most_a_thousand_recipients_by_default(self):
+        c = self.raw()
+        c.command("MAIL FROM:<a@example.net>")
+        c.send(b"RCPT TO:<joe@example.com>\r\n" * 1001)
+        replies = [c.reply()[0] for _ in range(1001)]
+        self.assertEqual(replies, [250] * 1000 + [452])
 
     def test_without_qmail_queued_qmail_queue_writes_alone(self):
         self.host.stop()
@@ -241,7 +248,7 @@ class Limits(SmtpCase):
         c = self.raw()
         c.command("HELO x")
         t0 = time.monotonic()
-        self.assertEqual(c.reply(), (451, "451 4.4.2 timeout"))
+        self.assertEqual(c.reply(), (421, "421 4.4.2 timeout, closing the connection"))
         self.assertTrue(c.closed())
         self.assertGreater(time.monotonic() - t0, 1.5)
         # also in the middle of a message: nothing queued
@@ -249,7 +256,7 @@ class Limits(SmtpCase):
         for line in ("HELO x", "MAIL FROM:<a@example.net>", "RCPT TO:<joe@example.com>", "DATA"):
             c.command(line)
         c.send(b"Subject: half\r\n\r\nhalf a mess")
-        self.assertEqual(c.reply()[0], 451)
+        self.assertEqual(c.reply()[0], 421)
         self.assertQueued(0)
 
 
@@ -350,6 +357,15 @@ class Auth(SmtpCase):
         self.assertEqual(c.command(base64.b64encode(b"no-digest").decode())[0], 501)
         self.assertEqual(c.command("MAIL FROM:<a@example.net>")[0], 250)
         self.assertEqual(c.command("AUTH CRAM-MD5")[1], "503 5.5.1 no auth during a mail transaction")
+
+    def test_a_certificate_that_cannot_be_used(self):
+        self.host.home.write("control/servercert.pem", "not a certificate\n")
+        c = self.raw()
+        self.assertIn("STARTTLS", c.command("EHLO x")[1])  # the file is there
+        self.assertEqual(c.command("STARTTLS"), (454, "454 4.7.0 TLS not available"))  # never 220, then nothing
+        self.assertNotIn("STARTTLS", c.command("EHLO x")[1])
+        self.assertEqual(c.command("NOOP")[0], 250)
+        self.assertIn("servercert.pem: not a usable certificate and key", self.host.log())
 
     def test_swaks_starttls_and_auth(self):
         for method in ("PLAIN", "LOGIN", "CRAM-MD5"):
@@ -489,6 +505,42 @@ class Relay(SmtpCase):
         if not MYSQL:
             self.host.home.write("domains/example.com/.qmail-list-default", "&joe@example.com\n")
             self.assertEqual(self.rcpt("list-anything@example.com")[0], 250)
+
+    def test_badmailfrom_whatever_the_case(self):
+        self.host.home.write("control/badmailfrom", "Spammer@Outside.Example\n@Junk.Example\n")
+        for sender in ("spammer@outside.example", "SPAMMER@Outside.example", "anyone@JUNK.example"):
+            self.assertEqual(self.rcpt(JOE, sender),
+                             (553, "553 5.7.1 sorry, your envelope sender is in my badmailfrom list"), sender)
+        self.assertEqual(self.rcpt(JOE, "friend@outside.example")[0], 250)
+        self.assertIn("from <anyone@JUNK.example>: 553 5.7.1", self.host.log())
+
+    def test_an_address_without_a_domain(self):
+        # qualified with control/me, which is not in rcpthosts: refused, but <postmaster> is always taken
+        self.assertEqual(self.rcpt("joe")[0], 553)
+        self.assertEqual(self.rcpt("Postmaster")[0], 250)
+        # qualified with control/envnoathost: checked as any address of that domain, queued qualified
+        self.host.home.write("control/envnoathost", "Example.COM\n")
+        self.assertEqual(self.rcpt("nobody"), (550, "550 5.1.1 sorry, no mailbox here by that name"))
+        c = self.raw()
+        for line, code in (("HELO x", 250), ("MAIL FROM:<a@outside.example>", 250), ("RCPT TO:<joe>", 250),
+                           ("DATA", 354)):
+            self.assertEqual(c.command(line)[0], code, line)
+        c.send(b"Subject: x\r\n\r\nx\r\n.\r\n")
+        self.assertEqual(c.reply()[0], 250)
+        [m] = self.assertQueued(1)
+        self.assertEqual([r["address"] for r in m["recipients"]], ["joe@example.com"])
+
+    def test_guessing_mailboxes_ends_the_session(self):
+        c = self.raw()
+        c.command("HELO x")
+        c.command("MAIL FROM:<a@outside.example>")
+        for i in range(19):
+            self.assertEqual(c.command("RCPT TO:<guess%d@example.com>" % i)[0], 550)
+        self.assertEqual(c.command("RCPT TO:<joe@example.com>")[0], 250)  # a good one does not count
+        c.send(b"RCPT TO:<guess19@example.com>\r\n")
+        self.assertEqual(c.reply()[0], 550)
+        self.assertEqual(c.reply(), (421, "421 4.7.0 too many errors, closing the connection"))
+        self.assertTrue(c.closed())
 
     def test_open_relay_probes(self):
         """The standard probe families, from a client with no relay rights: none gets 250."""

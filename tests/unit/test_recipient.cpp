@@ -24,7 +24,7 @@ TEST_CASE("which addresses of a virtual domain take mail, as delivery decides", 
     qv::add_user(paths, *store, u, false);
     store = qv::make_files_store(paths);
     auto kind = [&](std::string_view local, bool ext = false) {
-        auto r = qv::resolve_virtual_recipient(paths, *store, local, "Example.COM", ext);
+        auto r = qv::resolve_virtual_recipient(paths, [&]() -> qv::Store& { return *store; }, local, "Example.COM", ext);
         REQUIRE(r);
         return r->kind;
     };
@@ -39,7 +39,15 @@ TEST_CASE("which addresses of a virtual domain take mail, as delivery decides", 
     CHECK(kind("../vpasswd") == qv::VirtualRecipient::nobody);       // never a path
     qvtest::write(home / "domains/example.com/.qmail-list-default", "&joe@example.com\n");
     CHECK(kind("list-a-b") == qv::VirtualRecipient::alias);
-    CHECK_FALSE(qv::resolve_virtual_recipient(paths, *store, "joe", "other.example"));
+    CHECK(kind(std::string(300, 'x')) == qv::VirtualRecipient::nobody);  // too long for a file: no alias
+    CHECK(kind("list-" + std::string(300, 'x')) == qv::VirtualRecipient::alias);
+    std::string dashes = "nobody";
+    for (int i = 0; i < 40; ++i) dashes += "-x";
+    CHECK(kind(dashes) == qv::VirtualRecipient::handler);  // more than are looked up: taken
+    bool opened = false;
+    CHECK_FALSE(qv::resolve_virtual_recipient(
+        paths, [&]() -> qv::Store& { opened = true; return *store; }, "joe", "other.example"));
+    CHECK_FALSE(opened);  // mail for another domain never opens the store
     auto d = qv::require_domain(paths, "example.com");
     qv::set_domain_delivery(paths, d, qv::QmailDefault{false, "delete"}, false);
     CHECK(kind("nobody") == qv::VirtualRecipient::handler);

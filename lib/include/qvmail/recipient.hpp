@@ -4,6 +4,7 @@
 // refused there (550 5.1.1) instead of accepted and bounced later (backscatter).
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,7 +19,7 @@ struct VirtualRecipient {
         mailbox,  // a mailbox of the store (or, with QMAIL_EXT, the one before the extension)
         alias,    // an alias (.qmail-<name> or the store's valias), or a .qmail-<prefix>-default
         handler,  // nobody of that name, but .qmail-default takes the mail (delete, a Maildir, a forward, a route,
-                  // or a line qvmail did not write)
+                  // or a line qvmail did not write); or more extensions than are looked up (taken unchecked)
         nobody,   // nobody of that name, and the handler bounces it (bounce-no-mailbox), or no .qmail-default
     } kind = nobody;
     std::string detail;  // the mailbox or alias name, or the handler
@@ -26,9 +27,12 @@ struct VirtualRecipient {
 };
 
 // `local` and `domain` as they came (compared case-insensitively). nullopt when `domain` is not one of
-// our virtual domains (users/assign). With `qmail_ext` (vdelivermail's QMAIL_EXT), "joe-ext" falls back
-// to joe. Throws Error when the store or the domain's files cannot be read (a temporary failure).
-std::optional<VirtualRecipient> resolve_virtual_recipient(const Paths& paths, Store& store, std::string_view local,
-                                                          std::string_view domain, bool qmail_ext = false);
+// our virtual domains (users/assign); only then is `store` called, for the store to ask (so that mail
+// for other domains never opens a database connection). With `qmail_ext` (vdelivermail's QMAIL_EXT),
+// "joe-ext" falls back to joe. Throws Error when the store or the domain's files cannot be read (a
+// temporary failure).
+std::optional<VirtualRecipient> resolve_virtual_recipient(const Paths& paths, const std::function<Store&()>& store,
+                                                          std::string_view local, std::string_view domain,
+                                                          bool qmail_ext = false);
 
 }  // namespace qv

@@ -14,11 +14,14 @@ namespace qv {
 
 class TlsStream {
 public:
-    // The server side of a handshake on descriptors `rfd` and `wfd` (qmail-smtpd's 0 and 1), with the
-    // certificate chain and the private key from `pem` (both in one file, as qmail's
-    // control/servercert.pem). TLS 1.2 or later. Throws Error 69 when libssl cannot be loaded, 78 when
-    // the certificate or key cannot be used, 74 when the handshake fails or times out.
-    static std::unique_ptr<TlsStream> accept(int rfd, int wfd, const std::filesystem::path& pem, int timeout_seconds);
+    // A server ready for a handshake, with the certificate chain and the private key from `pem` (both
+    // in one file, as qmail's control/servercert.pem). TLS 1.2 or later. Throws Error 69 when libssl
+    // cannot be loaded, 78 when the certificate or key cannot be used: before the client is told to
+    // start, so that it may be told no.
+    static std::unique_ptr<TlsStream> server(const std::filesystem::path& pem);
+    // The server side of the handshake on descriptors `rfd` and `wfd` (qmail-smtpd's 0 and 1). Throws
+    // Error 74 when it fails or times out.
+    void accept(int rfd, int wfd, int timeout_seconds);
     ~TlsStream();  // sends close_notify
     TlsStream(const TlsStream&) = delete;
     TlsStream& operator=(const TlsStream&) = delete;

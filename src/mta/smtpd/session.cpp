@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <unordered_set>
 
 #include "qvmail/error.hpp"
 #include "qvmail/queue.hpp"
@@ -33,7 +34,8 @@ namespace {
 
 constexpr std::size_t kMaxCommand = 4096;   // longest command line taken (AUTH responses included)
 constexpr int kMaxHops = 100;               // Received and Delivered-To fields: a loop beyond this
-constexpr int kMaxErrors = 20;              // bad commands before the session is closed
+constexpr int kMaxErrors = 20;              // bad commands and refused recipients before the session is closed
+constexpr int kAuthTimeout = 60;            // seconds the checkpassword program may take
 
 std::optional<std::string> env(const char* name) {
     const char* v = std::getenv(name);
@@ -159,7 +161,7 @@ private:
             }
         }
         if (n < 0 && errno == ETIMEDOUT) {
-            put("451 4.4.2 timeout\r\n");
+            put("421 4.4.2 timeout, closing the connection\r\n");
             flush();
             std::fprintf(stderr, "qmail-smtpd: pid %d: the client sent nothing for %d seconds: timeout\n",
                          static_cast<int>(::getpid()), timeout_);
@@ -231,6 +233,9 @@ private:
     void refuse(const std::string& what, std::string_view text) {
         reply(text);
         log(what + ": " + std::string(text));
+    }
+    void count_error() {
+        if (++errors_ >= kMaxErrors) ::_exit(too_many_errors());
     }
     int too_many_errors() {
         reply("421 4.7.0 too many errors, closing the connection");
@@ -304,8 +309,7 @@ private:
         if (!path || !smtp::clean_address(path->address)) {
             refuse("MAIL " + arg, err == smtp::PathError::too_long ? "501 5.1.7 address too long"
                                                                    : "501 5.5.4 syntax error in MAIL FROM");
-            ++errors_;
-            return;
+            return count_error();
         }
         for (auto& [key, value] : path->params) {
             if (key == "SIZE") {
@@ -336,13 +340,18 @@ private:
         reply("250 2.1.0 ok");
     }
 
+    // control/badmailfrom: addresses and @domains, compared without regard to case
     bool badmailfrom(const std::string& sender) {
-        if (!bmf_) bmf_ = ControlFile::load(c_.paths.control("badmailfrom"));
-        if (!bmf_->exists() || sender.empty()) return false;
+        if (!bmf_) {
+            bmf_.emplace();
+            for (auto& entry : ControlFile::load(c_.paths.control("badmailfrom")).entries())
+                bmf_->insert(ascii_lower(entry));
+        }
+        if (bmf_->empty() || sender.empty()) return false;
         std::string s = ascii_lower(sender);
-        if (bmf_->contains(s)) return true;
+        if (bmf_->count(s)) return true;
         std::size_t at = s.rfind('@');
-        return at != std::string::npos && bmf_->contains(s.substr(at));
+        return at != std::string::npos && bmf_->count(s.substr(at));
     }
 
     void rcpt(const std::string& arg) {
@@ -355,8 +364,7 @@ private:
         if (!path || !smtp::clean_address(path->address)) {
             refuse("RCPT " + arg, err == smtp::PathError::too_long ? "501 5.1.3 address too long"
                                                                    : "501 5.5.4 syntax error in RCPT TO");
-            ++errors_;
-            return;
+            return count_error();
         }
         if (!path->params.empty()) {
             reply("555 5.5.4 unrecognized parameter " + path->params.front().first);
@@ -365,19 +373,29 @@ private:
         std::string& addr = path->address;
         if (addr.empty()) {
             refuse("RCPT <>", "553 5.1.3 sorry, the empty address is not a recipient");
-            return;
+            return count_error();
+        }
+        // an address without a domain is qualified now, as qmail-send would later (control/envnoathost),
+        // so that it is checked like any other; but <postmaster> is always taken (RFC 5321 4.5.1)
+        std::size_t at = addr.rfind('@');
+        const bool postmaster = at == std::string::npos && equal_ignoring_case(addr, "postmaster");
+        if (at == std::string::npos && !c_.envnoathost.empty()) {
+            at = addr.size();
+            addr += "@" + c_.envnoathost;
+        } else if (at == std::string::npos && !postmaster) {
+            refuse("RCPT <" + addr + ">", "553 5.1.3 sorry, the address needs a domain");
+            return count_error();
         }
         // box@[a.b.c.d], one of our own addresses: box@localiphost
-        std::size_t at = addr.rfind('@');
         if (at != std::string::npos && addr.size() > at + 2 && addr[at + 1] == '[' && addr.back() == ']' &&
             ip_is_mine(addr.substr(at + 2, addr.size() - at - 3)))
             addr = addr.substr(0, at + 1) + c_.localiphost;
         if (barf_) {
             refuse("RCPT <" + addr + "> from <" + sender_ + ">",
                    "553 5.7.1 sorry, your envelope sender is in my badmailfrom list");
-            return;
+            return count_error();
         }
-        if (c_.maxrcpt && recipients_.size() >= c_.maxrcpt) {
+        if (recipients_.size() >= c_.maxrcpt) {
             refuse("RCPT <" + addr + ">", "452 4.5.3 too many recipients");
             return;
         }
@@ -394,29 +412,31 @@ private:
         std::optional<VirtualRecipient> who;
         try {
             d = policy_.decide(c_.checkrelay ? &store() : nullptr, q, std::time(nullptr));
-            if (d.accepted() && at != std::string::npos)
-                who = resolve_virtual_recipient(c_.paths, store(), std::string_view(addr).substr(0, at),
+            if (d.accepted() && !postmaster)
+                who = resolve_virtual_recipient(c_.paths, [this]() -> Store& { return store(); },
+                                                std::string_view(addr).substr(0, at),
                                                 std::string_view(addr).substr(at + 1), c_.qmail_ext);
         } catch (const std::exception& e) {
             refuse("RCPT <" + addr + ">: " + e.what(), "451 4.3.0 temporary failure: cannot read the configuration");
             return;
         }
+        if (postmaster && !d.accepted()) d.verdict = RelayDecision::local;
         switch (d.verdict) {
             case RelayDecision::rejected:
                 refuse("RCPT <" + addr + "> (a relay probe)", "550 5.7.1 we don't relay");
-                return;
+                return count_error();
             case RelayDecision::refused:
             case RelayDecision::denied:
                 refuse("RCPT <" + addr + "> from <" + sender_ + ">",
                        "553 5.7.1 sorry, that domain isn't in my list of allowed rcpthosts");
-                return;
+                return count_error();
             case RelayDecision::relay:
             case RelayDecision::local:
                 break;
         }
         if (who && !who->deliverable()) {
             refuse("RCPT <" + addr + "> (no such mailbox)", "550 5.1.1 sorry, no mailbox here by that name");
-            return;
+            return count_error();  // a harvest of addresses ends after kMaxErrors guesses
         }
         if (d.verdict == RelayDecision::relay) addr += d.append;  // RELAYCLIENT's text, as qmail appends it
         recipients_.push_back(addr);
@@ -506,7 +526,7 @@ private:
     };
 
     // The message, to the line with a single dot: CR LF becomes LF, a leading dot is dropped, and a
-    // bare LF ends the session (451: qmail's rule, https://cr.yp.to/docs/smtplf.html). Received and
+    // bare LF ends the session (qmail's rule, https://cr.yp.to/docs/smtplf.html). Received and
     // Delivered-To fields of the header are counted.
     Blast blast(QueueSubmission& qq) {
         Blast b;
@@ -601,7 +621,7 @@ private:
     }
 
     [[noreturn]] void stray_newline() {
-        reply("451 4.5.0 See https://cr.yp.to/docs/smtplf.html");
+        reply("421 4.5.0 See https://cr.yp.to/docs/smtplf.html");
         io_.flush();
         log("a bare LF in the message: connection closed, nothing queued");
         ::_exit(1);
@@ -620,14 +640,23 @@ private:
             reply("501 5.5.4 STARTTLS takes no argument");
             return;
         }
+        std::unique_ptr<TlsStream> tls;
+        try {
+            tls = TlsStream::server(c_.servercert);
+        } catch (const std::exception& e) {
+            refuse(std::string("STARTTLS: ") + e.what(), "454 4.7.0 TLS not available");
+            tls_ok_ = false;  // and no longer offered
+            return;
+        }
         reply("220 2.0.0 ready to start TLS");
         io_.flush();
         try {
-            io_.start_tls(TlsStream::accept(0, 1, c_.servercert, c_.timeout));
+            tls->accept(0, 1, c_.timeout);
         } catch (const std::exception& e) {
             log(std::string("STARTTLS failed: ") + e.what());
             ::_exit(1);
         }
+        io_.start_tls(std::move(tls));
         // RFC 3207: the client starts over with EHLO, and nothing said before counts
         reset();
         helo_host_.clear();
@@ -752,7 +781,7 @@ private:
             log("AUTH " + mech + " of " + user + ": authenticated" + (status == 3 ? ", may not relay (NO_RELAY)" : ""));
         } else if (status == 1 || status == 2) {
             refuse("AUTH " + mech + " of " + user + " failed", "535 5.7.8 authentication failed");
-            if (++errors_ >= kMaxErrors) ::_exit(too_many_errors());
+            count_error();
         } else {
             refuse("AUTH " + mech + " of " + user + ": the checkpassword program exited " + std::to_string(status),
                    "454 4.7.0 temporary authentication failure");
@@ -780,8 +809,10 @@ private:
             int r = ::fcntl(pi[0], F_DUPFD_CLOEXEC, 10);
             if (r < 0 || ::dup2(r, 3) < 0) ::_exit(111);
             int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-            if (null >= 0) ::dup2(null, 0);
+            if (null < 0 || ::dup2(null, 0) < 0) ::_exit(111);  // never the client's connection
             ::dup2(2, 1);  // whatever the program prints goes to the log, never to the client
+            ::close_range(4, ~0U, 0);  // nor a database connection of ours
+            ::alarm(kAuthTimeout);     // a program that hangs is killed: a temporary failure
             ::unsetenv("AUTHORIZED");  // never a password-less lookup (vchkpass(8))
             ::unsetenv("SERVICE");
             std::vector<char*> argv;
@@ -818,7 +849,7 @@ private:
     Connection io_;
     RelayPolicy policy_;
     std::unique_ptr<Store> store_;
-    std::optional<ControlFile> bmf_;
+    std::optional<std::unordered_set<std::string>> bmf_;
     std::string helo_host_;
     bool esmtp_ = false;
     bool tls_checked_ = false, tls_ok_ = false;
@@ -845,6 +876,8 @@ Config load_config(int argc, char** argv) {
     c.greeting = *greeting;
     auto lip = control_line(p, "localiphost");
     c.localiphost = lip ? *lip : me.value_or("");
+    auto noathost = control_line(p, "envnoathost");
+    c.envnoathost = ascii_lower(noathost ? *noathost : me.value_or(""));
     c.timeout = static_cast<int>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(control_number(p, "timeoutsmtpd", 1200), 86400)));
     c.databytes = control_number(p, "databytes", 0);
     if (auto v = env("DATABYTES"); v && !v->empty()) {
@@ -858,6 +891,7 @@ Config load_config(int argc, char** argv) {
         if (!n) throw Error(Exit::config, "MAXRECIPIENTS=" + *v + " is not a number");
         c.maxrcpt = *n;
     }
+    if (c.maxrcpt == 0) c.maxrcpt = kDefaultMaxRcpt;
     c.servercert = env("SERVERCERT").value_or(p.control("servercert.pem").string());
     if (argc >= 3) {
         c.auth_hostname = argv[1];

@@ -22,14 +22,19 @@ class TlsStream;
 
 namespace qv::smtpd {
 
+// Recipients of one message when neither control/maxrecipients nor MAXRECIPIENTS says (or says 0):
+// ten times what RFC 5321 asks a server to take, and a bound on what a client can make it hold.
+constexpr std::uint64_t kDefaultMaxRcpt = 1000;
+
 // What qmail-smtpd reads once, when it starts: its arguments, control files and environment.
 struct Config {
     Paths paths;
     std::string greeting;     // control/smtpgreeting, else control/me
     std::string localiphost;  // control/localiphost, else control/me
+    std::string envnoathost;  // control/envnoathost, else control/me: the domain of an address without one
     int timeout = 1200;       // control/timeoutsmtpd: seconds to wait for the client
     std::uint64_t databytes = 0;  // control/databytes or DATABYTES: largest message, 0 no limit
-    std::uint64_t maxrcpt = 0;    // control/maxrecipients or MAXRECIPIENTS: 0 no limit
+    std::uint64_t maxrcpt = kDefaultMaxRcpt;  // control/maxrecipients or MAXRECIPIENTS (0: the default)
     std::filesystem::path servercert;  // control/servercert.pem: STARTTLS offered when it exists
 
     // SMTP AUTH: `qmail-smtpd hostname checkprogram subprogram...`
