@@ -105,15 +105,6 @@ int hex_value(char c) {
     return -1;
 }
 
-int base64_value(char c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
 std::optional<std::string> decode_q(std::string_view t) {
     std::string out;
     out.reserve(t.size());

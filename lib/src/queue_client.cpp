@@ -29,17 +29,6 @@ bool write_all(int fd, std::string_view data) {
     return true;
 }
 
-// Reads exactly `size` bytes; false at end of input or on an error.
-bool read_exact(int fd, char* buf, std::size_t size) {
-    std::size_t have = 0;
-    while (have < size) {
-        ssize_t n = ::read(fd, buf + have, size - have);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return false;
-        have += static_cast<std::size_t>(n);
-    }
-    return true;
-}
 
 // qmail-queue run as a program: message on 0, envelope on 1, a custom error on 6.
 class ProgramSubmission final : public QueueSubmission {
@@ -185,7 +174,7 @@ public:
         }
         if (!error_) error_ = !frame(queued::kEnvelope, format_envelope(e));
         char reply[9];
-        bool answered = !error_ && read_exact(fd_, reply, sizeof reply);
+        bool answered = !error_ && queued::read_exact(fd_, reply, sizeof reply);
         ::close(fd_);
         fd_ = -1;
         if (!answered) {
@@ -270,6 +259,17 @@ std::unique_ptr<QueueSubmission> QueueSubmission::open(const Paths& paths) {
     }
     return std::make_unique<ProgramSubmission>(paths.qmailqueue ? fs::path(*paths.qmailqueue)
                                                                 : default_queue_program(paths));
+}
+
+bool queued::read_exact(int fd, char* buf, std::size_t size) {
+    std::size_t have = 0;
+    while (have < size) {
+        ssize_t n = ::read(fd, buf + have, size - have);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        have += static_cast<std::size_t>(n);
+    }
+    return true;
 }
 
 }  // namespace qv

@@ -103,15 +103,6 @@ bool clean_address(std::string_view address) {
 
 namespace {
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int b64_value(char c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
 }  // namespace
 
 std::string base64_encode(std::string_view data) {
@@ -154,7 +145,7 @@ std::optional<std::string> base64_decode(std::string_view text) {
                 continue;
             }
             if (pad) return std::nullopt;  // data after '='
-            v[k] = b64_value(c);
+            v[k] = base64_value(c);
             if (v[k] < 0) return std::nullopt;
         }
         // the bits below the last byte must be zero: one encoding for each string (RFC 4648 §3.5)

@@ -33,6 +33,8 @@ namespace queued {
 constexpr char kData = 'M';
 constexpr char kEnvelope = 'E';
 constexpr std::uint32_t kMaxFrame = 1u << 20;  // a frame's payload, at most
+// Reads exactly `size` bytes from the socket; false at its end or on an error.
+bool read_exact(int fd, char* buf, std::size_t size);
 }  // namespace queued
 
 class QueueSubmission {

@@ -36,6 +36,16 @@ inline bool equal_ignoring_case(std::string_view a, std::string_view b) noexcept
     return true;
 }
 
+// A base64 digit's value (RFC 4648's alphabet), or -1.
+constexpr int base64_value(char c) noexcept {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
 // Decodes one UTF-8 sequence at s[i]; returns its length (0: not valid UTF-8: a stray or overlong byte,
 // a surrogate, beyond U+10FFFF, or cut short).
 inline std::size_t utf8_decode(std::string_view s, std::size_t i, char32_t& cp) {

@@ -154,17 +154,6 @@ private:
     std::thread thread_;
 };
 
-bool read_exact(int fd, char* buf, std::size_t size) {
-    std::size_t have = 0;
-    while (have < size) {
-        ssize_t n = ::read(fd, buf + have, size - have);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return false;
-        have += static_cast<std::size_t>(n);
-    }
-    return true;
-}
-
 void answer(int fd, int code, std::uint64_t number) {
     char reply[9];
     reply[0] = static_cast<char>(code);
@@ -191,7 +180,7 @@ void serve(int fd, const qv::QueueDirs& dirs, Committer& committer) {
         std::string payload;
         for (;;) {
             char head[5];
-            if (!read_exact(fd, head, sizeof head)) {  // the client went away: nothing is queued
+            if (!qv::queued::read_exact(fd, head, sizeof head)) {  // the client went away: nothing is queued
                 ::close(fd);
                 return;
             }
@@ -208,7 +197,7 @@ void serve(int fd, const qv::QueueDirs& dirs, Committer& committer) {
             while (payload.size() < size) {
                 std::size_t have = payload.size(), piece = std::min<std::size_t>(size - have, qv::queued::kMaxFrame);
                 payload.resize(have + piece);
-                if (!read_exact(fd, payload.data() + have, piece)) {
+                if (!qv::queued::read_exact(fd, payload.data() + have, piece)) {
                     ::close(fd);
                     return;
                 }
