@@ -29,7 +29,6 @@ bool write_all(int fd, std::string_view data) {
     return true;
 }
 
-
 // qmail-queue run as a program: message on 0, envelope on 1, a custom error on 6.
 class ProgramSubmission final : public QueueSubmission {
 public:

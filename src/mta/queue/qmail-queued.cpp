@@ -231,7 +231,7 @@ int listen_on(const fs::path& path) {
     if (path.string().size() >= sizeof addr.sun_path)
         throw qv::Error(qv::Exit::config, path.string() + ": too long for a unix socket (QUEUED_SOCKET)");
     std::strcpy(addr.sun_path, path.c_str());
-    // run/ as qmailctl queue init makes it: every local user may reach the socket
+    // run/ 0755 whatever the umask: every local user may reach the socket
     std::error_code ec;
     mode_t mask = ::umask(022);
     fs::create_directories(path.parent_path(), ec);
@@ -308,7 +308,8 @@ int main(int argc, char** argv) {
                 ::close(fd);
                 --clients;
             }
-            // at most kMaxClients at once: the others wait in the listen queue, then at connect()
+            // at most kMaxClients at once: the others wait in the listen queue; when that is full, they
+            // do not wait but write their messages themselves (queue_client.cpp)
             while (clients >= kMaxClients && !g_stop) ::poll(nullptr, 0, 10);
         }
         ::close(g_listen_fd);
