@@ -455,13 +455,13 @@ std::string mode_text(mode_t m) {
     return buf;
 }
 
-// Makes `path` (a directory, a FIFO or a file of `size` zero bytes) with `mode` and `owner`, or puts
-// right the mode and owner of what is there.
 // chmod of the name itself: a symbolic link put in its place since it was looked at is refused
 int set_mode(const fs::path& path, mode_t mode) {
     return ::fchmodat(AT_FDCWD, path.c_str(), mode, AT_SYMLINK_NOFOLLOW);
 }
 
+// Makes `path` (a directory, a FIFO or a file of `size` zero bytes) with `mode` and `owner`, or puts
+// right the mode and owner of what is there.
 void ensure(const fs::path& path, char kind, mode_t mode, Owner owner, std::size_t size, bool dry_run,
             std::vector<std::string>& steps) {
     struct stat st {};

@@ -60,9 +60,10 @@ Error sys_error(Exit code, std::string_view what, const std::filesystem::path& p
 Exit exit_for_read_errno(int errnum) noexcept;
 
 // Whether `path` exists (following symbolic links): false when it does not (ENOENT, or ENOTDIR on the
-// way), or cannot (ENAMETOOLONG: a name longer than any file's, say from an address). Any other failure to look (a directory on the way that this user may not search, an I/O
-// error) throws Error 66 or 74 naming the path and the reason: a reader must not take a file it cannot
-// see for one that is not there.
+// way), or cannot (ENAMETOOLONG: a name longer than any file's, say one made from an address). Any
+// other failure to look (a directory on the way that this user may not search, an I/O error) throws
+// Error 66 or 74 naming the path and the reason: a reader must not take a file it cannot see for one
+// that is not there.
 bool path_exists(const std::filesystem::path& path);
 
 // Printable form of arbitrary bytes for one-line messages: control bytes and bytes >= 0x7f
