@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "qvmail/error.hpp"
 #include "qvmail/paths.hpp"
 
 namespace qv {
@@ -114,12 +115,9 @@ public:
         if (code_ == 0) return "";
         if (code == 0) return std::string(qq::text(code_));
         if (code == qq::custom && errlen > 2 && (errstr[0] == 'D' || errstr[0] == 'Z')) {
-            // one line of text: it ends up in an SMTP reply, where a line break would start a new one
-            std::string s(errstr, static_cast<std::size_t>(errlen));
-            s = s.substr(0, s.find_first_of(std::string_view("\r\n\0", 3)));
-            for (char& c : s)
-                if (static_cast<unsigned char>(c) < 32 || c == 127) c = '?';
-            return s;
+            // one line of ASCII: it ends up in an SMTP reply, where a line break would start a new one
+            std::string_view s(errstr, static_cast<std::size_t>(errlen));
+            return printable(s.substr(0, s.find_first_of(std::string_view("\r\n\0", 3))));
         }
         return std::string(qq::text(code));
     }
