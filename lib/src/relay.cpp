@@ -290,9 +290,8 @@ RelayDecision RelayPolicy::decide(Store* store, const RelayQuery& q, std::time_t
 
     // 5. relaymailfrom: the envelope sender, then its @domain.
     if (q.sender && !q.sender->empty()) {
-        std::string sender = ascii_lower(*q.sender);
-        std::vector<std::string> keys{sender};
-        if (auto at = sender.rfind('@'); at != std::string::npos) keys.push_back(sender.substr(at));
+        std::vector<std::string> keys = sender_keys(*q.sender);
+        const std::string& sender = keys.front();
         fs::path mf_cdb = paths.control("relaymailfrom.cdb");
         const CdbReader* db = loaded(files_->mailfrom_loaded, files_->mailfrom, mf_cdb);
         if (db)
@@ -409,6 +408,12 @@ std::string relaydomains_entry(std::string_view text) {
         out += text.substr(colon + 1);
     }
     return out;
+}
+
+std::vector<std::string> sender_keys(std::string_view sender) {
+    std::vector<std::string> keys{ascii_lower(sender)};
+    if (auto at = keys[0].rfind('@'); at != std::string::npos) keys.push_back(keys[0].substr(at));
+    return keys;
 }
 
 std::string relaymailfrom_entry(std::string_view text) {

@@ -92,6 +92,9 @@ RelayDecision decide_relay(const Paths& paths, Store* store, const RelayQuery& q
 std::string relayclients_entry(std::string_view text);   // IP or prefix ending in '.', optional ":append"
 std::string relaydomains_entry(std::string_view text);   // host or .suffix, optional ":append"
 std::string relaymailfrom_entry(std::string_view text);  // user@domain or @domain, lower-cased
+// What a list of senders (relaymailfrom, badmailfrom) is searched for, in order: the sender, then its
+// @domain, lower-cased.
+std::vector<std::string> sender_keys(std::string_view sender);
 // A tcp.smtp address: IPv4 address, prefix ending in '.', last-octet range a.b.c.x-y, =host,
 // =.suffix, or user@ip; "" or "default" is the rule for every other client. Throws Error 65.
 std::string tcprules_address(std::string_view text);

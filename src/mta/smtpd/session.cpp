@@ -348,10 +348,9 @@ private:
                 bmf_->insert(ascii_lower(entry));
         }
         if (bmf_->empty() || sender.empty()) return false;
-        std::string s = ascii_lower(sender);
-        if (bmf_->count(s)) return true;
-        std::size_t at = s.rfind('@');
-        return at != std::string::npos && bmf_->count(s.substr(at));
+        for (auto& key : sender_keys(sender))
+            if (bmf_->count(key)) return true;
+        return false;
     }
 
     void rcpt(const std::string& arg) {
