@@ -92,14 +92,20 @@ void record_grant(const Paths& paths, Store& store, const AuthResult& r, const P
 // Where the login came from: -s, else the SERVICE variable Dovecot sets (imap, pop3, submission...),
 // else smtp (qmail-smtpd sets none). An unknown -s is a usage error; an unknown SERVICE is reported
 // as nullopt with `unknown` set, since a login for a service vchkpass cannot check must be refused.
+// Dovecot's SERVICE, when it is what names the service (no -s); else nullptr.
+const char* dovecot_service(const Args& a) {
+    const char* env = a.service ? nullptr : std::getenv("SERVICE");
+    return env && *env ? env : nullptr;
+}
+
 std::optional<AuthService> which_service(const Args& a, std::string& unknown) {
     if (a.service) {
         auto s = parse_auth_service(*a.service);
         if (!s) throw Error(Exit::usage, "--service " + *a.service + ": expected smtp, submission, pop3 or imap");
         return s;
     }
-    const char* env = std::getenv("SERVICE");
-    if (!env || !*env) return AuthService::smtp;
+    const char* env = dovecot_service(a);
+    if (!env) return AuthService::smtp;
     auto s = parse_auth_service(env);
     if (!s) unknown = env;
     return s;
@@ -179,7 +185,7 @@ int run(const Program& prog, const Args& a) {
         if (r.status == AuthStatus::no_relay) {
             // exit 3 tells qmail-smtpd "local recipients only"; Dovecot (SERVICE=submission) would read it
             // as an unknown user, and its submission service cannot hold a login to local recipients
-            if (!a.service && std::getenv("SERVICE")) {
+            if (dovecot_service(a)) {
                 log_line(what + " of " + r.address + from + " refused: NO_RELAY is set, and Dovecot's "
                          "submission service cannot keep it to local recipients");
                 return kRefused;
@@ -236,8 +242,8 @@ int main(int argc, char** argv) {
         "password; userdb_uid, userdb_gid and userdb_mail are set and named in EXTRA.\n\n"
         "Exit status: 0 verified (or PROGRAM's status); 1 refused: unknown user, wrong password, the service\n"
         "is disabled for the mailbox, or SERVICE is unknown; 2 no or malformed login data; 3 smtp only:\n"
-        "verified, but the mailbox has NO_RELAY (IndiMail's qmail-smtpd then accepts local recipients only),\n"
-        "or a lookup of an unknown mailbox; 64 usage; 111 temporary failure (the store cannot be read, the\n"
+        "verified, but the mailbox has NO_RELAY (IndiMail's qmail-smtpd then accepts local recipients only;\n"
+        "behind Dovecot's submission service such a login is refused, 1), or a lookup of an unknown mailbox; 64 usage; 111 temporary failure (the store cannot be read, the\n"
         "database is down). See vchkpass(8).");
     app.callback([&] {
         a.program = app.remaining();
