@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 
 #include "qvmail/atomic_file.hpp"
 #include "qvmail/error.hpp"
+#include "qvmail/paths.hpp"
 
 namespace qv {
 
@@ -116,6 +118,27 @@ std::size_t ControlFile::remove(std::string_view entry) {
 
 void ControlFile::save(mode_t mode_if_new) const {
     replace_file(path_, text_, mode_if_new);
+}
+
+std::optional<std::string> control_first_line(const Paths& paths, std::string_view name) {
+    auto e = ControlFile::load(paths.control(name)).entries();
+    if (e.empty()) return std::nullopt;
+    return e.front();
+}
+
+std::optional<std::uint64_t> parse_decimal(std::string_view s) {
+    std::uint64_t v = 0;
+    auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size()) return std::nullopt;
+    return v;
+}
+
+std::uint64_t control_number(const Paths& paths, std::string_view name, std::uint64_t dflt) {
+    auto line = control_first_line(paths, name);
+    if (!line) return dflt;
+    auto n = parse_decimal(*line);
+    if (!n) throw Error(Exit::config, paths.control(name).string() + ": not a number: " + *line);
+    return *n;
 }
 
 }  // namespace qv

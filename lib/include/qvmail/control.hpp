@@ -7,7 +7,9 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,5 +49,16 @@ private:
     bool exists_ = false;
     std::string text_;
 };
+
+struct Paths;
+
+// The first entry of control file `name` (CONTROLDIR), as qmail's control_rldef reads me, envnoathost...;
+// nullopt when the file is missing or has no entry. Throws Error 66 if unreadable.
+std::optional<std::string> control_first_line(const Paths& paths, std::string_view name);
+// A decimal number; nullopt for anything else (signs, blanks, overflow).
+std::optional<std::uint64_t> parse_decimal(std::string_view s);
+// The number in control file `name`, or `dflt` when the file is missing. Throws Error 78 naming the file
+// when it holds something else.
+std::uint64_t control_number(const Paths& paths, std::string_view name, std::uint64_t dflt);
 
 }  // namespace qv

@@ -43,28 +43,6 @@ std::optional<std::string> env(const char* name) {
     return std::string(v);
 }
 
-std::optional<std::uint64_t> number(std::string_view s) {
-    std::uint64_t v = 0;
-    auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (r.ec != std::errc() || r.ptr != s.data() + s.size()) return std::nullopt;
-    return v;
-}
-
-// The first line of a control file, trimmed; nullopt when the file is missing or empty.
-std::optional<std::string> control_line(const Paths& paths, const char* name) {
-    auto e = ControlFile::load(paths.control(name)).entries();
-    if (e.empty()) return std::nullopt;
-    return e.front();
-}
-
-std::uint64_t control_number(const Paths& paths, const char* name, std::uint64_t dflt) {
-    auto line = control_line(paths, name);
-    if (!line) return dflt;
-    auto n = number(*line);
-    if (!n) throw Error(Exit::config, paths.control(name).string() + ": not a number: " + *line);
-    return *n;
-}
-
 // Bytes safe in a Received line (qmail's received.c): others become '?'.
 std::string safe(std::string_view s) {
     std::string out;
@@ -313,7 +291,7 @@ private:
         }
         for (auto& [key, value] : path->params) {
             if (key == "SIZE") {
-                auto n = number(value);
+                auto n = parse_decimal(value);
                 if (!n) {
                     reply("501 5.5.4 SIZE needs a number");
                     return;
@@ -866,27 +844,27 @@ Config load_config(int argc, char** argv) {
     Config c;
     c.paths = Paths::from_env();
     const Paths& p = c.paths;
-    auto me = control_line(p, "me");
-    auto greeting = control_line(p, "smtpgreeting");
+    auto me = control_first_line(p, "me");
+    auto greeting = control_first_line(p, "smtpgreeting");
     if (!greeting) greeting = me;
     if (!greeting)
         throw Error(Exit::config, "neither " + p.control("smtpgreeting").string() + " nor " + p.control("me").string() +
                                       " names this host");
     c.greeting = *greeting;
-    auto lip = control_line(p, "localiphost");
+    auto lip = control_first_line(p, "localiphost");
     c.localiphost = lip ? *lip : me.value_or("");
-    auto noathost = control_line(p, "envnoathost");
+    auto noathost = control_first_line(p, "envnoathost");
     c.envnoathost = ascii_lower(noathost ? *noathost : me.value_or(""));
     c.timeout = static_cast<int>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(control_number(p, "timeoutsmtpd", 1200), 86400)));
     c.databytes = control_number(p, "databytes", 0);
     if (auto v = env("DATABYTES"); v && !v->empty()) {
-        auto n = number(*v);
+        auto n = parse_decimal(*v);
         if (!n) throw Error(Exit::config, "DATABYTES=" + *v + " is not a number");
         c.databytes = *n;
     }
     c.maxrcpt = control_number(p, "maxrecipients", 0);
     if (auto v = env("MAXRECIPIENTS"); v && !v->empty()) {
-        auto n = number(*v);
+        auto n = parse_decimal(*v);
         if (!n) throw Error(Exit::config, "MAXRECIPIENTS=" + *v + " is not a number");
         c.maxrcpt = *n;
     }
