@@ -7,7 +7,8 @@ QV_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QV_BUILD_PACKAGES=(cmake ninja-build pkg-config g++ ccache libcli11-dev libmariadb-dev libcdb-dev
                    nlohmann-json3-dev libpcre2-dev libssl-dev libcrypt-dev catch2)
 QV_TEST_PACKAGES=(python3 ucspi-tcp tinycdb util-linux bash zsh fish mariadb-server mariadb-client systemd
-                  dovecot-imapd dovecot-pop3d swaks libnet-ssleay-perl libauthen-sasl-perl openssl procps)
+                  dovecot-imapd dovecot-pop3d swaks libnet-ssleay-perl libauthen-sasl-perl openssl procps
+                  python3-aiosmtpd dnsmasq-base iproute2)
 QV_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 QV_BENCH_PACKAGES=(ucspi-tcp time python3 procmail)
 QV_DEMO_PACKAGES=(python3 ucspi-tcp swaks)

@@ -59,6 +59,8 @@ Paths Paths::from(const Env& env) {
     if (auto alt = env.get("RELAYCLIENTS")) p.relayclients = (*alt)[0] == '/' ? fs::path(*alt) : p.controldir / *alt;
     p.bouncerules = env.get("BOUNCERULES");
     p.outgoingip = env.get("OUTGOINGIP");
+    p.smtproute = env.get("SMTPROUTE");
+    p.smtproutesfile = p.controldir / env.get("SMTPROUTESFILE").value_or("smtproutes");  // an absolute one replaces
     p.qregex = env.get("QREGEX").has_value();
     if (auto m = env.get("RELAY_CLEAR_MINUTES")) {
         unsigned v = 0;

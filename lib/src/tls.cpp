@@ -22,6 +22,7 @@ struct Api {
 #define QV_SSL_FN(name) decltype(&::name) name = nullptr
     QV_SSL_FN(OPENSSL_init_ssl);
     QV_SSL_FN(TLS_server_method);
+    QV_SSL_FN(TLS_client_method);
     QV_SSL_FN(SSL_CTX_new);
     QV_SSL_FN(SSL_CTX_free);
     QV_SSL_FN(SSL_CTX_ctrl);
@@ -34,6 +35,8 @@ struct Api {
     QV_SSL_FN(SSL_set_rfd);
     QV_SSL_FN(SSL_set_wfd);
     QV_SSL_FN(SSL_accept);
+    QV_SSL_FN(SSL_connect);
+    QV_SSL_FN(SSL_ctrl);
     QV_SSL_FN(SSL_read);
     QV_SSL_FN(SSL_write);
     QV_SSL_FN(SSL_shutdown);
@@ -70,6 +73,7 @@ const Api& api() {
 #define QV_GET(name) get(a.name, #name)
         QV_GET(OPENSSL_init_ssl);
         QV_GET(TLS_server_method);
+        QV_GET(TLS_client_method);
         QV_GET(SSL_CTX_new);
         QV_GET(SSL_CTX_free);
         QV_GET(SSL_CTX_ctrl);
@@ -82,6 +86,8 @@ const Api& api() {
         QV_GET(SSL_set_rfd);
         QV_GET(SSL_set_wfd);
         QV_GET(SSL_accept);
+        QV_GET(SSL_connect);
+        QV_GET(SSL_ctrl);
         QV_GET(SSL_read);
         QV_GET(SSL_write);
         QV_GET(SSL_shutdown);
@@ -147,6 +153,28 @@ struct TlsStream::Impl {
             if (n < 0 && errno != EINTR) return -1;
         }
     }
+    // The handshake on `rfd` and `wfd` as the server, or as the client naming `sni`. Throws Error.
+    void handshake(int r, int w, int timeout, bool as_client, std::string_view sni) {
+        rfd = r;
+        wfd = w;
+        ssl = a->SSL_new(ctx);
+        if (!ssl) throw Error(Exit::unavailable, "cannot start TLS: " + ssl_errors(*a));
+        for (int fd : {rfd, wfd}) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+        a->SSL_set_rfd(ssl, rfd);
+        a->SSL_set_wfd(ssl, wfd);
+        if (as_client && !sni.empty()) {
+            std::string name(sni);  // SSL_set_tlsext_host_name, a macro over SSL_ctrl
+            a->SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, name.data());
+        }
+        errno = 0;
+        int rc = drive([&] { return as_client ? a->SSL_connect(ssl) : a->SSL_accept(ssl); }, timeout);
+        if (rc != 1) {
+            std::string why = errno == ETIMEDOUT && rc < 0 ? "timed out" : ssl_errors(*a);
+            a->SSL_free(ssl);  // no close_notify after a failed handshake
+            ssl = nullptr;
+            throw Error(Exit::ioerr, "TLS handshake failed: " + why);
+        }
+    }
 };
 
 std::unique_ptr<TlsStream> TlsStream::server(const std::filesystem::path& pem) {
@@ -167,21 +195,24 @@ std::unique_ptr<TlsStream> TlsStream::server(const std::filesystem::path& pem) {
 }
 
 void TlsStream::accept(int rfd, int wfd, int timeout) {
-    Impl& t = *impl_;
-    const Api& a = *t.a;
-    t.rfd = rfd;
-    t.wfd = wfd;
-    t.ssl = a.SSL_new(t.ctx);
-    if (!t.ssl) throw Error(Exit::unavailable, "cannot start TLS: " + ssl_errors(a));
-    for (int fd : {rfd, wfd}) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    a.SSL_set_rfd(t.ssl, rfd);
-    a.SSL_set_wfd(t.ssl, wfd);
-    if (t.drive([&] { return a.SSL_accept(t.ssl); }, timeout) != 1) {
-        std::string why = errno == ETIMEDOUT ? "timed out" : ssl_errors(a);
-        a.SSL_free(t.ssl);  // no close_notify after a failed handshake
-        t.ssl = nullptr;
-        throw Error(Exit::ioerr, "TLS handshake failed: " + why);
-    }
+    impl_->handshake(rfd, wfd, timeout, false, {});
+}
+
+std::unique_ptr<TlsStream> TlsStream::client() {
+    const Api& a = api();
+    std::unique_ptr<TlsStream> s(new TlsStream);
+    s->impl_ = std::make_unique<Impl>();
+    Impl& t = *s->impl_;
+    t.a = &a;
+    t.ctx = a.SSL_CTX_new(a.TLS_client_method());
+    if (!t.ctx) throw Error(Exit::unavailable, "cannot make a TLS context: " + ssl_errors(a));
+    // SSL_VERIFY_NONE, the default: the handshake does not depend on the certificate
+    a.SSL_CTX_set_options(t.ctx, SSL_OP_NO_RENEGOTIATION);
+    return s;
+}
+
+void TlsStream::connect(int rfd, int wfd, int timeout, std::string_view sni) {
+    impl_->handshake(rfd, wfd, timeout, true, sni);
 }
 
 TlsStream::~TlsStream() = default;

@@ -14,6 +14,8 @@
 //   SERVICEDIR   envdir-style service variables; default QMAILHOME/service
 //   BOUNCERULES  the bounce envrules file; default CONTROLDIR/bounce.envrules (see bounce.hpp)
 //   OUTGOINGIP   the source address for remote deliveries, before the outgoingip files
+//   SMTPROUTE    one smtproutes line (domain:relay[:port]) that replaces control/smtproutes (remote.hpp)
+//   SMTPROUTESFILE  the smtproutes file; default CONTROLDIR/smtproutes; relative values under CONTROLDIR
 //   QREGEX       envrules patterns are regular expressions rather than wildmat patterns
 //
 // Any relative value (other than QMAILHOME itself, which is made absolute against the current
@@ -60,6 +62,8 @@ struct Paths {
     fs::path sbindir;                                // where vdelivermail and vfilter are installed (compiled in)
     std::optional<std::string> bouncerules;          // BOUNCERULES (bounce.hpp says where the file is)
     std::optional<std::string> outgoingip;           // OUTGOINGIP
+    std::optional<std::string> smtproute;            // SMTPROUTE: one route, in place of the smtproutes file
+    fs::path smtproutesfile;                         // SMTPROUTESFILE: control/smtproutes, or the file it names
     bool qregex = false;                             // QREGEX set (any value)
     std::optional<std::string> password_hash;        // PASSWORD_HASH: the hash method for new passwords
     std::optional<std::string> mysql_default_file;   // MYSQL_READ_DEFAULT_FILE

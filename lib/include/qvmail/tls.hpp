@@ -1,6 +1,6 @@
-// TLS for the MTA programs (STARTTLS in qmail-smtpd), with OpenSSL's libssl loaded only when a session
-// starts: tcpserver execs qmail-smtpd for every connection, and loading libssl and libcrypto at every
-// exec costs more than the rest of a short SMTP session together.
+// TLS for the MTA programs (STARTTLS in qmail-smtpd, and the client side in qmail-remote), with OpenSSL's
+// libssl loaded only when a session starts: tcpserver execs qmail-smtpd for every connection, and
+// loading libssl and libcrypto at every exec costs more than the rest of a short SMTP session together.
 #pragma once
 
 #include <sys/types.h>
@@ -22,6 +22,14 @@ public:
     // The server side of the handshake on descriptors `rfd` and `wfd` (qmail-smtpd's 0 and 1). Throws
     // Error 74 when it fails or times out.
     void accept(int rfd, int wfd, int timeout_seconds);
+
+    // A client for opportunistic TLS, as qmail's TLS patches do by default: the server's certificate is
+    // not verified (any encryption is better than none, and a check that fails would only make the mail
+    // go in clear or not at all). Throws Error 69 when libssl cannot be loaded.
+    static std::unique_ptr<TlsStream> client();
+    // The client side of the handshake on `rfd` and `wfd` (qmail-remote's socket, both), naming `sni`
+    // to the server when it is not empty. Throws Error 74 when it fails or times out.
+    void connect(int rfd, int wfd, int timeout_seconds, std::string_view sni);
     ~TlsStream();  // sends close_notify
     TlsStream(const TlsStream&) = delete;
     TlsStream& operator=(const TlsStream&) = delete;
