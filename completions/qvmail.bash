@@ -21,4 +21,4 @@ _qvmail_mta_complete() {
     fi
 }
 complete -o default -F _qvmail_mta_complete qmail-smtpd
-complete -F _qvmail_mta_complete qmail-queue qmail-queued qmail-nullqueue
+complete -F _qvmail_mta_complete qmail-queue qmail-queued qmail-nullqueue qmail-send qmail-remote vdelivermail vfilter

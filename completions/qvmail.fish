@@ -4,7 +4,7 @@ for cmd in qmailctl vadddomain vdeldomain vdominfo vmoddomain vadduser vdeluser 
 end
 # The MTA programs take qmail's arguments: qmail-smtpd a host name, then a checkpassword program and its
 # arguments; the others nothing but --help and --version.
-for cmd in qmail-smtpd qmail-queue qmail-queued qmail-nullqueue
+for cmd in qmail-smtpd qmail-queue qmail-queued qmail-nullqueue qmail-send qmail-remote vdelivermail vfilter
     complete -c $cmd -l help -d 'Print the usage and exit'
     complete -c $cmd -l version -d 'Print the version and exit'
 end

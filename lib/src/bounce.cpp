@@ -7,6 +7,7 @@
 #include "qvmail/control.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/paths.hpp"
+#include "qvmail/queue.hpp"
 #include "qvmail/transaction.hpp"
 
 namespace qv {
@@ -127,6 +128,51 @@ std::vector<EnvChange> bounce_injection_environment(std::map<std::string, std::s
     env.erase("SPAMFILTER");
     env.erase("FILTERARGS");
     return apply_envrules(rules, original_sender, kind, env);
+}
+
+std::string bounce_paragraph(std::string_view recipient, std::string_view report) {
+    std::string out = "<";
+    for (char c : recipient) out += c == '\n' ? '_' : c;
+    out += ">:\n";
+    std::size_t start = 0;
+    while (start < report.size()) {
+        std::size_t end = report.find('\n', start);
+        std::string_view line = report.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+        out += line.empty() ? std::string_view("/") : line;
+        out += '\n';
+        if (end == std::string_view::npos) break;
+        start = end + 1;
+    }
+    if (report.empty()) out += "/\n";
+    out += '\n';
+    return out;
+}
+
+std::pair<std::string, std::string> split_bounce_file(std::string_view content) {
+    std::size_t colon = content.find(':');
+    std::string_view rcpt = content.substr(0, colon);
+    if (rcpt.starts_with('<') && rcpt.ends_with('>')) rcpt = rcpt.substr(1, rcpt.size() - 2);
+    std::string_view rest = colon == std::string_view::npos ? std::string_view() : content.substr(colon + 1);
+    while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t' || rest.front() == '\n')) rest.remove_prefix(1);
+    return {std::string(rcpt), std::string(rest)};
+}
+
+std::string bounce_message_head(const BounceHead& h, std::string_view paragraphs, std::time_t now) {
+    std::string out;
+    out += "Date: " + rfc822_date(now) + "\n";
+    out += "From: " + h.from + "\n";
+    out += "To: " + h.to + "\n";
+    out += "Subject: failure notice\n\n";
+    out += "Hi. This is the qmail-send program at " + h.host + ".\n";
+    if (h.double_bounce) {
+        out += "I tried to deliver a bounce message to this address, but the bounce bounced!\n\n";
+    } else {
+        out += "I'm afraid I wasn't able to deliver your message to the following addresses.\n"
+               "This is a permanent error; I've given up. Sorry it didn't work out.\n\n";
+    }
+    out += paragraphs;
+    out += h.double_bounce ? "--- Below this line is the original bounce.\n\n" : "--- Below this line is a copy of the message.\n\n";
+    return out;
 }
 
 }  // namespace qv

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <tuple>
 
@@ -531,6 +533,25 @@ std::vector<std::string> init_queue(const QueueDirs& dirs, const QueueOwners& o,
     ensure(q / "lock" / "sendmutex", 'f', 0600, o.s, 0, dry_run, steps);
     ensure(q / "lock" / "trigger", 'p', 0622, o.s, 0, dry_run, steps);
     return steps;
+}
+
+std::optional<pid_t> running_qmail_send(const QueueDirs& dirs) {
+    fs::path p = dirs.root() / "lock" / "sendmutex";
+    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) return std::nullopt;
+        throw sys_error(exit_for_read_errno(errno), "cannot open", p, errno);
+    }
+    if (::flock(fd, LOCK_SH | LOCK_NB) == 0) {  // nobody holds it: no qmail-send
+        ::close(fd);
+        return std::nullopt;
+    }
+    char buf[32] = {};
+    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    ::close(fd);
+    long pid = n > 0 ? std::strtol(buf, nullptr, 10) : 0;
+    if (pid <= 0) return std::nullopt;
+    return static_cast<pid_t>(pid);
 }
 
 }  // namespace qv

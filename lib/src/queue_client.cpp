@@ -233,14 +233,18 @@ int connect_queued(const fs::path& socket_path) {
 
 }  // namespace
 
-fs::path default_queue_program(const Paths& paths) {
+fs::path mta_program(const Paths& paths, std::string_view name) {
     std::error_code ec;
     fs::path self = fs::read_symlink("/proc/self/exe", ec);
     if (!ec) {
-        fs::path beside = self.parent_path() / "qmail-queue";
+        fs::path beside = self.parent_path() / name;
         if (::access(beside.c_str(), X_OK) == 0) return beside;
     }
-    return paths.sbindir / "qmail-queue";
+    return paths.sbindir / name;
+}
+
+fs::path default_queue_program(const Paths& paths) {
+    return mta_program(paths, "qmail-queue");
 }
 
 std::unique_ptr<QueueSubmission> QueueSubmission::open_queued(const Paths& paths) {

@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 from qvtest import Home, free_port, tool
@@ -28,11 +29,12 @@ def wait_port(port, timeout=20):
 class Process:
     """A background program with its stderr in a file; stopped with SIGTERM, then SIGKILL."""
 
-    def __init__(self, argv, env, log):
+    def __init__(self, argv, env, log, stdout=False):
         self.log = log
         with open(log, "ab") as err:
-            self.p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=err, start_new_session=True)
+            self.p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                      stdout=err if stdout else subprocess.DEVNULL, stderr=err,
+                                      start_new_session=True)
 
     def stop(self):
         if self.p.poll() is None:
@@ -88,6 +90,59 @@ class MailHost:
                 raise RuntimeError("qmail-queued did not start: " + self.queued.read_log())
             time.sleep(0.01)
 
+    def start_send(self, env=None):
+        """qmail-send, its log (standard output) in send.log."""
+        self.send = Process([tool("qmail-send")], env or self.env(), self.home.path("send.log"), stdout=True)
+        self.processes.insert(0, self.send)  # stopped last
+        deadline = time.monotonic() + 20
+        while "status: qmail-send starting" not in self.send_log():
+            if self.send.p.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("qmail-send did not start: " + self.send_log())
+            time.sleep(0.01)
+
+    def send_log(self):
+        try:
+            with open(self.home.path("send.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_for(self, predicate, what, timeout=30):
+        """Polls `predicate` until it is true; fails naming `what`, with qmail-send's log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            v = predicate()
+            if v:
+                return v
+            time.sleep(0.02)
+        raise AssertionError("timed out waiting for %s; qmail-send's log:\n%s" % (what, self.send_log()))
+
+    def inject(self, sender, recipients, message, env=None):
+        """Queues a message with qmail-queue (message on 0, envelope on 1); its exit code."""
+        envelope = b"F" + sender.encode() + b"\0" + b"".join(b"T" + r.encode() + b"\0" for r in recipients) + b"\0"
+        with tempfile.TemporaryFile() as f:
+            f.write(envelope)
+            f.seek(0)
+            p = subprocess.run([tool("qmail-queue")], input=message, stdout=f, stderr=subprocess.PIPE,
+                               env=env or self.env(), timeout=60)
+        return p.returncode
+
+    def maildir_messages(self, maildir):
+        """The messages in new/ of a Maildir (path relative to QMAILHOME, or absolute), as bytes."""
+        new = os.path.join(self.home.path(maildir), "new")
+        if not os.path.isdir(new):
+            return []
+        out = []
+        for name in sorted(os.listdir(new)):
+            with open(os.path.join(new, name), "rb") as f:
+                out.append(f.read())
+        return out
+
+    def mailbox(self, address):
+        """The Maildir of a mailbox (from the store's record)."""
+        user, domain = address.split("@")
+        return os.path.join(self.home.user_record(domain, user)[5], "Maildir")
+
     def start(self, *smtpd_args, queued=True, env=None, concurrency=40):
         """qmail-smtpd under tcpserver -x etc/tcp.smtp.cdb on a free port (IndiMail's line)."""
         if queued and self.queued is None:
@@ -137,6 +192,46 @@ class MailHost:
     def set_rules(self, text):
         self.home.write("etc/tcp.smtp", text)
         self.run_ok("qmailctl", "cdb", "--quiet")
+
+
+class Sink:
+    """A real SMTP server on a loopback address (aiosmtpd): keeps what it receives, with the client's
+    address; `replies` maps a recipient to the replies its RCPT gets in turn (then 250)."""
+
+    def __init__(self, host="127.0.0.1", tls_context=None):
+        from aiosmtpd.controller import Controller
+        self.messages = []
+        self.replies = {}
+        self.mail_reply = None
+        sink = self
+
+        class Handler:
+            async def handle_MAIL(self, server, session, envelope, address, mail_options):
+                if sink.mail_reply:
+                    return sink.mail_reply
+                envelope.mail_from = address
+                return "250 OK"
+
+            async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+                queue = sink.replies.get(address)
+                if queue:
+                    return queue.pop(0)
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
+            async def handle_DATA(self, server, session, envelope):
+                sink.messages.append({"peer": session.peer[0], "from": envelope.mail_from,
+                                      "to": list(envelope.rcpt_tos), "data": envelope.original_content,
+                                      "tls": session.ssl is not None})
+                return "250 2.0.0 queued as %d" % len(sink.messages)
+
+        self.port = free_port()
+        kw = {"tls_context": tls_context, "require_starttls": False} if tls_context else {}
+        self.controller = Controller(Handler(), hostname=host, port=self.port, **kw)
+        self.controller.start()
+
+    def stop(self):
+        self.controller.stop()
 
 
 class RawClient:

@@ -16,7 +16,8 @@ RELAY = [["relay", "rules", "list"], ["relay", "rules", "allow"], ["relay", "rul
          ["bounce", "rules", "test"], ["bounce", "processor", "set"], ["bounce", "processor", "unset"],
          ["bounce", "processor", "show"], ["bounce", "queue", "set"], ["bounce", "queue", "show"],
          ["queue", "init"], ["queue", "stat"], ["queue", "list"]]
-MTA = ["qmail-smtpd", "qmail-queue", "qmail-queued", "qmail-nullqueue"]
+MTA = ["qmail-smtpd", "qmail-queue", "qmail-queued", "qmail-nullqueue", "qmail-send", "qmail-remote", "vdelivermail",
+       "vfilter"]
 COMMANDS = [("qmailctl", ["cdb"]), ("qmailctl", ["check"]), ("vadddomain", []), ("vdeldomain", []),
             ("vdominfo", []), ("vmoddomain", []), ("vadduser", []), ("vdeluser", []), ("vpasswd", []),
             ("vuserinfo", []), ("vmoduser", []), ("clearopensmtp", []), ("vchkpass", []), ("vcfilter", [])] + \
@@ -128,7 +129,7 @@ class Completion(HomeTestCase):
                 p = self.home.run(prog, "--help")
                 self.assertEqual(p.returncode, 0)
                 self.assertIn(b"usage: " + prog.encode(), p.stdout)
-                page = "qmail-queue" if prog == "qmail-nullqueue" else prog
+                page = {"qmail-nullqueue": "qmail-queue", "vfilter": "vdelivermail"}.get(prog, prog)
                 self.assertIn(b"See %s(8)" % page.encode(), p.stdout)
                 self.assertTrue(os.path.exists(os.path.join(SOURCE_DIR, "docs", "man", page + ".8")))
                 p = self.home.run(prog, "--version")

@@ -1,7 +1,11 @@
 // qmailctl queue - the mail queue: init lays it out (notqmail's directories, modes and owners), stat
-// counts what it holds, list shows each message (sender, recipients, size, age).
+// counts what it holds, list shows each message (sender, recipients, size, age), flush makes qmail-send
+// retry deferred mail now.
 #include <CLI/CLI.hpp>
 
+#include <signal.h>
+
+#include <cerrno>
 #include <ctime>
 
 #include "qmailctl.hpp"
@@ -114,6 +118,23 @@ int run_queue_list(const Program& prog) {
     return 0;
 }
 
+// Tells the running qmail-send to try every deferred delivery now (as qmail's svc -a qmail-send).
+int run_queue_flush(const Program& prog) {
+    Reporter rep(prog.name, prog.common);
+    Paths paths = Paths::from_env();
+    QueueDirs dirs(paths.queuedir);
+    auto pid = running_qmail_send(dirs);
+    if (!pid) throw Error(Exit::unavailable, "no qmail-send is running on " + dirs.root().string());
+    if (::kill(*pid, SIGALRM) != 0)
+        throw sys_error(errno == EPERM ? Exit::noperm : Exit::unavailable, "cannot signal qmail-send (pid " + std::to_string(*pid) + ") of",
+                        dirs.root(), errno);
+    if (rep.json())
+        rep.object(Json::object().set("status", "flushed").set("pid", static_cast<std::int64_t>(*pid)));
+    else if (!prog.common.quiet)
+        rep.line("asked qmail-send (pid " + std::to_string(*pid) + ") to retry every deferred delivery now");
+    return 0;
+}
+
 }  // namespace
 
 void setup_queue(CLI::App& app, Program& prog) {
@@ -133,8 +154,12 @@ void setup_queue(CLI::App& app, Program& prog) {
     add_common_options(*list, prog.common, opt_json);
     list->callback([&prog] { prog.action = [&prog] { return run_queue_list(prog); }; });
 
+    CLI::App* flush = q->add_subcommand("flush", "Make the running qmail-send retry every deferred delivery now (SIGALRM)");
+    add_common_options(*flush, prog.common, opt_json | opt_quiet);
+    flush->callback([&prog] { prog.action = [&prog] { return run_queue_flush(prog); }; });
+
     set_footers(q,
-                "Exit status: 0 done; 64 usage; 66 no queue (qmailctl queue init makes one) or it cannot be read;\n"
+                "Exit status: 0 done; 64 usage; 69 (flush) no qmail-send is running; 66 no queue (qmailctl queue init makes one) or it cannot be read;\n"
                 "73/77 the queue cannot be made or given its owners; 75 locked. See qmailctl(8).");
 }
 

@@ -18,6 +18,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <ctime>
+#include <utility>
 #include <vector>
 
 #include "qvmail/envrules.hpp"
@@ -72,5 +74,22 @@ const char* to_string(BounceVerdict v) noexcept;
 std::vector<EnvChange> bounce_injection_environment(std::map<std::string, std::string>& env,
                                                     const std::vector<EnvRule>& rules, std::string_view original_sender,
                                                     PatternKind kind);
+
+// ---- the bounce message (QSBMF, as qmail-send writes it) ----
+// A failed recipient's paragraph as qmail-send appends it to bounce/N: "<recipient>:" on a line, the
+// report with every line ended and an empty line inside written "/", then an empty line.
+std::string bounce_paragraph(std::string_view recipient, std::string_view report);
+// BOUNCEPROCESSOR's original_recipient and bounce_report from bounce/N: the first recipient (without
+// its <>) and the text after the first ':' (leading blanks skipped).
+std::pair<std::string, std::string> split_bounce_file(std::string_view content);
+struct BounceHead {
+    std::string from;        // MAILER-DAEMON@<bouncehost> (control/bouncefrom, control/bouncehost)
+    std::string to;          // the original sender, or doublebounceto@doublebouncehost
+    std::string host;        // bouncehost: "This is the qmail-send program at <host>."
+    bool double_bounce = false;  // the failed message was a bounce itself
+};
+// The bounce's header and text, up to and including the break line and the blank line after it; the
+// copy of the failed message ("Return-Path: <sender>" and the queued message) follows.
+std::string bounce_message_head(const BounceHead& h, std::string_view paragraphs, std::time_t now);
 
 }  // namespace qv

@@ -174,6 +174,12 @@ const char* state_name(QueuedMessage::State s) noexcept;
 // meanwhile) is left out. Throws Error 66/74 when the queue cannot be read.
 std::vector<QueuedMessage> scan_queue(const QueueDirs& dirs);
 
+// ---- the running qmail-send ----
+// qmail-send holds an exclusive lock on lock/sendmutex while it runs and keeps its pid there. The pid of
+// the qmail-send running on this queue, or nullopt when none runs. Throws Error 66/74 when the file
+// cannot be read.
+std::optional<pid_t> running_qmail_send(const QueueDirs& dirs);
+
 // ---- qmailctl queue init ----
 
 // The queue's owners: notqmail's qmailq (the queue), qmails (qmail-send) and qmailr (qmail-remote), in

@@ -69,5 +69,8 @@ protected:
 // The queue program a submission runs when QMAILQUEUE is not set and qmail-queued does not listen:
 // qmail-queue in the running program's own directory, else in sbindir.
 std::filesystem::path default_queue_program(const Paths& paths);
+// An MTA program (qmail-queue, qmail-remote, ...): the one in the running program's own directory, else
+// the one in sbindir.
+std::filesystem::path mta_program(const Paths& paths, std::string_view name);
 
 }  // namespace qv

@@ -1,0 +1,78 @@
+// A group commit of file-system flushes. See group_sync.hpp.
+#include "qvmail/group_sync.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "qvmail/error.hpp"
+
+namespace qv {
+
+GroupSync::~GroupSync() {
+    for (auto& [dev, fd] : pending_) ::close(fd);
+}
+
+void GroupSync::sync(const std::filesystem::path& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) throw sys_error(Exit::ioerr, "cannot open", path, errno);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        int e = errno;
+        ::close(fd);
+        throw sys_error(Exit::ioerr, "cannot stat", path, e);
+    }
+    std::unique_lock<std::mutex> g(mu_);
+    const std::uint64_t ticket = next_ticket_++;
+    if (!pending_.emplace(st.st_dev, fd).second) ::close(fd);
+    while (done_upto_ < ticket) {
+        if (flushing_) {  // a batch is being flushed without us: wait for it, then lead or join the next
+            done_.wait(g);
+            continue;
+        }
+        // lead the batch gathered so far (ours included)
+        flushing_ = true;
+        std::map<dev_t, int> batch;
+        batch.swap(pending_);
+        const std::uint64_t first = batch_first_, last = next_ticket_ - 1;
+        batch_first_ = last + 1;
+        g.unlock();
+        std::string error;
+        std::uint64_t n = 0;
+        for (auto& [dev, bfd] : batch) {
+            ++n;
+            if (::syncfs(bfd) != 0 && error.empty()) error = std::strerror(errno);
+            ::close(bfd);
+        }
+        g.lock();
+        flushes_ += n;
+        if (!error.empty()) {
+            errors_[last] = {first, error};
+            if (errors_.size() > 64) errors_.erase(errors_.begin());  // callers that old have all been told
+        }
+        done_upto_ = last;
+        flushing_ = false;
+        done_.notify_all();
+    }
+    ++requests_;
+    // the batch that held our ticket, if it failed
+    auto it = errors_.lower_bound(ticket);
+    if (it != errors_.end() && it->second.first <= ticket)
+        throw Error(Exit::ioerr, "cannot flush the file system of " + path.string() + ": " + it->second.why);
+}
+
+std::uint64_t GroupSync::flushes() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return flushes_;
+}
+
+std::uint64_t GroupSync::requests() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return requests_;
+}
+
+}  // namespace qv

@@ -1,0 +1,928 @@
+// qmail-send - deliver what the queue holds. See qmail-send(8).
+//
+// One process over notqmail's queue layout. The main thread watches lock/trigger and todo/, preprocesses
+// new messages (info/N, local/N, remote/N, as qmail-send writes them, made durable with one flush for
+// all the messages of a scan before todo/N goes), schedules each recipient on the local or the remote
+// channel within control/concurrencylocal and control/concurrencyremote, marks each recipient done (a
+// 'D' written over its 'T') once delivered or bounced, and removes the message when nothing is left.
+//
+// Delivery threads do the work. Local: for a virtual domain (users/assign), the library's delivery
+// (vdelivermail and vfilter's) runs in-process, as the domain's owner (setfsuid), with the Maildir
+// writes of concurrent deliveries made durable together (a group commit); QMAILLOCAL names a program
+// to run instead, with qmail-local's arguments. Remote: qmail-remote (or QMAILREMOTE) with IndiMail's
+// arguments, one recipient per run, its report folded as qmail-rspawn does.
+//
+// Temporary failures are retried on qmail's schedule (birth + (sqrt(age) + 10 or 20)^2); after
+// control/queuelifetime a temporary failure is permanent. Permanent failures go to bounce/N and, when
+// the message is done, into one QSBMF bounce to the sender (double bounce to postmaster, triple
+// dropped), through BOUNCEPROCESSOR, bounce.envrules and BOUNCEQUEUE.
+//
+// Signals: TERM finishes the deliveries under way and exits; HUP re-reads the control files; ALRM retries
+// every deferred recipient now (qmailctl queue flush).
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/fsuid.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <queue>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "qvmail/assign.hpp"
+#include "qvmail/bounce.hpp"
+#include "qvmail/control.hpp"
+#include "qvmail/envrules.hpp"
+#include "qvmail/error.hpp"
+#include "qvmail/group_sync.hpp"
+#include "qvmail/local_delivery.hpp"
+#include "qvmail/paths.hpp"
+#include "qvmail/process.hpp"
+#include "qvmail/queue.hpp"
+#include "qvmail/queue_client.hpp"
+#include "qvmail/remote.hpp"
+#include "qvmail/service.hpp"
+#include "qvmail/store.hpp"
+#include "qvmail/text.hpp"
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using qv::DeliveryOutcome;
+
+constexpr std::time_t kRescan = 1500;         // todo/ is scanned this often without a trigger
+constexpr int kProgramTimeout = 86400;        // a delivery program is killed after a day
+constexpr std::size_t kMaxConcurrency = 500;  // qmail's limit on either channel
+
+enum Channel { kLocal = 0, kRemote = 1 };
+const char* channel_name(int c) {
+    return c == kLocal ? "local" : "remote";
+}
+
+volatile sig_atomic_t g_term = 0, g_hup = 0, g_alrm = 0;
+int g_wake_w = -1, g_wake_r = -1;  // the self-pipe: signals and finished deliveries wake the main loop
+
+void wake() {
+    char c = 0;
+    [[maybe_unused]] ssize_t n = ::write(g_wake_w, &c, 1);
+}
+
+void on_signal(int sig) {
+    int saved = errno;
+    if (sig == SIGTERM) g_term = 1;
+    if (sig == SIGHUP) g_hup = 1;
+    if (sig == SIGALRM) g_alrm = 1;
+    wake();
+    errno = saved;
+}
+
+std::mutex g_log_mu;
+void log_line(const std::string& s) {
+    std::string line = s + "\n";
+    std::lock_guard<std::mutex> g(g_log_mu);
+    [[maybe_unused]] ssize_t n = ::write(1, line.data(), line.size());
+}
+
+// Log text on one line: line ends become '/', other control bytes '?' (as qmail-send's logs).
+std::string one_line(std::string_view s) {
+    while (!s.empty() && s.back() == '\n') s.remove_suffix(1);
+    std::string out;
+    for (char c : s) out += c == '\n' ? '/' : (static_cast<unsigned char>(c) < 32 ? '?' : c);
+    return out;
+}
+
+// ---- the control files ----
+struct Controls {
+    std::string me, envnoathost;
+    std::set<std::string> locals;
+    std::map<std::string, std::string> virtualdomains;  // address, domain, .suffix or "" -> prefix
+    std::size_t concurrency[2] = {10, 20};
+    std::time_t queuelifetime = 604800;
+};
+
+Controls load_controls(const qv::Paths& p) {
+    Controls c;
+    c.me = qv::ascii_lower(qv::control_first_line(p, "me").value_or("localhost"));
+    c.envnoathost = qv::ascii_lower(qv::control_first_line(p, "envnoathost").value_or(c.me));
+    auto locals = qv::ControlFile::load(p.control("locals"));
+    if (!locals.exists()) c.locals.insert(c.me);
+    for (const auto& l : locals.entries()) c.locals.insert(qv::ascii_lower(l));
+    for (const auto& l : qv::ControlFile::load(p.control("virtualdomains")).entries()) {
+        auto colon = l.find(':');
+        if (colon == std::string::npos) continue;
+        c.virtualdomains[qv::ascii_lower(l.substr(0, colon))] = l.substr(colon + 1);
+    }
+    c.concurrency[kLocal] = std::clamp<std::uint64_t>(qv::control_number(p, "concurrencylocal", 10), 1, kMaxConcurrency);
+    c.concurrency[kRemote] = std::clamp<std::uint64_t>(qv::control_number(p, "concurrencyremote", 20), 1, kMaxConcurrency);
+    c.queuelifetime = static_cast<std::time_t>(qv::control_number(p, "queuelifetime", 604800));
+    return c;
+}
+
+// qmail-send's rewrite: which channel, and the address the channel gets.
+std::pair<int, std::string> rewrite(const Controls& c, std::string addr) {
+    auto at = addr.rfind('@');
+    if (at == std::string::npos) {
+        addr += "@" + c.envnoathost;
+        at = addr.rfind('@');
+    }
+    std::string domain = qv::ascii_lower(addr.substr(at + 1));
+    addr = addr.substr(0, at + 1) + domain;
+    if (c.locals.count(domain)) return {kLocal, addr};
+    auto prefix = [&](const std::string& key) -> std::optional<std::string> {
+        auto it = c.virtualdomains.find(key);
+        if (it == c.virtualdomains.end()) return std::nullopt;
+        return it->second;
+    };
+    std::optional<std::string> p = prefix(qv::ascii_lower(addr));
+    if (!p) p = prefix(domain);
+    for (std::size_t dot = domain.find('.'); !p && dot != std::string::npos; dot = domain.find('.', dot + 1))
+        p = prefix(domain.substr(dot));
+    if (!p) p = prefix("");
+    if (p && !p->empty()) return {kLocal, *p + "-" + addr};
+    return {kRemote, addr};
+}
+
+// The address a local recipient had before rewrite() put its virtual domain's prefix before it.
+std::string original_address(const Controls& c, const std::string& addr) {
+    auto at = addr.rfind('@');
+    if (at == std::string::npos) return addr;
+    std::string domain = addr.substr(at + 1);
+    for (const auto& [key, prefix] : c.virtualdomains) {
+        if (prefix.empty() || !addr.starts_with(prefix + "-")) continue;
+        if (key == domain || key.empty() || (key.starts_with('.') && domain.ends_with(key)))
+            return addr.substr(prefix.size() + 1);
+    }
+    return addr;
+}
+
+// qmail's retry schedule: the next attempt after `now` for a message born at `birth`.
+std::time_t next_retry(std::time_t birth, std::time_t now, int channel) {
+    const std::time_t skip = channel == kLocal ? 10 : 20;
+    std::time_t age = std::max<std::time_t>(0, now - birth);
+    auto root = static_cast<std::time_t>(std::sqrt(static_cast<double>(age)));
+    while ((root + 1) * (root + 1) <= age) ++root;
+    while (root * root > age) --root;
+    return birth + (root + skip) * (root + skip);
+}
+
+// ---- the queue, in memory ----
+struct Rcpt {
+    std::string addr;
+    off_t offset = 0;  // of its 'T' in local/N or remote/N
+    bool done = false;
+    bool busy = false;
+    std::time_t next = 0;
+};
+
+struct Job {
+    std::uint64_t n = 0;
+    std::string sender;
+    std::time_t birth = 0;
+    std::vector<Rcpt> rc[2];
+    int busy = 0;
+    bool finished() const {
+        for (const auto& v : rc)
+            for (const auto& r : v)
+                if (!r.done) return false;
+        return busy == 0;
+    }
+};
+
+struct Task {
+    int channel;
+    std::uint64_t n;
+    std::size_t index;
+    std::string addr, sender;
+    fs::path mess;
+    bool dying;
+    std::uint64_t id;  // the delivery's number in the log
+};
+
+struct Result {
+    Task task;
+    DeliveryOutcome outcome;
+    double seconds;
+};
+
+// Reads a queue file's NUL-terminated fields: the letter and the rest, with each field's offset.
+struct Field {
+    char letter;
+    std::string value;
+    off_t offset;
+};
+std::optional<std::vector<Field>> read_fields(const fs::path& p) {
+    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    std::string data;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        data.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    std::vector<Field> out;
+    std::size_t at = 0;
+    while (at < data.size()) {
+        std::size_t end = data.find('\0', at);
+        if (end == std::string::npos) break;  // a field cut short is not one
+        out.push_back({data[at], data.substr(at + 1, end - at - 1), static_cast<off_t>(at)});
+        at = end + 1;
+    }
+    return out;
+}
+
+std::optional<std::uint64_t> number_name(const std::string& s) {
+    return qv::parse_decimal(s);
+}
+
+// ---- the delivery threads ----
+class Pool {
+public:
+    using Work = std::function<Result(const Task&)>;
+    Pool(Work work, std::mutex& results_mu, std::vector<Result>& results)
+        : work_(std::move(work)), results_mu_(results_mu), results_(results) {}
+    ~Pool() {
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        for (auto& t : threads_) t.join();
+    }
+    void submit(Task t) {
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            tasks_.push_back(std::move(t));
+            if (idle_ == 0 && threads_.size() < kMaxConcurrency) threads_.emplace_back([this] { run(); });
+        }
+        cv_.notify_one();
+    }
+
+private:
+    void run() {
+        std::unique_lock<std::mutex> g(mu_);
+        for (;;) {
+            ++idle_;
+            cv_.wait(g, [&] { return stop_ || !tasks_.empty(); });
+            --idle_;
+            if (tasks_.empty()) return;
+            Task t = std::move(tasks_.front());
+            tasks_.pop_front();
+            g.unlock();
+            Result r = work_(t);
+            {
+                std::lock_guard<std::mutex> rg(results_mu_);
+                results_.push_back(std::move(r));
+            }
+            wake();
+            g.lock();
+        }
+    }
+    Work work_;
+    std::mutex& results_mu_;
+    std::vector<Result>& results_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<Task> tasks_;
+    std::vector<std::thread> threads_;
+    std::size_t idle_ = 0;
+    bool stop_ = false;
+};
+
+class Sender {
+public:
+    Sender(qv::Paths paths) : paths_(std::move(paths)), dirs_(paths_.queuedir) {
+        controls_ = load_controls(paths_);
+        local_program_ = getenv_str("QMAILLOCAL");
+        remote_program_ = getenv_str("QMAILREMOTE").value_or(qv::mta_program(paths_, "qmail-remote").string());
+        qv::QueueOwners owners = qv::queue_owners();
+        remote_owner_ = owners.r;
+        pools_[kLocal] = std::make_unique<Pool>([this](const Task& t) { return deliver_local(t); }, results_mu_, results_);
+        pools_[kRemote] = std::make_unique<Pool>([this](const Task& t) { return deliver_remote(t); }, results_mu_, results_);
+    }
+
+    int run();
+
+private:
+    static std::optional<std::string> getenv_str(const char* name) {
+        const char* v = std::getenv(name);
+        if (!v || !*v) return std::nullopt;
+        return std::string(v);
+    }
+
+    void load_info();
+    void scan_todo();
+    void add_job(Job j);
+    void dispatch();
+    void handle(Result& r);
+    void mark_done(Job& j, int c, std::size_t i);
+    void finish(Job& j);
+    bool inject_bounce(Job& j);  // false: try again later
+    Result deliver_local(const Task& t);
+    Result deliver_remote(const Task& t);
+    std::time_t next_timer() const;
+
+    qv::Paths paths_;
+    qv::QueueDirs dirs_;
+    Controls controls_;
+    std::optional<std::string> local_program_;
+    std::string remote_program_;
+    qv::Owner remote_owner_;
+    std::map<std::uint64_t, Job> jobs_;
+    std::deque<std::pair<std::uint64_t, std::size_t>> ready_[2];
+    std::set<std::uint64_t> retry_bounce_;  // done, but the bounce could not be injected yet
+    std::size_t busy_[2] = {0, 0};
+    std::uint64_t deliveries_ = 0, messages_done_ = 0;
+    qv::GroupSync group_;
+    std::mutex results_mu_;
+    std::vector<Result> results_;
+    std::unique_ptr<Pool> pools_[2];
+};
+
+void Sender::add_job(Job j) {
+    std::uint64_t n = j.n;
+    auto& job = jobs_[n] = std::move(j);
+    for (int c = 0; c < 2; ++c)
+        for (std::size_t i = 0; i < job.rc[c].size(); ++i)
+            if (!job.rc[c][i].done) ready_[c].emplace_back(n, i);
+    if (job.finished()) finish(job);
+}
+
+// Messages preprocessed before a restart: info/N with local/N and remote/N.
+void Sender::load_info() {
+    std::error_code ec;
+    for (int split = 0; split < dirs_.split(); ++split) {
+        fs::path dir = dirs_.root() / "info" / std::to_string(split);
+        for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+            auto n = number_name(it->path().filename().string());
+            if (!n) continue;
+            auto info = read_fields(dirs_.info(*n));
+            if (!info) continue;
+            Job j;
+            j.n = *n;
+            for (const auto& f : *info)
+                if (f.letter == 'F') j.sender = f.value;
+            struct stat st {};
+            j.birth = ::stat(dirs_.info(*n).c_str(), &st) == 0 ? st.st_mtime : std::time(nullptr);
+            for (int c = 0; c < 2; ++c) {
+                auto fields = read_fields(c == kLocal ? dirs_.local(*n) : dirs_.remote(*n));
+                if (!fields) continue;
+                for (const auto& f : *fields)
+                    if (f.letter == 'T' || f.letter == 'D') j.rc[c].push_back({f.value, f.offset, f.letter == 'D'});
+            }
+            add_job(std::move(j));
+        }
+    }
+}
+
+// New messages: todo/N becomes info/N, local/N, remote/N (one flush for all of a scan), then goes.
+void Sender::scan_todo() {
+    std::vector<std::uint64_t> found;
+    std::error_code ec;
+    for (auto it = fs::directory_iterator(dirs_.root() / "todo", ec); !ec && it != fs::directory_iterator();
+         it.increment(ec)) {
+        auto n = number_name(it->path().filename().string());
+        if (n && !jobs_.count(*n)) found.push_back(*n);
+    }
+    if (ec) log_line("alert: cannot read todo/: " + ec.message());
+    std::sort(found.begin(), found.end());
+    std::vector<Job> made;
+    for (std::uint64_t n : found) {
+        auto fields = read_fields(dirs_.todo(n));
+        struct stat st {};
+        if (!fields || ::stat(dirs_.mess(n).c_str(), &st) != 0) {
+            log_line("warning: trouble with todo/" + std::to_string(n) + ": no message file or unreadable envelope");
+            continue;
+        }
+        Job j;
+        j.n = n;
+        j.birth = std::time(nullptr);
+        std::string rcpt_text[2];
+        std::string qp, uid;
+        for (const auto& f : *fields) {
+            if (f.letter == 'F') j.sender = f.value;
+            if (f.letter == 'p') qp = f.value;
+            if (f.letter == 'u') uid = f.value;
+            if (f.letter != 'T') continue;
+            auto [c, addr] = rewrite(controls_, f.value);
+            Rcpt r;
+            r.addr = addr;
+            r.offset = static_cast<off_t>(rcpt_text[c].size());
+            rcpt_text[c] += "T" + addr + '\0';
+            j.rc[c].push_back(r);
+        }
+        try {
+            std::string info = "F" + j.sender + '\0';
+            auto write_file = [&](const fs::path& p, const std::string& data) {
+                int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                if (fd < 0) throw qv::sys_error(qv::Exit::ioerr, "cannot write", p, errno);
+                bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
+                int e = errno;
+                ::close(fd);
+                if (!ok) throw qv::sys_error(qv::Exit::ioerr, "cannot write", p, e);
+            };
+            for (int c = 0; c < 2; ++c) {
+                fs::path p = c == kLocal ? dirs_.local(n) : dirs_.remote(n);
+                if (!j.rc[c].empty())
+                    write_file(p, rcpt_text[c]);
+                else
+                    ::unlink(p.c_str());
+            }
+            write_file(dirs_.info(n), info);  // last: info/N says the message is preprocessed
+        } catch (const std::exception& e) {
+            log_line(std::string("warning: ") + e.what());
+            continue;
+        }
+        log_line("new msg " + std::to_string(n));
+        log_line("info msg " + std::to_string(n) + ": bytes " + std::to_string(st.st_size) + " from <" + j.sender +
+                 "> qp " + qp + " uid " + uid);
+        made.push_back(std::move(j));
+    }
+    if (made.empty()) return;
+    try {
+        group_.sync(dirs_.root());  // info/, local/, remote/ durable before todo/N goes
+    } catch (const std::exception& e) {
+        log_line(std::string("alert: ") + e.what() + "; trying again later");
+        return;
+    }
+    for (auto& j : made) {
+        ::unlink(dirs_.intd(j.n).c_str());
+        ::unlink(dirs_.todo(j.n).c_str());
+        add_job(std::move(j));
+    }
+}
+
+void Sender::dispatch() {
+    const std::time_t now = std::time(nullptr);
+    for (int c = 0; c < 2; ++c) {
+        std::size_t tries = ready_[c].size();
+        while (busy_[c] < controls_.concurrency[c] && tries-- > 0) {
+            auto [n, i] = ready_[c].front();
+            ready_[c].pop_front();
+            auto it = jobs_.find(n);
+            if (it == jobs_.end()) continue;
+            Job& j = it->second;
+            Rcpt& r = j.rc[c][i];
+            if (r.done || r.busy) continue;
+            if (r.next > now) {  // not yet: back to the end
+                ready_[c].emplace_back(n, i);
+                continue;
+            }
+            r.busy = true;
+            ++j.busy;
+            ++busy_[c];
+            Task t{c, n, i, r.addr, j.sender, dirs_.mess(n), now > j.birth + controls_.queuelifetime, ++deliveries_};
+            pools_[c]->submit(std::move(t));
+        }
+    }
+}
+
+std::time_t Sender::next_timer() const {
+    std::time_t best = 0;
+    for (int c = 0; c < 2; ++c) {
+        if (busy_[c] >= controls_.concurrency[c]) continue;
+        for (auto [n, i] : ready_[c]) {
+            auto it = jobs_.find(n);
+            if (it == jobs_.end()) continue;
+            const Rcpt& r = it->second.rc[c][i];
+            if (r.done || r.busy) continue;
+            if (best == 0 || r.next < best) best = r.next;
+        }
+    }
+    return best;
+}
+
+void Sender::mark_done(Job& j, int c, std::size_t i) {
+    Rcpt& r = j.rc[c][i];
+    fs::path p = c == kLocal ? dirs_.local(j.n) : dirs_.remote(j.n);
+    int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ::pwrite(fd, "D", 1, r.offset) != 1)
+        log_line("warning: cannot mark " + r.addr + " done in " + p.string() + ": " + std::strerror(errno) +
+                 "; the message will be delivered twice!");
+    if (fd >= 0) ::close(fd);
+    r.done = true;
+}
+
+void Sender::handle(Result& res) {
+    const Task& t = res.task;
+    auto it = jobs_.find(t.n);
+    --busy_[t.channel];
+    if (it == jobs_.end()) return;
+    Job& j = it->second;
+    --j.busy;
+    Rcpt& r = j.rc[t.channel][t.index];
+    r.busy = false;
+    DeliveryOutcome& o = res.outcome;
+    if (o.kind == DeliveryOutcome::temporary && t.dying) {
+        o.kind = DeliveryOutcome::permanent;
+        o.text += "\nI'm not going to try again; this message has been in the queue too long.";
+    }
+    char secs[32];
+    std::snprintf(secs, sizeof secs, " (%.3f s)", res.seconds);
+    log_line("delivery " + std::to_string(t.id) + ": msg " + std::to_string(t.n) + " " + channel_name(t.channel) + " " +
+             r.addr + ": " + qv::to_string(o.kind) + ": " + one_line(o.text) + secs);
+    if (o.kind == DeliveryOutcome::temporary) {
+        r.next = next_retry(j.birth, std::time(nullptr), t.channel);
+        ready_[t.channel].emplace_back(t.n, t.index);
+        return;
+    }
+    if (o.kind == DeliveryOutcome::permanent) {
+        // the recipient's paragraph durable in bounce/N before its mark
+        std::string para = qv::bounce_paragraph(t.channel == kLocal ? original_address(controls_, r.addr) : r.addr, o.text);
+        fs::path b = dirs_.bounce(j.n);
+        int fd = ::open(b.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        bool ok = fd >= 0 && ::write(fd, para.data(), para.size()) == static_cast<ssize_t>(para.size()) &&
+                  ::fdatasync(fd) == 0;
+        if (fd >= 0) ::close(fd);
+        if (!ok) {
+            log_line("warning: cannot write " + b.string() + ": " + std::strerror(errno) + "; trying again later");
+            r.next = std::time(nullptr) + 60;
+            ready_[t.channel].emplace_back(t.n, t.index);
+            return;
+        }
+    }
+    mark_done(j, t.channel, t.index);
+    if (j.finished()) finish(j);
+}
+
+// Everything delivered or bounced: the bounce, then the files, info/N and mess/N last.
+void Sender::finish(Job& j) {
+    const std::uint64_t n = j.n;
+    if (qv::path_exists(dirs_.bounce(n)) && !inject_bounce(j)) {
+        retry_bounce_.insert(n);
+        return;
+    }
+    retry_bounce_.erase(n);
+    ::unlink(dirs_.bounce(n).c_str());
+    ::unlink(dirs_.local(n).c_str());
+    ::unlink(dirs_.remote(n).c_str());
+    ::unlink(dirs_.info(n).c_str());
+    ::unlink(dirs_.mess(n).c_str());
+    log_line("end msg " + std::to_string(n));
+    ++messages_done_;
+    jobs_.erase(n);
+}
+
+bool Sender::inject_bounce(Job& j) {
+    const std::uint64_t n = j.n;
+    std::string content;
+    {
+        int fd = ::open(dirs_.bounce(n).c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return false;
+        char buf[8192];
+        ssize_t got;
+        while ((got = ::read(fd, buf, sizeof buf)) > 0) content.append(buf, static_cast<std::size_t>(got));
+        ::close(fd);
+    }
+    if (j.sender == "#@[]") {
+        log_line("triple bounce: discarding bounce/" + std::to_string(n));
+        return true;
+    }
+    const bool double_bounce = j.sender.empty();
+    // the bounce's environment: BOUNCEQUEUE, then bounce.envrules for the original sender
+    std::map<std::string, std::string> env;
+    for (char** e = environ; e && *e; ++e) {
+        std::string_view kv(*e);
+        auto eq = kv.find('=');
+        if (eq != std::string_view::npos) env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
+    }
+    qv::Paths bp = paths_;
+    try {
+        qv::BounceRulesSetting rs = qv::bounce_rules_setting(paths_);
+        auto rules = qv::load_envrules(rs.file, rs.kind);
+        auto changes = qv::bounce_injection_environment(env, rules, j.sender, rs.kind);
+        bp = qv::Paths::from(qv::Env(env));
+        for (const auto& ch : changes)
+            log_line("bounce msg " + std::to_string(n) + ": " + rs.file.filename().string() + " line " +
+                     std::to_string(ch.rule->line) + " sets " + ch.assignment.name +
+                     (ch.assignment.value ? "=" + *ch.assignment.value : " unset"));
+    } catch (const std::exception& e) {
+        log_line("alert: bounce msg " + std::to_string(n) + ": " + e.what() + "; trying again later");
+        return false;
+    }
+    std::string me = qv::control_first_line(bp, "me").value_or(controls_.me);
+    std::string host = qv::control_first_line(bp, "bouncehost").value_or(me);
+    qv::BounceHead h;
+    h.from = qv::control_first_line(bp, "bouncefrom").value_or("MAILER-DAEMON") + "@" + host;
+    h.host = host;
+    h.double_bounce = double_bounce;
+    std::string to = j.sender;
+    if (double_bounce)
+        to = qv::control_first_line(bp, "doublebounceto").value_or("postmaster") + "@" +
+             qv::control_first_line(bp, "doublebouncehost").value_or(me);
+    h.to = to;
+    auto [first_rcpt, report] = qv::split_bounce_file(content);
+    if (auto proc = env.find("BOUNCEPROCESSOR"); proc != env.end() && !proc->second.empty()) {
+        qv::BounceReport br{dirs_.bounce(n).string(), report, double_bounce ? "#@[]" : "", first_rcpt, to};
+        qv::ProgramRun run;
+        run.argv = qv::bounce_processor_argv(proc->second, br);
+        for (const auto& [k, v] : env) run.env.push_back(k + "=" + v);
+        run.timeout = 3600;
+        qv::BounceVerdict v;
+        int status = 0;
+        try {
+            status = qv::run_program(run).status;
+            v = qv::bounce_processor_verdict(status);
+        } catch (const std::exception& e) {
+            v = qv::BounceVerdict::retry;
+        }
+        log_line("bounce processor msg " + std::to_string(n) + " sender <" + j.sender + "> recipient <" + first_rcpt +
+                 "> exit=" + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ": " + qv::to_string(v));
+        if (v == qv::BounceVerdict::discard) return true;
+        if (v == qv::BounceVerdict::retry) return false;
+    }
+    int mfd = ::open(dirs_.mess(n).c_str(), O_RDONLY | O_CLOEXEC);
+    if (mfd < 0) {
+        log_line("alert: cannot read " + dirs_.mess(n).string() + " for its bounce: " + std::strerror(errno));
+        return false;
+    }
+    struct stat st {};
+    ::fstat(mfd, &st);
+    qv::LocalMessage m{mfd, 0, static_cast<std::uint64_t>(st.st_size), double_bounce ? "#@[]" : ""};
+    std::string head = qv::bounce_message_head(h, content, std::time(nullptr)) + "Return-Path: <" + j.sender + ">\n";
+    std::string verdict = qv::inject_copy(bp, m, head, {to});
+    ::close(mfd);
+    if (!verdict.empty()) {
+        log_line("alert: cannot inject the bounce of msg " + std::to_string(n) + ": " + one_line(verdict.substr(1)) +
+                 "; trying again later");
+        return false;
+    }
+    log_line("bounce msg " + std::to_string(n) + " to <" + to + ">" +
+             (bp.qmailqueue ? " through " + *bp.qmailqueue : std::string()));
+    return true;
+}
+
+// One local recipient: "prefix-local@domain" for a virtual domain.
+Result Sender::deliver_local(const Task& t) {
+    auto start = std::chrono::steady_clock::now();
+    auto done = [&](DeliveryOutcome o) {
+        double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        return Result{t, std::move(o), s};
+    };
+    auto at = t.addr.rfind('@');
+    std::string lp = t.addr.substr(0, at), host = t.addr.substr(at + 1);
+    std::optional<qv::AssignEntry> entry;
+    try {
+        qv::AssignFile assign = qv::AssignFile::load(paths_.assigndir / "assign");
+        // the longest wildcard line whose key starts the local part (qmail-lspawn's users/cdb lookup)
+        for (const auto& e : assign.domains())
+            if (lp.starts_with(e.local) && (!entry || e.local.size() > entry->local.size())) entry = e;
+    } catch (const std::exception& e) {
+        return done({DeliveryOutcome::temporary, std::string(e.what()) + " (#4.3.0)"});
+    }
+    if (!entry) return done({DeliveryOutcome::permanent, "Sorry, no mailbox here by that name. (#5.1.1)"});
+    std::string ext = lp.substr(entry->local.size());
+    int fd = ::open(t.mess.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return done({DeliveryOutcome::temporary, "cannot open " + t.mess.string() + ": " + std::strerror(errno) + " (#4.3.0)"});
+    struct stat st {};
+    ::fstat(fd, &st);
+    qv::LocalMessage m{fd, 0, static_cast<std::uint64_t>(st.st_size), t.sender};
+    DeliveryOutcome o;
+    if (local_program_) {
+        qv::ProgramRun run;
+        run.argv = {*local_program_, "--", entry->user, entry->dir.string(), lp, "-", ext, host, t.sender, "./Maildir/", ""};
+        run.env = qv::environment_with({{"QMAILREMOTE", std::nullopt}});
+        run.stdin_fd = fd;
+        run.as = qv::Owner{entry->uid, entry->gid};
+        run.cwd = entry->dir;
+        run.timeout = kProgramTimeout;
+        try {
+            qv::ProgramResult r = qv::run_program(run);
+            int code = r.exit_code();
+            o.kind = code == 0 ? DeliveryOutcome::success : code == 100 ? DeliveryOutcome::permanent : DeliveryOutcome::temporary;
+            o.text = r.output.empty() ? (code < 0 ? "the delivery program crashed" : "exit " + std::to_string(code)) : r.output;
+        } catch (const std::exception& e) {
+            o = {DeliveryOutcome::temporary, e.what()};
+        }
+    } else {
+        // as the domain's owner, as qmail-lspawn would run qmail-local (this thread only)
+        const bool root = ::geteuid() == 0;
+        if (root) {
+            ::setfsgid(entry->gid);
+            ::setfsuid(entry->uid);
+        }
+        thread_local std::unique_ptr<qv::Store> store;
+        thread_local std::time_t store_opened = 0;
+        auto get_store = [&]() -> qv::Store& {
+            if (!store || std::time(nullptr) - store_opened > 300) {  // reopened now and then: a server may restart
+                store = qv::open_store(paths_);
+                store_opened = std::time(nullptr);
+            }
+            return *store;
+        };
+        qv::LocalOptions opts;
+        opts.group = &group_;
+        opts.remote_program = remote_program_;
+        opts.qmail_ext = std::getenv("QMAIL_EXT") != nullptr;
+        o = qv::deliver_virtual(paths_, get_store, ext, host, m, opts);
+        if (o.kind == DeliveryOutcome::temporary) store.reset();  // a broken connection, maybe
+        if (root) {
+            ::setfsuid(0);
+            ::setfsgid(0);
+        }
+    }
+    ::close(fd);
+    return done(std::move(o));
+}
+
+// One remote recipient: qmail-remote host sender qqeh size recipient.
+Result Sender::deliver_remote(const Task& t) {
+    auto start = std::chrono::steady_clock::now();
+    auto done = [&](DeliveryOutcome o) {
+        double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        return Result{t, std::move(o), s};
+    };
+    int fd = ::open(t.mess.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return done({DeliveryOutcome::temporary, "cannot open " + t.mess.string() + ": " + std::strerror(errno)});
+    struct stat st {};
+    ::fstat(fd, &st);
+    std::string host = t.addr.substr(t.addr.rfind('@') + 1);
+    qv::ProgramRun run;
+    run.argv = {remote_program_, host, t.sender, "", std::to_string(st.st_size), t.addr};
+    run.env = qv::environment_with({{"QMAILLOCAL", std::nullopt}});
+    run.stdin_fd = fd;
+    run.as = remote_owner_;
+    run.cwd = "/";
+    run.timeout = kProgramTimeout;
+    DeliveryOutcome o;
+    try {
+        qv::ProgramResult r = qv::run_program(run);
+        qv::SpawnResult v = qv::fold_remote_output(r.output, r.status);
+        o.kind = v.code == 'K' ? DeliveryOutcome::success : v.code == 'D' ? DeliveryOutcome::permanent : DeliveryOutcome::temporary;
+        o.text = v.text;
+    } catch (const std::exception& e) {
+        o = {DeliveryOutcome::temporary, e.what()};
+    }
+    ::close(fd);
+    return done(std::move(o));
+}
+
+int Sender::run() {
+    // one qmail-send a queue: lock/sendmutex, holding our pid for qmailctl queue flush
+    fs::path mutex = dirs_.root() / "lock" / "sendmutex";
+    int lock_fd = ::open(mutex.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd < 0) throw qv::sys_error(qv::Exit::noinput, "cannot open", mutex, errno);
+    if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
+        throw qv::Error(qv::Exit::tempfail, "another qmail-send is running on " + dirs_.root().string());
+    std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(lock_fd, 0) != 0 || ::pwrite(lock_fd, pid.data(), pid.size(), 0) < 0)
+        throw qv::sys_error(qv::Exit::ioerr, "cannot write", mutex, errno);
+
+    fs::path trig = dirs_.trigger();
+    int trig_fd = ::open(trig.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (trig_fd < 0) throw qv::sys_error(qv::Exit::noinput, "cannot open", trig, errno);
+    int trig_keep = ::open(trig.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);  // never an end of file
+    (void)trig_keep;
+
+    log_line("status: qmail-send starting on " + dirs_.root().string() + ", local " +
+             std::to_string(controls_.concurrency[kLocal]) + ", remote " + std::to_string(controls_.concurrency[kRemote]) +
+             (local_program_ ? ", QMAILLOCAL " + *local_program_ : std::string()));
+    load_info();
+    scan_todo();
+    std::time_t last_scan = std::time(nullptr);
+    bool stopping = false;
+    for (;;) {
+        if (g_term && !stopping) {
+            stopping = true;
+            log_line("status: exiting when the deliveries under way are done");
+        }
+        if (g_hup) {
+            g_hup = 0;
+            try {
+                controls_ = load_controls(paths_);
+                log_line("status: control files read again");
+            } catch (const std::exception& e) {
+                log_line(std::string("alert: cannot read the control files, keeping the old ones: ") + e.what());
+            }
+        }
+        if (g_alrm) {
+            g_alrm = 0;
+            std::size_t n = 0;
+            for (int c = 0; c < 2; ++c)
+                for (auto [m, i] : ready_[c])
+                    if (auto it = jobs_.find(m); it != jobs_.end() && it->second.rc[c][i].next) {
+                        it->second.rc[c][i].next = 0;
+                        ++n;
+                    }
+            for (auto m : std::vector<std::uint64_t>(retry_bounce_.begin(), retry_bounce_.end()))
+                if (auto it = jobs_.find(m); it != jobs_.end()) finish(it->second);
+            log_line("status: flush: " + std::to_string(n) + " deferred deliveries retried now");
+        }
+        std::vector<Result> got;
+        {
+            std::lock_guard<std::mutex> g(results_mu_);
+            got.swap(results_);
+        }
+        for (auto& r : got) handle(r);
+        if (stopping && busy_[kLocal] == 0 && busy_[kRemote] == 0) break;
+        const std::time_t now = std::time(nullptr);
+        if (!stopping) {
+            if (now - last_scan >= kRescan) {
+                scan_todo();
+                last_scan = now;
+                for (auto m : std::vector<std::uint64_t>(retry_bounce_.begin(), retry_bounce_.end()))
+                    if (auto it = jobs_.find(m); it != jobs_.end()) finish(it->second);
+            }
+            dispatch();
+        }
+        int timeout = static_cast<int>(std::max<std::time_t>(0, last_scan + kRescan - now)) * 1000;
+        if (std::time_t t = next_timer(); t && !stopping) timeout = std::min<int>(timeout, static_cast<int>(std::max<std::time_t>(t - now, 1)) * 1000);
+        pollfd p[2] = {{trig_fd, POLLIN, 0}, {g_wake_r, POLLIN, 0}};
+        int rc = ::poll(p, 2, timeout);
+        if (rc < 0 && errno != EINTR) throw qv::Error(qv::Exit::ioerr, std::string("poll: ") + std::strerror(errno));
+        char buf[4096];
+        if (rc > 0 && (p[1].revents & POLLIN))
+            while (::read(p[1].fd, buf, sizeof buf) > 0) {
+            }
+        if (rc > 0 && (p[0].revents & POLLIN)) {
+            while (::read(trig_fd, buf, sizeof buf) > 0) {
+            }
+            if (!stopping) {
+                scan_todo();
+                last_scan = std::time(nullptr);
+            }
+        }
+    }
+    log_line("status: exiting: " + std::to_string(deliveries_) + " delivery attempts, " + std::to_string(messages_done_) +
+             " messages done, " + std::to_string(group_.flushes()) + " flushes for " + std::to_string(group_.requests()) +
+             " durable writes");
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "--version") == 0)) {
+        if (argv[1][2] == 'v')
+            std::fputs("qmail-send " QV_VERSION "\n", stdout);
+        else
+            std::fputs("usage: qmail-send\n"
+                       "Delivers what the queue (QUEUEDIR, default QMAILHOME/queue) holds: local mail for virtual\n"
+                       "domains in-process (QMAILLOCAL names a program instead), remote mail through qmail-remote\n"
+                       "(or QMAILREMOTE); bounces through BOUNCEPROCESSOR, bounce.envrules and BOUNCEQUEUE. Logs a\n"
+                       "line per delivery attempt on standard output. TERM: finish and exit; HUP: re-read the\n"
+                       "control files; ALRM (qmailctl queue flush): retry deferred mail now. See qmail-send(8).\n",
+                       stdout);
+        return 0;
+    }
+    if (argc != 1) {
+        std::fputs("qmail-send: usage: qmail-send (no arguments; see qmail-send --help)\n", stderr);
+        return 64;
+    }
+    int wake[2];
+    if (::pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+        std::perror("qmail-send: pipe");
+        return 111;
+    }
+    g_wake_r = wake[0];
+    g_wake_w = wake[1];
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    for (int sig : {SIGTERM, SIGHUP, SIGALRM}) ::sigaction(sig, &sa, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+    try {
+        qv::Paths paths = qv::Paths::from_env();
+        // the service's variables (service/qmail-send/variables/, which qmailctl bounce edits), as envdir
+        // would set them, for those this environment does not set itself
+        std::error_code ec;
+        fs::path vars = paths.servicedir / std::string(qv::kSendService) / "variables";
+        for (auto it = fs::directory_iterator(vars, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+            std::string name = it->path().filename().string();
+            if (name.starts_with('.') || std::getenv(name.c_str())) continue;
+            if (auto v = qv::read_service_variable(paths, qv::kSendService, name)) ::setenv(name.c_str(), v->c_str(), 1);
+        }
+        paths = qv::Paths::from_env();
+        Sender sender(paths);
+        return sender.run();
+    } catch (const qv::Error& e) {
+        log_line(std::string("alert: qmail-send: ") + e.what());
+        return e.code() == qv::Exit::tempfail ? 75 : 111;
+    } catch (const std::exception& e) {
+        log_line(std::string("alert: qmail-send: ") + e.what());
+        return 111;
+    }
+}

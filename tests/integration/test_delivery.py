@@ -1,0 +1,339 @@
+"""Delivery end to end: qmail-smtpd (or qmail-queue) -> the queue -> qmail-send -> Maildirs, aliases, the
+domain's handler, vfilter rules, qmail-remote to a real SMTP sink (aiosmtpd) on loopback, and bounces."""
+import os
+import re
+import signal
+import smtplib
+import subprocess
+import time
+import unittest
+
+from qvtest import tool
+from smtptest import JOE, TIM, MailHost, Sink
+
+MESSAGE = b"From: Sender <sender@remote.test>\nTo: joe@example.com\nSubject: %s\n\nHello,\n.dot line\nbye\n"
+
+
+def message(subject="hello"):
+    return MESSAGE.replace(b"%s", subject.encode())
+
+
+class DeliveryCase(unittest.TestCase):
+    def setUp(self):
+        self.host = MailHost()
+        self.addCleanup(self.host.cleanup)
+        self.sinks = []
+
+    def sink(self, **kw):
+        s = Sink(**kw)
+        self.sinks.append(s)
+        self.addCleanup(s.stop)
+        return s
+
+    def owner(self):
+        """The domain's uid and gid, from users/assign."""
+        for line in self.host.home.read("users/assign").decode().splitlines():
+            if line.startswith("+example.com-:"):
+                f = line.split(":")
+                return int(f[2]), int(f[3])
+        raise AssertionError("example.com is not in users/assign")
+
+    def queued(self):
+        return self.host.queue()
+
+    def wait_empty(self, timeout=30):
+        self.host.wait_for(lambda: not self.queued(), "an empty queue", timeout)
+
+    def inject(self, sender, recipients, msg=None, env=None):
+        code = self.host.inject(sender, recipients, msg or message(), env=env)
+        self.assertEqual(code, 0)
+
+    def joe(self):
+        return self.host.maildir_messages(self.host.mailbox(JOE))
+
+    def log_lines(self, pattern):
+        return [l for l in self.host.send_log().splitlines() if re.search(pattern, l)]
+
+
+class MailboxDelivery(DeliveryCase):
+    def test_smtp_to_maildir(self):
+        """A message sent over SMTP lands in the mailbox's Maildir with Return-Path and Delivered-To."""
+        self.host.start()
+        self.host.start_send()
+        with smtplib.SMTP("127.0.0.1", self.host.port, timeout=30) as s:
+            s.sendmail("sender@remote.test", [JOE], message("over smtp").replace(b"\n", b"\r\n"))
+        got = self.host.wait_for(self.joe, "joe's mail")
+        self.assertEqual(len(got), 1)
+        self.assertTrue(got[0].startswith(b"Return-Path: <sender@remote.test>\nDelivered-To: joe@example.com\n"),
+                        got[0][:200])
+        self.assertIn(b"Received: (qmail ", got[0])
+        self.assertIn(b"Subject: over smtp\n", got[0])
+        self.assertIn(b"\n.dot line\n", got[0])
+        self.wait_empty()
+        lines = self.log_lines(r"^delivery \d+: msg \d+ local example\.com-joe@example\.com: success: ")
+        self.assertEqual(len(lines), 1, self.host.send_log())
+        self.assertRegex(lines[0], r"\(\d+\.\d{3} s\)$")
+        maildir = self.host.mailbox(JOE)
+        self.assertEqual(os.listdir(os.path.join(maildir, "tmp")), [])
+        name = os.listdir(os.path.join(maildir, "new"))[0]
+        st = os.stat(os.path.join(maildir, "new", name))
+        self.assertEqual((st.st_uid, st.st_gid), self.owner(), "delivered as the domain's owner")
+
+    def test_queued_before_start_and_alias(self):
+        """Mail queued while qmail-send is down is delivered when it starts; abuse@ (an alias) reaches
+        postmaster."""
+        self.inject("sender@remote.test", ["abuse@example.com", JOE])
+        self.host.start_send()
+        pm = self.host.mailbox("postmaster@example.com")
+        got = self.host.wait_for(lambda: self.host.maildir_messages(pm), "postmaster's mail")
+        self.assertIn(b"Delivered-To: abuse@example.com\n", got[0])
+        self.host.wait_for(self.joe, "joe's mail")
+        self.wait_empty()
+
+    def test_loop_is_bounced(self):
+        """A message that already carries the mailbox's Delivered-To line is a loop: bounced, not delivered."""
+        self.host.start_send()
+        self.inject("tim@example.com", [JOE], b"Delivered-To: joe@example.com\n" + message("loop"))
+        bounce = self.host.wait_for(lambda: self.host.maildir_messages(self.host.mailbox(TIM)), "the bounce")
+        self.assertIn(b"looping", bounce[0])
+        self.assertEqual(self.joe(), [])
+
+    def test_qmaillocal_runs_the_program(self):
+        """QMAILLOCAL=vdelivermail: the program gets qmail-local's arguments and delivers the same way."""
+        self.host.start_send(env=self.host.env(QMAILLOCAL=tool("vdelivermail")))
+        self.assertIn("QMAILLOCAL", self.host.send_log())
+        self.inject("sender@remote.test", [JOE])
+        got = self.host.wait_for(self.joe, "joe's mail")
+        self.assertIn(b"Delivered-To: joe@example.com\n", got[0])
+
+    def test_term_finishes_and_restart_resumes(self):
+        self.host.start_send()
+        self.host.send.p.send_signal(signal.SIGTERM)
+        self.assertEqual(self.host.send.p.wait(20), 0)
+        self.assertIn("status: exiting", self.host.send_log())
+        self.inject("sender@remote.test", [JOE])
+        self.host.start_send()
+        self.host.wait_for(self.joe, "joe's mail after a restart")
+
+
+class Handlers(DeliveryCase):
+    """The five forms of the domain's handler for an address nobody has (queued with qmail-queue, since
+    qmail-smtpd refuses such recipients at RCPT when the handler bounces)."""
+
+    def handler(self, text):
+        self.host.run_ok("vmoddomain", "-h", text, "example.com")
+
+    def test_delete(self):
+        self.handler("delete")
+        self.host.start_send()
+        self.inject("tim@example.com", ["nobody@example.com"])
+        self.wait_empty()
+        self.assertTrue(self.log_lines(r"nobody@example\.com: success: .*discarded"), self.host.send_log())
+        self.assertEqual(self.host.maildir_messages(self.host.mailbox(TIM)), [], "no bounce")
+
+    def test_bounce_no_mailbox(self):
+        self.handler("bounce-no-mailbox")
+        self.host.start_send()
+        self.inject("tim@example.com", ["nobody@example.com"])
+        bounce = self.host.wait_for(lambda: self.host.maildir_messages(self.host.mailbox(TIM)), "the bounce")[0]
+        self.assertIn(b"Return-Path: <>\n", bounce)
+        self.assertIn(b"From: MAILER-DAEMON@mail.example.com\n", bounce)
+        self.assertIn(b"Subject: failure notice\n", bounce)
+        self.assertIn(b"Hi. This is the qmail-send program at mail.example.com.\n", bounce)
+        self.assertIn(b"<nobody@example.com>:\nno account nobody@example.com here by that name. (#5.1.1)\n", bounce)
+        self.assertIn(b"--- Below this line is a copy of the message.\n\nReturn-Path: <tim@example.com>\n", bounce)
+        self.wait_empty()
+
+    def test_maildir_path(self):
+        catchall = self.host.home.path("catchall", "Maildir")
+        for d in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(catchall, d))
+        uid, gid = self.owner()
+        for root, dirs, _ in os.walk(self.host.home.path("catchall")):
+            os.chown(root, uid, gid)
+        self.handler(catchall + "/")
+        self.host.start_send()
+        self.inject("tim@example.com", ["nobody@example.com"])
+        got = self.host.wait_for(lambda: self.host.maildir_messages(catchall), "the catch-all's mail")
+        self.assertIn(b"Delivered-To: nobody@example.com\n", got[0])
+
+    def test_forward(self):
+        self.handler(JOE)
+        self.host.start_send()
+        self.inject("tim@example.com", ["nobody@example.com"])
+        got = self.host.wait_for(self.joe, "the forward")
+        self.assertIn(b"Delivered-To: nobody@example.com\n", got[0])
+        self.assertTrue(got[0].startswith(b"Return-Path: <tim@example.com>\n"), "the sender is kept")
+        self.wait_empty()
+
+    def test_route(self):
+        sink = self.sink()
+        self.handler("example.com:127.0.0.1:%d" % sink.port)
+        self.host.start_send()
+        self.inject("tim@example.com", ["nobody@example.com"])
+        self.host.wait_for(lambda: sink.messages, "the sink's message")
+        m = sink.messages[0]
+        self.assertEqual((m["from"], m["to"]), ("tim@example.com", ["nobody@example.com"]))
+        self.assertIn(b"Subject: hello", m["data"])
+        self.wait_empty()
+
+
+class Filters(DeliveryCase):
+    def test_folder_and_discard(self):
+        """vfilter rules: one files into a folder, one discards; other mail reaches the inbox."""
+        self.host.run_ok("vmoddomain", "-f", "1", "-h", "bounce-no-mailbox", "example.com")
+        self.host.run_ok("vcfilter", "-i", "-t", "spam", "-h", "Subject", "-c", "contains", "-k", "SPAM",
+                         "-f", "Spam", JOE)
+        self.host.run_ok("vcfilter", "-i", "-t", "junk", "-h", "Subject", "-c", "contains", "-k", "junk",
+                         "-f", "/NoDeliver", JOE)
+        self.host.start_send()
+        for subject in ("buy SPAM now", "some junk", "a letter"):
+            self.inject("sender@remote.test", [JOE], message(subject))
+        self.wait_empty()
+        maildir = self.host.mailbox(JOE)
+        inbox = self.host.maildir_messages(maildir)
+        spam = self.host.maildir_messages(os.path.join(maildir, ".Spam"))
+        self.assertEqual(len(inbox), 1)
+        self.assertIn(b"Subject: a letter", inbox[0])
+        self.assertEqual(len(spam), 1)
+        self.assertIn(b"Subject: buy SPAM now", spam[0])
+        self.assertTrue(self.log_lines(r"success: filter rule 2 of joe@example\.com"), self.host.send_log())
+
+    def test_vfilter_program_bounce_rule(self):
+        """The vfilter program, as a .qmail-default line runs it: a bounce rule refuses the message (100)."""
+        self.host.run_ok("vcfilter", "-i", "-t", "nope", "-h", "Subject", "-c", "contains", "-k", "refuse",
+                         "-f", "/NoDeliver", "-b", "1", JOE)
+        env = self.host.env(EXT="joe", HOST="example.com", SENDER="tim@example.com")
+        p = subprocess.run([tool("vfilter"), "", "bounce-no-mailbox"], input=message("refuse this"), env=env,
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 100, p.stdout)
+        self.assertIn(b"refused by filter rule", p.stdout)
+        p = subprocess.run([tool("vfilter"), "", "bounce-no-mailbox"], input=message("fine"), env=env,
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertEqual(len(self.joe()), 1)
+
+
+class Remote(DeliveryCase):
+    def route_to(self, sink, domain="remote.test"):
+        self.host.home.write("control/smtproutes", "%s:127.0.0.1:%d\n" % (domain, sink.port))
+
+    def test_smtproutes_and_outgoingip(self):
+        """Remote mail goes through smtproutes to the sink, from addresses of outgoingip.<host>."""
+        sink = self.sink()
+        self.route_to(sink)
+        self.host.home.write("control/outgoingip.remote.test", "# three sources\n127.0.0.2\n127.0.0.3\n127.0.0.4\n")
+        self.host.start_send()
+        for i in range(12):
+            self.inject(JOE, ["user%d@remote.test" % i])
+        self.host.wait_for(lambda: len(sink.messages) == 12, "12 messages at the sink", 60)
+        peers = {m["peer"] for m in sink.messages}
+        self.assertTrue(peers <= {"127.0.0.2", "127.0.0.3", "127.0.0.4"}, peers)
+        self.assertGreater(len(peers), 1, "the source address is drawn at random")
+        self.assertEqual(sorted(m["to"][0] for m in sink.messages), sorted("user%d@remote.test" % i for i in range(12)))
+        self.wait_empty()
+        self.assertEqual(len(self.log_lines(r" remote user\d+@remote\.test: success: ")), 12)
+
+    def test_permanent_failure_bounces(self):
+        sink = self.sink()
+        sink.replies["bad@remote.test"] = ["550 5.1.1 no such user here"]
+        self.route_to(sink)
+        self.host.start_send()
+        self.inject(JOE, ["bad@remote.test"])
+        bounce = self.host.wait_for(self.joe, "the bounce")[0]
+        self.assertIn(b"<bad@remote.test>:\n", bounce)
+        self.assertIn(b"550 5.1.1 no such user here", bounce)
+        self.assertIn(b"This is a permanent error", bounce)
+        self.wait_empty()
+
+    def test_temporary_failure_is_retried(self):
+        sink = self.sink()
+        sink.replies["later@remote.test"] = ["451 4.3.0 try again later"]
+        self.route_to(sink)
+        self.host.start_send()
+        self.inject(JOE, ["later@remote.test"])
+        self.host.wait_for(lambda: self.log_lines(r"later@remote\.test: deferral: "), "a deferral")
+        self.assertEqual(len(self.queued()), 1, "still queued")
+        self.host.run_ok("qmailctl", "queue", "flush")
+        self.host.wait_for(lambda: sink.messages, "the retried delivery")
+        self.wait_empty()
+        self.assertEqual(self.joe(), [], "no bounce")
+
+    def test_double_bounce_goes_to_postmaster(self):
+        sink = self.sink()
+        sink.replies["bad@remote.test"] = ["550 5.1.1 no"]
+        self.route_to(sink)
+        self.host.home.write("control/doublebouncehost", "example.com\n")
+        self.host.start_send()
+        self.inject("", ["bad@remote.test"])
+        pm = self.host.mailbox("postmaster@example.com")
+        got = self.host.wait_for(lambda: self.host.maildir_messages(pm), "the double bounce")[0]
+        self.assertIn(b"Return-Path: <#@[]>\n", got)
+        self.assertIn(b"the bounce bounced", got)
+        self.wait_empty()
+
+
+class BounceHooks(DeliveryCase):
+    def failing(self, **env):
+        """qmail-send with `env`, and a message from joe to an address the domain bounces."""
+        self.host.start_send(env=self.host.env(**env))
+        self.inject(JOE, ["nobody@example.com"])
+
+    def test_bounceprocessor_five_arguments(self):
+        out = self.host.home.path("processor.out")
+        script = self.host.home.write("processor.sh", '#!/bin/sh\nprintf "%%s\\0" "$#" "$@" > %s\nexit 0\n' % out,
+                                      mode=0o755)
+        self.failing(BOUNCEPROCESSOR=script)
+        bounce = self.host.wait_for(self.joe, "the bounce")
+        self.assertEqual(len(bounce), 1, "exit 0: injected")
+        args = open(out).read().split("\0")
+        self.assertEqual(args[0], "5")
+        self.assertTrue(args[1].endswith("/queue/bounce/" + args[1].rsplit("/", 1)[1]), args)
+        self.assertIn("no account nobody@example.com here by that name", args[2])
+        self.assertEqual(args[3:6], ["", "nobody@example.com", JOE])
+
+    def test_bounceprocessor_discards(self):
+        script = self.host.home.write("processor.sh", "#!/bin/sh\nexit 1\n", mode=0o755)
+        self.failing(BOUNCEPROCESSOR=script)
+        self.wait_empty()
+        self.assertTrue(self.log_lines(r"bounce processor .*exit=1: discard"), self.host.send_log())
+        self.assertEqual(self.joe(), [])
+
+    def test_bouncequeue_nullqueue_drops(self):
+        self.failing(BOUNCEQUEUE=tool("qmail-nullqueue"))
+        self.wait_empty()
+        self.assertTrue(self.log_lines(r"bounce msg \d+ to <joe@example\.com> through .*qmail-nullqueue"),
+                        self.host.send_log())
+        time.sleep(0.5)
+        self.assertEqual(self.joe(), [])
+
+    def test_envrules_switch_controldir_for_one_sender(self):
+        self.host.home.write("control2/bouncefrom", "special-daemon\n")
+        self.host.home.write("control2/me", "mail.example.com\n")
+        self.host.home.write("control/bounce.envrules", "joe@*:CONTROLDIR=control2\n")
+        self.host.start_send()
+        self.inject(JOE, ["nobody@example.com"])
+        self.inject(TIM, ["nobody@example.com"])
+        joe = self.host.wait_for(self.joe, "joe's bounce")[0]
+        tim = self.host.wait_for(lambda: self.host.maildir_messages(self.host.mailbox(TIM)), "tim's bounce")[0]
+        self.assertIn(b"From: special-daemon@mail.example.com\n", joe)
+        self.assertIn(b"From: MAILER-DAEMON@mail.example.com\n", tim)
+        self.assertTrue(self.log_lines(r"bounce\.envrules line 1 sets CONTROLDIR=control2"), self.host.send_log())
+
+    def test_quota_defers_then_bounces_after_queuelifetime(self):
+        self.host.run_ok("vmoduser", "-q", "1000", TIM)
+        self.host.home.write("control/queuelifetime", "3\n")
+        self.host.start_send()
+        self.inject(JOE, [TIM], message("big") + b"x" * 4000 + b"\n")
+        self.host.wait_for(lambda: self.log_lines(r"tim@example\.com: deferral: .*over its quota"), "a deferral")
+        self.assertEqual(self.joe(), [])
+        time.sleep(4.5)  # past queuelifetime, counted in whole seconds
+        self.host.run_ok("qmailctl", "queue", "flush")
+        bounce = self.host.wait_for(self.joe, "the bounce after queuelifetime")[0]
+        self.assertIn(b"over its quota", bounce)
+        self.assertIn(b"I'm not going to try again; this message has been in the queue too long.", bounce)
+        self.wait_empty()
+
+
+if __name__ == "__main__":
+    unittest.main()
