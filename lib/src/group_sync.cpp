@@ -50,19 +50,19 @@ void GroupSync::sync(const std::filesystem::path& path) {
         }
         g.lock();
         flushes_ += n;
-        if (!error.empty()) {
-            errors_[last] = {first, error};
-            if (errors_.size() > 64) errors_.erase(errors_.begin());  // callers that old have all been told
-        }
+        if (!error.empty()) errors_[last] = {first, error, last - first + 1};
         done_upto_ = last;
         flushing_ = false;
         done_.notify_all();
     }
     ++requests_;
-    // the batch that held our ticket, if it failed
+    // the batch that held our ticket, if it failed: kept until each of its callers has been told
     auto it = errors_.lower_bound(ticket);
-    if (it != errors_.end() && it->second.first <= ticket)
-        throw Error(Exit::ioerr, "cannot flush the file system of " + path.string() + ": " + it->second.why);
+    if (it != errors_.end() && it->second.first <= ticket) {
+        std::string why = it->second.why;
+        if (--it->second.untold == 0) errors_.erase(it);
+        throw Error(Exit::ioerr, "cannot flush the file system of " + path.string() + ": " + why);
+    }
 }
 
 std::uint64_t GroupSync::flushes() const {

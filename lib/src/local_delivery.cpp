@@ -90,9 +90,15 @@ struct Delivery {
                 if (o.group) o.group->sync(f.dir);  // the data
                 fs::path name = maildir_publish(f, o.group == nullptr);
                 if (o.group) o.group->sync(f.dir);  // its name in new/
-                if (quota && !quota_unlimited(*quota))
-                    maildirsize_add(root, static_cast<std::int64_t>(f.size), 1);
-                return ok("delivered to " + name.parent_path().parent_path().string());
+                std::string where = "delivered to " + name.parent_path().parent_path().string();
+                if (quota && !quota_unlimited(*quota)) {
+                    try {  // delivered: a maildirsize that cannot be updated is counted again later
+                        maildirsize_add(root, static_cast<std::int64_t>(f.size), 1);
+                    } catch (const std::exception& e) {
+                        where += " (maildirsize not updated: " + std::string(e.what()) + ")";
+                    }
+                }
+                return ok(where);
             } catch (...) {
                 maildir_discard(f);
                 throw;
@@ -123,6 +129,7 @@ struct Delivery {
                                     {"RPLINE", "Return-Path: <" + m.sender + ">\n"}});
         run.cwd = cwd;
         run.timeout = kProgramTimeout;
+        run.as = o.program_owner;
         int fd = ::dup(m.fd);  // the child reads from the message's start: its own offset
         if (fd < 0) return temporary(std::string("cannot duplicate the message: ") + std::strerror(errno) + " (#4.3.0)");
         if (::lseek(fd, m.offset, SEEK_SET) < 0) {
@@ -147,13 +154,16 @@ struct Delivery {
             case 99:
                 if (stop) *stop = true;
                 return ok(what);
-            case 100: return permanent(what);
+            case 64: case 65: case 70: case 76: case 77: case 78: case 100: case 112:  // qmail-command(8)
+                return permanent(what);
             default: return temporary(what);
         }
     }
 
     // The lines of an alias or of a hand-made .qmail-default, as qmail-local runs them.
     DeliveryOutcome lines(const std::vector<std::string>& ls, const fs::path& cwd) {
+        if (has_delivered_to(m.fd, m.offset, address))  // before any line, as qmail-local checks
+            return permanent("This message is looping: it already has my Delivered-To line. (#5.4.6)");
         std::vector<std::string> forwards;
         std::string done;
         for (const auto& raw : ls) {
@@ -216,6 +226,7 @@ struct Delivery {
                     m.sender, "", std::to_string(m.size), address};
         run.env = environment_with({{"SMTPROUTE", smtproute}, {"QMAILLOCAL", std::nullopt}});
         run.timeout = kProgramTimeout;
+        run.as = o.remote_owner;
         int fd = ::dup(m.fd);
         if (fd < 0 || ::lseek(fd, m.offset, SEEK_SET) < 0) {
             if (fd >= 0) ::close(fd);
@@ -299,9 +310,9 @@ std::string read_message(const LocalMessage& m, std::size_t limit) {
 }
 
 std::string inject_copy(const Paths& paths, const LocalMessage& m, std::string_view head,
-                        const std::vector<std::string>& recipients) {
+                        const std::vector<std::string>& recipients, const std::vector<std::string>* env) {
     try {
-        auto q = QueueSubmission::open(paths);
+        auto q = QueueSubmission::open(paths, env);
         q->write(head);
         char buf[65536];
         off_t at = m.offset;

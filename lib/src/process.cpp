@@ -10,8 +10,8 @@
 
 #include <cerrno>
 #include <chrono>
+#include <algorithm>
 #include <cstring>
-#include <set>
 
 #include "qvmail/error.hpp"
 
@@ -70,6 +70,7 @@ ProgramResult run_program(const ProgramRun& run) {
         if (in < 0 || ::dup2(in, 0) < 0) child_fail("cannot set up the input", errno);
         if (::dup2(pipefd[1], 1) < 0 || ::dup2(pipefd[1], 2) < 0) ::_exit(111);
         ::close_range(3, ~0U, 0);
+        ::setpgid(0, 0);  // a group of its own: a timeout kills whatever it started too
         ::signal(SIGPIPE, SIG_DFL);
         sigset_t none;
         sigemptyset(&none);
@@ -93,6 +94,7 @@ ProgramResult run_program(const ProgramRun& run) {
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             if (left.count() <= 0) {
                 r.timed_out = true;
+                ::kill(-pid, SIGKILL);
                 ::kill(pid, SIGKILL);
                 break;
             }

@@ -33,7 +33,12 @@ bool write_all(int fd, std::string_view data) {
 // qmail-queue run as a program: message on 0, envelope on 1, a custom error on 6.
 class ProgramSubmission final : public QueueSubmission {
 public:
-    explicit ProgramSubmission(fs::path program) : program_(std::move(program)) {
+    ProgramSubmission(fs::path program, const std::vector<std::string>* env) : program_(std::move(program)) {
+        std::vector<char*> envp;  // made before fork: the child only calls async-signal-safe functions
+        if (env) {
+            for (const auto& kv : *env) envp.push_back(const_cast<char*>(kv.c_str()));
+            envp.push_back(nullptr);
+        }
         int pim[2], pie[2], pierr[2];
         if (::pipe2(pim, O_CLOEXEC) != 0) throw QueueError(qq::cannot_run, "cannot make a pipe");
         if (::pipe2(pie, O_CLOEXEC) != 0) {
@@ -58,7 +63,10 @@ public:
             ::close_range(3, 5, 0);
             ::close_range(7, ~0U, 0);
             const char* argv[] = {program_.c_str(), nullptr};
-            ::execv(argv[0], const_cast<char* const*>(argv));
+            if (env)
+                ::execve(argv[0], const_cast<char* const*>(argv), envp.data());
+            else
+                ::execv(argv[0], const_cast<char* const*>(argv));
             ::_exit(120);
         }
         close_all({pim[0], pie[0], pierr[1]});
@@ -253,13 +261,13 @@ std::unique_ptr<QueueSubmission> QueueSubmission::open_queued(const Paths& paths
     return std::make_unique<DaemonSubmission>(fd);
 }
 
-std::unique_ptr<QueueSubmission> QueueSubmission::open(const Paths& paths) {
+std::unique_ptr<QueueSubmission> QueueSubmission::open(const Paths& paths, const std::vector<std::string>* env) {
     if (!paths.qmailqueue) {
         int fd = connect_queued(paths.queue_socket);
         if (fd >= 0) return std::make_unique<DaemonSubmission>(fd);
     }
-    return std::make_unique<ProgramSubmission>(paths.qmailqueue ? fs::path(*paths.qmailqueue)
-                                                                : default_queue_program(paths));
+    return std::make_unique<ProgramSubmission>(
+        paths.qmailqueue ? fs::path(*paths.qmailqueue) : default_queue_program(paths), env);
 }
 
 bool queued::read_exact(int fd, char* buf, std::size_t size) {

@@ -92,10 +92,11 @@ class MailHost:
 
     def start_send(self, env=None):
         """qmail-send, its log (standard output) in send.log."""
+        started = self.send_log().count("status: qmail-send starting")
         self.send = Process([tool("qmail-send")], env or self.env(), self.home.path("send.log"), stdout=True)
         self.processes.insert(0, self.send)  # stopped last
         deadline = time.monotonic() + 20
-        while "status: qmail-send starting" not in self.send_log():
+        while self.send_log().count("status: qmail-send starting") == started:
             if self.send.p.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("qmail-send did not start: " + self.send_log())
             time.sleep(0.01)

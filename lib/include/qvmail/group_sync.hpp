@@ -43,6 +43,7 @@ private:
     struct Failure {
         std::uint64_t first;  // the batch's first ticket
         std::string why;
+        std::uint64_t untold;  // its callers not yet told
     };
     std::map<std::uint64_t, Failure> errors_;  // the last ticket of a failed batch -> its tickets, why
     bool flushing_ = false;

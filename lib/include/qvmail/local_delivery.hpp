@@ -12,7 +12,9 @@
 //                   /NoDeliver (dropped), a copy to an address or a program, a bounce to the sender.
 //   an alias        each line of .qmail-<alias> (or the store's valias rows): &address or address
 //                   forwards, /path/ delivers into that Maildir, |command runs it with /bin/sh (exit 0
-//                   done, 99 done and stop, 100 permanent, anything else temporary), # a comment.
+//                   done, 99 done and stop, 64 65 70 76 77 78 100 112 permanent as qmail-command(8) has
+//                   it, anything else temporary), # a comment. A message that already has the address's
+//                   Delivered-To line is a loop, refused before any line runs.
 //   anybody else    the domain's handler (.qmail-default): delete, bounce-no-mailbox, a Maildir path, an
 //                   address (forward), domain:host:port (qmail-remote with SMTPROUTE set); a .qmail-default
 //                   qvmail did not write is run line by line as an alias's.
@@ -28,6 +30,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "qvmail/atomic_file.hpp"
 
 namespace qv {
 
@@ -54,6 +58,8 @@ struct LocalOptions {
     bool filters = false;        // apply the filter rules whatever .qmail-default runs (the vfilter program)
     std::string remote_program;  // qmail-remote, for domain:host:port handlers (empty: beside this program)
     std::optional<std::string> handler;  // the handler vdelivermail was given, instead of .qmail-default's
+    std::optional<Owner> program_owner;  // who runs |command lines (qmail-send as root: the domain's owner)
+    std::optional<Owner> remote_owner;   // who runs qmail-remote for a domain:host:port handler
 };
 
 // Delivers `m` to local@domain (as given: compared without regard to case; an empty local part is
@@ -61,10 +67,11 @@ struct LocalOptions {
 DeliveryOutcome deliver_virtual(const Paths& paths, const std::function<Store&()>& store, std::string_view local,
                                 std::string_view domain, const LocalMessage& m, const LocalOptions& o);
 
-// Queues a copy of `m` with `head` before it, from m.sender to `recipients` (a forward, a bounce of a
-// filter rule...). Returns "" when queued, else qmail's "D..."/"Z..." text.
+// Queues a copy of `m` with `head` before it, from m.sender to `recipients` (a forward, a bounce...).
+// `env`: the queue program's environment, when one runs (see QueueSubmission::open). Returns "" when
+// queued, else qmail's "D..."/"Z..." text.
 std::string inject_copy(const Paths& paths, const LocalMessage& m, std::string_view head,
-                        const std::vector<std::string>& recipients);
+                        const std::vector<std::string>& recipients, const std::vector<std::string>* env = nullptr);
 
 // Reads the whole message (at most `limit` bytes) from its descriptor.
 std::string read_message(const LocalMessage& m, std::size_t limit);

@@ -22,6 +22,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "qvmail/queue.hpp"
 
@@ -39,8 +40,10 @@ bool read_exact(int fd, char* buf, std::size_t size);
 
 class QueueSubmission {
 public:
-    // Throws QueueError (120 when no program can be run).
-    static std::unique_ptr<QueueSubmission> open(const Paths& paths);
+    // Throws QueueError (120 when no program can be run). `env` (NAME=value strings): the whole
+    // environment of the program run, when one is run (qmail-send's bounces: BOUNCEQUEUE's and the
+    // envrules' settings); nullptr: this process's.
+    static std::unique_ptr<QueueSubmission> open(const Paths& paths, const std::vector<std::string>* env = nullptr);
     // qmail-queued only: nullptr when it does not listen (qmail-queue itself, which then writes alone).
     static std::unique_ptr<QueueSubmission> open_queued(const Paths& paths);
     virtual ~QueueSubmission() = default;

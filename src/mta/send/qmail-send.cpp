@@ -38,6 +38,7 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -72,6 +73,8 @@ namespace fs = std::filesystem;
 using qv::DeliveryOutcome;
 
 constexpr std::time_t kRescan = 1500;         // todo/ is scanned this often without a trigger
+constexpr std::time_t kCleanEvery = 76431;    // and leftovers looked for this often (qmail's figures)
+constexpr std::time_t kOssified = 129600;     // a leftover older than 36 hours goes
 constexpr int kProgramTimeout = 86400;        // a delivery program is killed after a day
 constexpr std::size_t kMaxConcurrency = 500;  // qmail's limit on either channel
 
@@ -135,7 +138,8 @@ Controls load_controls(const qv::Paths& p) {
     }
     c.concurrency[kLocal] = std::clamp<std::uint64_t>(qv::control_number(p, "concurrencylocal", 10), 1, kMaxConcurrency);
     c.concurrency[kRemote] = std::clamp<std::uint64_t>(qv::control_number(p, "concurrencyremote", 20), 1, kMaxConcurrency);
-    c.queuelifetime = static_cast<std::time_t>(qv::control_number(p, "queuelifetime", 604800));
+    c.queuelifetime = static_cast<std::time_t>(std::min<std::uint64_t>(qv::control_number(p, "queuelifetime", 604800),
+                                                                       10ull * 365 * 86400));
     return c;
 }
 
@@ -201,6 +205,7 @@ struct Job {
     std::time_t birth = 0;
     std::vector<Rcpt> rc[2];
     int busy = 0;
+    bool fast = false;  // delivered straight from todo/N: no info/, local/, remote/ files
     bool finished() const {
         for (const auto& v : rc)
             for (const auto& r : v)
@@ -276,7 +281,13 @@ public:
         {
             std::lock_guard<std::mutex> g(mu_);
             tasks_.push_back(std::move(t));
-            if (idle_ == 0 && threads_.size() < kMaxConcurrency) threads_.emplace_back([this] { run(); });
+            if (tasks_.size() > idle_ && threads_.size() < kMaxConcurrency) {
+                try {
+                    threads_.emplace_back([this] { run(); });
+                } catch (const std::exception& e) {  // the task waits for a thread that exists
+                    log_line(std::string("warning: cannot start a delivery thread: ") + e.what());
+                }
+            }
         }
         cv_.notify_one();
     }
@@ -292,7 +303,12 @@ private:
             Task t = std::move(tasks_.front());
             tasks_.pop_front();
             g.unlock();
-            Result r = work_(t);
+            Result r{t, {DeliveryOutcome::temporary, ""}, 0};
+            try {
+                r = work_(t);
+            } catch (const std::exception& e) {
+                r.outcome.text = std::string("internal error: ") + e.what() + " (#4.3.0)";
+            }
             {
                 std::lock_guard<std::mutex> rg(results_mu_);
                 results_.push_back(std::move(r));
@@ -320,6 +336,7 @@ public:
         remote_program_ = getenv_str("QMAILREMOTE").value_or(qv::mta_program(paths_, "qmail-remote").string());
         qv::QueueOwners owners = qv::queue_owners();
         remote_owner_ = owners.r;
+        send_owner_ = owners.s;
         pools_[kLocal] = std::make_unique<Pool>([this](const Task& t) { return deliver_local(t); }, results_mu_, results_);
         pools_[kRemote] = std::make_unique<Pool>([this](const Task& t) { return deliver_remote(t); }, results_mu_, results_);
     }
@@ -335,12 +352,16 @@ private:
 
     void load_info();
     void scan_todo();
+    void write_preprocessed(Job& j);
+    bool leave_fast_path(Job& j);
+    void cleanup();
     void add_job(Job j);
     void dispatch();
     void handle(Result& r);
     void mark_done(Job& j, int c, std::size_t i);
     void finish(Job& j);
     bool inject_bounce(Job& j);  // false: try again later
+    bool try_inject_bounce(Job& j);
     Result deliver_local(const Task& t);
     Result deliver_remote(const Task& t);
     std::time_t next_timer() const;
@@ -350,9 +371,19 @@ private:
     Controls controls_;
     std::optional<std::string> local_program_;
     std::string remote_program_;
-    qv::Owner remote_owner_;
+    qv::Owner remote_owner_, send_owner_;  // qmailr runs qmail-remote, qmails BOUNCEPROCESSOR (as root)
     std::map<std::uint64_t, Job> jobs_;
-    std::deque<std::pair<std::uint64_t, std::size_t>> ready_[2];
+    std::deque<std::pair<std::uint64_t, std::size_t>> ready_[2];  // due now: (message, recipient)
+    struct Timer {
+        std::time_t at;
+        int channel;
+        std::uint64_t n;
+        std::size_t index;
+        bool operator>(const Timer& o) const { return at > o.at; }
+    };
+    std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;  // deferred ones
+    void defer(int c, std::uint64_t n, std::size_t i, std::time_t at);
+    void wake_timers(bool all);  // due ones (or, flushing, all) back to ready_
     std::set<std::uint64_t> retry_bounce_;  // done, but the bounce could not be injected yet
     std::size_t busy_[2] = {0, 0};
     std::uint64_t deliveries_ = 0, messages_done_ = 0;
@@ -379,6 +410,9 @@ void Sender::load_info() {
         for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
             auto n = number_name(it->path().filename().string());
             if (!n) continue;
+            // todo/N still there: preprocessing did not finish (its files may not be durable); scan_todo
+            // does it again, as qmail-send does
+            if (jobs_.count(*n) || qv::path_exists(dirs_.todo(*n))) continue;
             auto info = read_fields(dirs_.info(*n));
             if (!info) continue;
             Job j;
@@ -399,6 +433,35 @@ void Sender::load_info() {
 }
 
 // New messages: todo/N becomes info/N, local/N, remote/N (one flush for all of a scan), then goes.
+// Writes info/N, local/N and remote/N of a job (not yet durable: the caller flushes).
+void Sender::write_preprocessed(Job& j) {
+    auto write_file = [&](const fs::path& p, const std::string& data) {
+        int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0) throw qv::sys_error(qv::Exit::ioerr, "cannot write", p, errno);
+        bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
+        int e = errno;
+        ::close(fd);
+        if (!ok) throw qv::sys_error(qv::Exit::ioerr, "cannot write", p, e);
+    };
+    for (int c = 0; c < 2; ++c) {
+        fs::path p = c == kLocal ? dirs_.local(j.n) : dirs_.remote(j.n);
+        std::string text;
+        for (auto& r : j.rc[c]) {
+            r.offset = static_cast<off_t>(text.size());
+            text += (r.done ? "D" : "T") + r.addr + '\0';
+        }
+        if (!text.empty())
+            write_file(p, text);
+        else
+            ::unlink(p.c_str());
+    }
+    write_file(dirs_.info(j.n), "F" + j.sender + '\0');  // last: info/N says the message is preprocessed
+}
+
+// New messages. A message for one local recipient is delivered straight from todo/N (the fast path:
+// no info/ or local/ files, no flush; todo/N goes once it is delivered, and a crash before that only
+// delivers it again, qmail's window). Any other becomes info/N, local/N, remote/N (one flush for all
+// of a scan's messages), then todo/N goes.
 void Sender::scan_todo() {
     std::vector<std::uint64_t> found;
     std::error_code ec;
@@ -420,7 +483,6 @@ void Sender::scan_todo() {
         Job j;
         j.n = n;
         j.birth = std::time(nullptr);
-        std::string rcpt_text[2];
         std::string qp, uid;
         for (const auto& f : *fields) {
             if (f.letter == 'F') j.sender = f.value;
@@ -430,31 +492,18 @@ void Sender::scan_todo() {
             auto [c, addr] = rewrite(controls_, f.value);
             Rcpt r;
             r.addr = addr;
-            r.offset = static_cast<off_t>(rcpt_text[c].size());
-            rcpt_text[c] += "T" + addr + '\0';
             j.rc[c].push_back(r);
         }
-        try {
-            std::string info = "F" + j.sender + '\0';
-            auto write_file = [&](const fs::path& p, const std::string& data) {
-                int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-                if (fd < 0) throw qv::sys_error(qv::Exit::ioerr, "cannot write", p, errno);
-                bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
-                int e = errno;
-                ::close(fd);
-                if (!ok) throw qv::sys_error(qv::Exit::ioerr, "cannot write", p, e);
-            };
-            for (int c = 0; c < 2; ++c) {
-                fs::path p = c == kLocal ? dirs_.local(n) : dirs_.remote(n);
-                if (!j.rc[c].empty())
-                    write_file(p, rcpt_text[c]);
-                else
-                    ::unlink(p.c_str());
+        // what an earlier run left of this message (its preprocessing or delivery did not finish) goes
+        for (const fs::path& p : {dirs_.info(n), dirs_.local(n), dirs_.remote(n), dirs_.bounce(n)}) ::unlink(p.c_str());
+        j.fast = j.rc[kLocal].size() == 1 && j.rc[kRemote].empty();
+        if (!j.fast) {
+            try {
+                write_preprocessed(j);
+            } catch (const std::exception& e) {
+                log_line(std::string("warning: ") + e.what());
+                continue;
             }
-            write_file(dirs_.info(n), info);  // last: info/N says the message is preprocessed
-        } catch (const std::exception& e) {
-            log_line(std::string("warning: ") + e.what());
-            continue;
         }
         log_line("new msg " + std::to_string(n));
         log_line("info msg " + std::to_string(n) + ": bytes " + std::to_string(st.st_size) + " from <" + j.sender +
@@ -462,24 +511,102 @@ void Sender::scan_todo() {
         made.push_back(std::move(j));
     }
     if (made.empty()) return;
-    try {
-        group_.sync(dirs_.root());  // info/, local/, remote/ durable before todo/N goes
-    } catch (const std::exception& e) {
-        log_line(std::string("alert: ") + e.what() + "; trying again later");
-        return;
+    bool slow = std::any_of(made.begin(), made.end(), [](const Job& j) { return !j.fast; });
+    if (slow) {
+        try {
+            group_.sync(dirs_.root());  // info/, local/, remote/ durable before todo/N goes
+        } catch (const std::exception& e) {
+            log_line(std::string("alert: ") + e.what() + "; trying again later");
+            for (auto& j : made)
+                if (j.fast) add_job(std::move(j));
+            return;
+        }
     }
     for (auto& j : made) {
-        ::unlink(dirs_.intd(j.n).c_str());
-        ::unlink(dirs_.todo(j.n).c_str());
+        if (!j.fast) {
+            ::unlink(dirs_.intd(j.n).c_str());
+            ::unlink(dirs_.todo(j.n).c_str());
+        }
         add_job(std::move(j));
     }
 }
 
+// A message on the fast path that must wait (a deferral): preprocessed after all, so that it keeps its
+// marks and its retry schedule. False when that failed (it stays in todo/, tried again later).
+bool Sender::leave_fast_path(Job& j) {
+    try {
+        write_preprocessed(j);
+        group_.sync(dirs_.root());
+    } catch (const std::exception& e) {
+        log_line(std::string("alert: msg ") + std::to_string(j.n) + ": " + e.what());
+        return false;
+    }
+    ::unlink(dirs_.intd(j.n).c_str());
+    ::unlink(dirs_.todo(j.n).c_str());
+    j.fast = false;
+    return true;
+}
+
+void Sender::defer(int c, std::uint64_t n, std::size_t i, std::time_t at) {
+    jobs_[n].rc[c][i].next = at;
+    timers_.push({at, c, n, i});
+}
+
+void Sender::wake_timers(bool all) {
+    const std::time_t now = std::time(nullptr);
+    std::size_t woken = 0;
+    while (!timers_.empty() && (all || timers_.top().at <= now)) {
+        Timer t = timers_.top();
+        timers_.pop();
+        auto it = jobs_.find(t.n);
+        if (it == jobs_.end()) continue;
+        Rcpt& r = it->second.rc[t.channel][t.index];
+        if (r.done || r.busy || r.next != t.at) continue;  // stale
+        r.next = 0;
+        ready_[t.channel].emplace_back(t.n, t.index);
+        ++woken;
+    }
+    if (all) log_line("status: flush: " + std::to_string(woken) + " deferred deliveries retried now");
+}
+
+// qmail-clean's work: what a writer that died left behind (pid/ files; intd/N without todo/N; a message
+// file that is neither queued, preprocessed nor being delivered), once older than 36 hours: no writer
+// lives that long (qmail-queue gives up after 24).
+void Sender::cleanup() {
+    const std::time_t cutoff = std::time(nullptr) - kOssified;
+    std::size_t removed = 0;
+    auto old = [&](const fs::path& p) {
+        struct stat st {};
+        return ::lstat(p.c_str(), &st) == 0 && st.st_mtime < cutoff;
+    };
+    auto each = [&](const fs::path& dir, const std::function<void(const fs::path&)>& fn) {
+        std::error_code ec;
+        for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+            fn(it->path());
+    };
+    each(dirs_.root() / "pid", [&](const fs::path& p) {
+        if (old(p) && ::unlink(p.c_str()) == 0) ++removed;
+    });
+    each(dirs_.root() / "intd", [&](const fs::path& p) {
+        auto n = number_name(p.filename().string());
+        if (n && old(p) && !qv::path_exists(dirs_.todo(*n)) && ::unlink(p.c_str()) == 0) ++removed;
+    });
+    for (int split = 0; split < dirs_.split(); ++split)
+        each(dirs_.root() / "mess" / std::to_string(split), [&](const fs::path& p) {
+            auto n = number_name(p.filename().string());
+            if (!n || jobs_.count(*n) || !old(p)) return;
+            if (qv::path_exists(dirs_.todo(*n)) || qv::path_exists(dirs_.info(*n)) || qv::path_exists(dirs_.intd(*n)))
+                return;
+            if (::unlink(p.c_str()) == 0) ++removed;
+        });
+    if (removed) log_line("status: removed " + std::to_string(removed) + " leftovers older than 36 hours");
+}
+
 void Sender::dispatch() {
+    wake_timers(false);
     const std::time_t now = std::time(nullptr);
     for (int c = 0; c < 2; ++c) {
-        std::size_t tries = ready_[c].size();
-        while (busy_[c] < controls_.concurrency[c] && tries-- > 0) {
+        while (busy_[c] < controls_.concurrency[c] && !ready_[c].empty()) {
             auto [n, i] = ready_[c].front();
             ready_[c].pop_front();
             auto it = jobs_.find(n);
@@ -487,10 +614,6 @@ void Sender::dispatch() {
             Job& j = it->second;
             Rcpt& r = j.rc[c][i];
             if (r.done || r.busy) continue;
-            if (r.next > now) {  // not yet: back to the end
-                ready_[c].emplace_back(n, i);
-                continue;
-            }
             r.busy = true;
             ++j.busy;
             ++busy_[c];
@@ -501,22 +624,15 @@ void Sender::dispatch() {
 }
 
 std::time_t Sender::next_timer() const {
-    std::time_t best = 0;
-    for (int c = 0; c < 2; ++c) {
-        if (busy_[c] >= controls_.concurrency[c]) continue;
-        for (auto [n, i] : ready_[c]) {
-            auto it = jobs_.find(n);
-            if (it == jobs_.end()) continue;
-            const Rcpt& r = it->second.rc[c][i];
-            if (r.done || r.busy) continue;
-            if (best == 0 || r.next < best) best = r.next;
-        }
-    }
-    return best;
+    return timers_.empty() ? 0 : timers_.top().at;
 }
 
 void Sender::mark_done(Job& j, int c, std::size_t i) {
     Rcpt& r = j.rc[c][i];
+    if (j.fast) {  // nothing on disk to mark: todo/N goes when the message is finished
+        r.done = true;
+        return;
+    }
     fs::path p = c == kLocal ? dirs_.local(j.n) : dirs_.remote(j.n);
     int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0 || ::pwrite(fd, "D", 1, r.offset) != 1)
@@ -545,8 +661,9 @@ void Sender::handle(Result& res) {
     log_line("delivery " + std::to_string(t.id) + ": msg " + std::to_string(t.n) + " " + channel_name(t.channel) + " " +
              r.addr + ": " + qv::to_string(o.kind) + ": " + one_line(o.text) + secs);
     if (o.kind == DeliveryOutcome::temporary) {
-        r.next = next_retry(j.birth, std::time(nullptr), t.channel);
-        ready_[t.channel].emplace_back(t.n, t.index);
+        std::time_t at = next_retry(j.birth, std::time(nullptr), t.channel);
+        if (j.fast && !leave_fast_path(j)) at = std::time(nullptr) + 60;
+        defer(t.channel, t.n, t.index, at);
         return;
     }
     if (o.kind == DeliveryOutcome::permanent) {
@@ -554,13 +671,18 @@ void Sender::handle(Result& res) {
         std::string para = qv::bounce_paragraph(t.channel == kLocal ? original_address(controls_, r.addr) : r.addr, o.text);
         fs::path b = dirs_.bounce(j.n);
         int fd = ::open(b.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-        bool ok = fd >= 0 && ::write(fd, para.data(), para.size()) == static_cast<ssize_t>(para.size()) &&
-                  ::fdatasync(fd) == 0;
+        struct stat before {};
+        bool ok = fd >= 0 && ::fstat(fd, &before) == 0 &&
+                  ::write(fd, para.data(), para.size()) == static_cast<ssize_t>(para.size()) && ::fdatasync(fd) == 0;
+        if (!ok && fd >= 0 && before.st_size >= 0) {  // no half paragraph left for the retry to follow
+            int e = errno;
+            [[maybe_unused]] int rc = ::ftruncate(fd, before.st_size);
+            errno = e;
+        }
         if (fd >= 0) ::close(fd);
         if (!ok) {
             log_line("warning: cannot write " + b.string() + ": " + std::strerror(errno) + "; trying again later");
-            r.next = std::time(nullptr) + 60;
-            ready_[t.channel].emplace_back(t.n, t.index);
+            defer(t.channel, t.n, t.index, std::time(nullptr) + 60);
             return;
         }
     }
@@ -576,6 +698,10 @@ void Sender::finish(Job& j) {
         return;
     }
     retry_bounce_.erase(n);
+    if (j.fast) {  // todo/N first: once it is gone, the message is no longer queued
+        ::unlink(dirs_.todo(n).c_str());
+        ::unlink(dirs_.intd(n).c_str());
+    }
     ::unlink(dirs_.bounce(n).c_str());
     ::unlink(dirs_.local(n).c_str());
     ::unlink(dirs_.remote(n).c_str());
@@ -587,6 +713,15 @@ void Sender::finish(Job& j) {
 }
 
 bool Sender::inject_bounce(Job& j) {
+    try {
+        return try_inject_bounce(j);
+    } catch (const std::exception& e) {
+        log_line("alert: bounce msg " + std::to_string(j.n) + ": " + e.what() + "; trying again later");
+        return false;
+    }
+}
+
+bool Sender::try_inject_bounce(Job& j) {
     const std::uint64_t n = j.n;
     std::string content;
     {
@@ -640,7 +775,8 @@ bool Sender::inject_bounce(Job& j) {
         qv::ProgramRun run;
         run.argv = qv::bounce_processor_argv(proc->second, br);
         for (const auto& [k, v] : env) run.env.push_back(k + "=" + v);
-        run.timeout = 3600;
+        run.as = send_owner_;
+        run.timeout = 600;
         qv::BounceVerdict v;
         int status = 0;
         try {
@@ -663,7 +799,9 @@ bool Sender::inject_bounce(Job& j) {
     ::fstat(mfd, &st);
     qv::LocalMessage m{mfd, 0, static_cast<std::uint64_t>(st.st_size), double_bounce ? "#@[]" : ""};
     std::string head = qv::bounce_message_head(h, content, std::time(nullptr)) + "Return-Path: <" + j.sender + ">\n";
-    std::string verdict = qv::inject_copy(bp, m, head, {to});
+    std::vector<std::string> qenv;  // the queue program runs with the bounce's environment
+    for (const auto& [k, v] : env) qenv.push_back(k + "=" + v);
+    std::string verdict = qv::inject_copy(bp, m, head, {to}, &qenv);
     ::close(mfd);
     if (!verdict.empty()) {
         log_line("alert: cannot inject the bounce of msg " + std::to_string(n) + ": " + one_line(verdict.substr(1)) +
@@ -693,7 +831,10 @@ Result Sender::deliver_local(const Task& t) {
     } catch (const std::exception& e) {
         return done({DeliveryOutcome::temporary, std::string(e.what()) + " (#4.3.0)"});
     }
-    if (!entry) return done({DeliveryOutcome::permanent, "Sorry, no mailbox here by that name. (#5.1.1)"});
+    if (!entry)  // a local domain that is not virtual: qmail-local would look for a system user
+        return done({DeliveryOutcome::temporary,
+                     "No users/assign line takes " + lp + ": qvmail delivers virtual domains only; QMAILLOCAL may name "
+                     "a program for other local mail. (#4.3.5)"});
     std::string ext = lp.substr(entry->local.size());
     int fd = ::open(t.mess.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return done({DeliveryOutcome::temporary, "cannot open " + t.mess.string() + ": " + std::strerror(errno) + " (#4.3.0)"});
@@ -736,6 +877,8 @@ Result Sender::deliver_local(const Task& t) {
         qv::LocalOptions opts;
         opts.group = &group_;
         opts.remote_program = remote_program_;
+        opts.program_owner = qv::Owner{entry->uid, entry->gid};
+        opts.remote_owner = remote_owner_;
         opts.qmail_ext = std::getenv("QMAIL_EXT") != nullptr;
         o = qv::deliver_virtual(paths_, get_store, ext, host, m, opts);
         if (o.kind == DeliveryOutcome::temporary) store.reset();  // a broken connection, maybe
@@ -785,8 +928,10 @@ int Sender::run() {
     fs::path mutex = dirs_.root() / "lock" / "sendmutex";
     int lock_fd = ::open(mutex.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lock_fd < 0) throw qv::sys_error(qv::Exit::noinput, "cannot open", mutex, errno);
-    if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
-        throw qv::Error(qv::Exit::tempfail, "another qmail-send is running on " + dirs_.root().string());
+    bool locked = false;
+    for (int i = 0; i < 40 && !(locked = ::flock(lock_fd, LOCK_EX | LOCK_NB) == 0); ++i)
+        ::usleep(25000);  // qmailctl queue flush probes it with a shared lock for an instant
+    if (!locked) throw qv::Error(qv::Exit::tempfail, "another qmail-send is running on " + dirs_.root().string());
     std::string pid = std::to_string(::getpid()) + "\n";
     if (::ftruncate(lock_fd, 0) != 0 || ::pwrite(lock_fd, pid.data(), pid.size(), 0) < 0)
         throw qv::sys_error(qv::Exit::ioerr, "cannot write", mutex, errno);
@@ -800,9 +945,10 @@ int Sender::run() {
     log_line("status: qmail-send starting on " + dirs_.root().string() + ", local " +
              std::to_string(controls_.concurrency[kLocal]) + ", remote " + std::to_string(controls_.concurrency[kRemote]) +
              (local_program_ ? ", QMAILLOCAL " + *local_program_ : std::string()));
+    scan_todo();  // first: a todo/N is preprocessed again even when its info/N exists
     load_info();
-    scan_todo();
-    std::time_t last_scan = std::time(nullptr);
+    cleanup();
+    std::time_t last_scan = std::time(nullptr), last_clean = last_scan;
     bool stopping = false;
     for (;;) {
         if (g_term && !stopping) {
@@ -820,16 +966,9 @@ int Sender::run() {
         }
         if (g_alrm) {
             g_alrm = 0;
-            std::size_t n = 0;
-            for (int c = 0; c < 2; ++c)
-                for (auto [m, i] : ready_[c])
-                    if (auto it = jobs_.find(m); it != jobs_.end() && it->second.rc[c][i].next) {
-                        it->second.rc[c][i].next = 0;
-                        ++n;
-                    }
+            wake_timers(true);
             for (auto m : std::vector<std::uint64_t>(retry_bounce_.begin(), retry_bounce_.end()))
                 if (auto it = jobs_.find(m); it != jobs_.end()) finish(it->second);
-            log_line("status: flush: " + std::to_string(n) + " deferred deliveries retried now");
         }
         std::vector<Result> got;
         {
@@ -840,6 +979,10 @@ int Sender::run() {
         if (stopping && busy_[kLocal] == 0 && busy_[kRemote] == 0) break;
         const std::time_t now = std::time(nullptr);
         if (!stopping) {
+            if (now - last_clean >= kCleanEvery) {
+                cleanup();
+                last_clean = now;
+            }
             if (now - last_scan >= kRescan) {
                 scan_todo();
                 last_scan = now;
@@ -849,7 +992,8 @@ int Sender::run() {
             dispatch();
         }
         int timeout = static_cast<int>(std::max<std::time_t>(0, last_scan + kRescan - now)) * 1000;
-        if (std::time_t t = next_timer(); t && !stopping) timeout = std::min<int>(timeout, static_cast<int>(std::max<std::time_t>(t - now, 1)) * 1000);
+        if (std::time_t t = next_timer(); t && !stopping)
+            timeout = std::min<int>(timeout, static_cast<int>(std::clamp<std::time_t>(t - now, 1, kRescan)) * 1000);
         pollfd p[2] = {{trig_fd, POLLIN, 0}, {g_wake_r, POLLIN, 0}};
         int rc = ::poll(p, 2, timeout);
         if (rc < 0 && errno != EINTR) throw qv::Error(qv::Exit::ioerr, std::string("poll: ") + std::strerror(errno));
