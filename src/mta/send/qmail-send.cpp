@@ -72,7 +72,9 @@ namespace {
 namespace fs = std::filesystem;
 using qv::DeliveryOutcome;
 
+using Clock = std::chrono::steady_clock;
 constexpr std::time_t kRescan = 1500;         // todo/ is scanned this often without a trigger
+constexpr auto kTriggerGap = std::chrono::milliseconds(20);  // and at most this often with triggers
 constexpr std::time_t kCleanEvery = 76431;    // and leftovers looked for this often (qmail's figures)
 constexpr std::time_t kOssified = 129600;     // a leftover older than 36 hours goes
 constexpr int kProgramTimeout = 86400;        // a delivery program is killed after a day
@@ -949,6 +951,8 @@ int Sender::run() {
     load_info();
     cleanup();
     std::time_t last_scan = std::time(nullptr), last_clean = last_scan;
+    bool triggered = false;
+    auto last_trigger_scan = Clock::now();
     bool stopping = false;
     for (;;) {
         if (g_term && !stopping) {
@@ -994,6 +998,10 @@ int Sender::run() {
         int timeout = static_cast<int>(std::max<std::time_t>(0, last_scan + kRescan - now)) * 1000;
         if (std::time_t t = next_timer(); t && !stopping)
             timeout = std::min<int>(timeout, static_cast<int>(std::clamp<std::time_t>(t - now, 1, kRescan)) * 1000);
+        if (triggered && !stopping) {  // a scan due within kTriggerGap
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(last_trigger_scan + kTriggerGap - Clock::now());
+            timeout = std::min<int>(timeout, static_cast<int>(std::max<long long>(left.count(), 0)));
+        }
         pollfd p[2] = {{trig_fd, POLLIN, 0}, {g_wake_r, POLLIN, 0}};
         int rc = ::poll(p, 2, timeout);
         if (rc < 0 && errno != EINTR) throw qv::Error(qv::Exit::ioerr, std::string("poll: ") + std::strerror(errno));
@@ -1004,10 +1012,15 @@ int Sender::run() {
         if (rc > 0 && (p[0].revents & POLLIN)) {
             while (::read(trig_fd, buf, sizeof buf) > 0) {
             }
-            if (!stopping) {
-                scan_todo();
-                last_scan = std::time(nullptr);
-            }
+            triggered = true;
+        }
+        // a scan lists all of todo/, where messages on the fast path wait until delivered: under load,
+        // one scan for the triggers of kTriggerGap, not one for each
+        if (triggered && !stopping && Clock::now() - last_trigger_scan >= kTriggerGap) {
+            triggered = false;
+            scan_todo();
+            last_scan = std::time(nullptr);
+            last_trigger_scan = Clock::now();
         }
     }
     log_line("status: exiting: " + std::to_string(deliveries_) + " delivery attempts, " + std::to_string(messages_done_) +
