@@ -9,40 +9,17 @@ the peak memory of each system's resident processes, and the flushes one message
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+from postfix import ScratchPostfix, free_port, must, wait_port  # noqa: E402
 from scratch import run, scratch_home  # noqa: E402
 
 bindir, messages, sessions, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 WARMUP = 200
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port):
-    for _ in range(500):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.01)
-    raise RuntimeError("nothing on port %d" % port)
-
-
-def must(p, what):
-    if p.returncode != 0:
-        raise RuntimeError("%s: %s %s" % (what, p.stdout.decode(), p.stderr.decode()))
-    return p
 
 
 def count(directory):
@@ -121,83 +98,20 @@ class Qvmail:
         return mem, send_line, queued_line
 
 
-# ---- Postfix, from a scratch directory, as root (its master needs it) ----
-pf = tempfile.mkdtemp(prefix="qvbench-postfix.")
-os.chmod(pf, 0o755)
-pf_port = free_port()
-for d in ("conf", "queue", "data", "mail"):
-    os.mkdir(os.path.join(pf, d))
-shutil.chown(os.path.join(pf, "data"), "postfix")
+# ---- Postfix, from a scratch directory: virtual(8) into a virtual Maildir ----
 VUID = 5000
-os.chown(os.path.join(pf, "mail"), VUID, VUID)
-with open(os.path.join(pf, "conf/vmailbox"), "w") as f:
-    f.write("rcpt@example.com example.com/rcpt/\n")
-with open(os.path.join(pf, "conf/main.cf"), "w") as f:
-    f.write("""compatibility_level = 3.6
-queue_directory = {pf}/queue
-data_directory = {pf}/data
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = bench.example
-mydomain = bench.example
-mydestination =
-relay_domains =
-mynetworks = 127.0.0.0/8
-alias_maps =
-alias_database =
-smtpd_peername_lookup = no
-smtpd_relay_restrictions = permit_mynetworks, reject
-virtual_mailbox_domains = example.com
+pfx = ScratchPostfix(sessions, """virtual_mailbox_domains = example.com
 virtual_mailbox_base = {pf}/mail
 virtual_mailbox_maps = texthash:{pf}/conf/vmailbox
 virtual_minimum_uid = 100
-virtual_uid_maps = static:{uid}
-virtual_gid_maps = static:{uid}
-default_process_limit = {limit}
-maillog_file = {pf}/maillog
-maillog_file_prefixes = {pf}
-""".format(pf=pf, limit=sessions + 20, uid=VUID))
-with open(os.path.join(pf, "conf/master.cf"), "w") as f:
-    f.write("127.0.0.1:%d inet n - n - - smtpd\n" % pf_port)
-    for line in ("pickup unix n - n 60 1 pickup", "cleanup unix n - n - 0 cleanup", "qmgr unix n - n 300 1 qmgr",
-                 "rewrite unix - - n - - trivial-rewrite", "bounce unix - - n - 0 bounce",
-                 "defer unix - - n - 0 bounce", "trace unix - - n - 0 bounce", "verify unix - - n - 1 verify",
-                 "flush unix n - n 1000 0 flush", "proxymap unix - - n - - proxymap", "smtp unix - - n - - smtp",
-                 "relay unix - - n - - smtp", "showq unix n - n - - showq", "error unix - - n - - error",
-                 "retry unix - - n - - error", "discard unix - - n - - discard", "local unix - n n - - local",
-                 "virtual unix - n n - - virtual", "anvil unix - - n - 1 anvil", "scache unix - - n - 1 scache",
-                 "postlog unix-dgram n - n - 1 postlogd"):
-        f.write(line + "\n")
-pf_new = os.path.join(pf, "mail/example.com/rcpt/new")
-
-
-def postfix(*args):
-    # postfix writes its complaints to the terminal only; script gives it one
-    return subprocess.run(["script", "-qc", "postfix -c %s/conf %s" % (pf, " ".join(args)), "/dev/null"],
-                          capture_output=True)
-
-
-def pf_stop():
-    """Stops Postfix; returns the peak memory (KB) of its resident processes by name."""
-    with open(os.path.join(pf, "queue/pid/master.pid")) as f:
-        master = f.read().strip()
-    mem = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open("/proc/%s/stat" % pid) as f:
-                stat = f.read()
-            with open("/proc/%s/status" % pid) as f:
-                status = f.read()
-        except OSError:
-            continue
-        comm, ppid = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()[1]
-        if ppid == master or pid == master:
-            mem.setdefault(comm, []).append(int(re.search(r"VmHWM:\s+(\d+)", status).group(1)))
-    postfix("stop")
-    time.sleep(1)
-    return mem
+virtual_uid_maps = static:%d
+virtual_gid_maps = static:%d
+""" % (VUID, VUID))
+os.mkdir(os.path.join(pfx.dir, "mail"))
+os.chown(os.path.join(pfx.dir, "mail"), VUID, VUID)
+with open(os.path.join(pfx.dir, "conf/vmailbox"), "w") as f:
+    f.write("rcpt@example.com example.com/rcpt/\n")
+pf_new = os.path.join(pfx.dir, "mail/example.com/rcpt/new")
 
 
 results = {"qvmail": [], "Postfix": []}
@@ -215,18 +129,17 @@ for r in range(rounds):
     results["qvmail"].append(messages / (time.monotonic() - t0))
     qv_stats.append(q.stop())
     # Postfix
-    must(postfix("start"), "postfix start")
-    wait_port(pf_port)
-    source(pf_port, WARMUP)
+    pfx.start()
+    source(pfx.port, WARMUP)
     wait_count(pf_new, (r * (messages + WARMUP)) + WARMUP)
     start_count = count(pf_new)
     t0 = time.monotonic()
-    source(pf_port, messages)
+    source(pfx.port, messages)
     wait_count(pf_new, start_count + messages)
     results["Postfix"].append(messages / (time.monotonic() - t0))
-    pf_mem = pf_stop()
+    pf_mem = pfx.stop()
 
-shutil.rmtree(pf, ignore_errors=True)
+pfx.remove()
 shutil.rmtree(home, ignore_errors=True)
 
 # ---- report ----

@@ -9,39 +9,16 @@ exec-to-QUIT time against /bin/cat's."""
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+from postfix import ScratchPostfix, free_port, must, wait_port  # noqa: E402
 from scratch import run, scratch_home  # noqa: E402
 
 bindir, messages, sessions, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port):
-    for _ in range(500):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.01)
-    raise RuntimeError("nothing on port %d" % port)
-
-
-def must(p, what):
-    if p.returncode != 0:
-        raise RuntimeError("%s: %s %s" % (what, p.stdout.decode(), p.stderr.decode()))
-    return p
 
 
 # ---- qvmail ----
@@ -100,51 +77,13 @@ class Queued:
             return f.read().strip().splitlines()[-1], hwm
 
 
-# ---- Postfix, from a scratch directory, as root (its master needs it) ----
-pf = tempfile.mkdtemp(prefix="qvbench-postfix.")
-os.chmod(pf, 0o755)
-pf_port = free_port()
-for d in ("conf", "queue", "data"):
-    os.mkdir(os.path.join(pf, d))
-shutil.chown(os.path.join(pf, "data"), "postfix")
-with open(os.path.join(pf, "conf/main.cf"), "w") as f:
-    f.write("""compatibility_level = 3.6
-queue_directory = {pf}/queue
-data_directory = {pf}/data
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = bench.example
-mydomain = bench.example
-mydestination =
-relay_domains =
-mynetworks = 127.0.0.0/8
-alias_maps =
-alias_database =
-smtpd_peername_lookup = no
-smtpd_client_restrictions = static:HOLD
-smtpd_relay_restrictions = permit_mynetworks, reject
-default_process_limit = {limit}
-maillog_file = {pf}/maillog
-maillog_file_prefixes = {pf}
-""".format(pf=pf, limit=sessions + 20))
-with open(os.path.join(pf, "conf/master.cf"), "w") as f:
-    f.write("127.0.0.1:%d inet n - n - - smtpd\n" % pf_port)
-    for line in ("pickup unix n - n 60 1 pickup", "cleanup unix n - n - 0 cleanup", "qmgr unix n - n 300 1 qmgr",
-                 "rewrite unix - - n - - trivial-rewrite", "bounce unix - - n - 0 bounce",
-                 "defer unix - - n - 0 bounce", "trace unix - - n - 0 bounce", "verify unix - - n - 1 verify",
-                 "flush unix n - n 1000 0 flush", "proxymap unix - - n - - proxymap", "smtp unix - - n - - smtp",
-                 "relay unix - - n - - smtp", "showq unix n - n - - showq", "error unix - - n - - error",
-                 "retry unix - - n - - error", "discard unix - - n - - discard", "local unix - n n - - local",
-                 "anvil unix - - n - 1 anvil", "scache unix - - n - 1 scache", "postlog unix-dgram n - n - 1 postlogd"):
-        f.write(line + "\n")
+# ---- Postfix, from a scratch directory: messages put on hold (queued durably, delivered never) ----
+pfx = ScratchPostfix(sessions, "smtpd_client_restrictions = static:HOLD\n")
+pf, pf_port = pfx.dir, pfx.port
 
 
 def postfix(*args):
-    # postfix writes its complaints to the terminal only; script gives it one
-    return subprocess.run(["script", "-qc", "postfix -c %s/conf %s" % (pf, " ".join(args)), "/dev/null"],
-                          capture_output=True)
+    return pfx.postfix(*args)
 
 
 def pf_queued_count():
@@ -162,23 +101,8 @@ def pf_start():
 
 def pf_stop():
     """Stops Postfix; returns the peak memory (KB) of its smtpd and cleanup processes."""
-    with open(os.path.join(pf, "queue/pid/master.pid")) as f:
-        master = f.read().strip()
-    hwm = {"smtpd": [], "cleanup": []}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open("/proc/%s/stat" % pid) as f:
-                stat = f.read()
-            with open("/proc/%s/status" % pid) as f:
-                status = f.read()
-        except OSError:
-            continue
-        comm, ppid = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()[1]
-        if ppid == master and comm in hwm:
-            hwm[comm].append(int(re.search(r"VmHWM:\s+(\d+)", status).group(1)))
-    postfix("stop")
-    time.sleep(1)
-    return hwm
+    mem = pfx.stop()
+    return {"smtpd": mem.get("smtpd", []), "cleanup": mem.get("cleanup", [])}
 
 
 # ---- runs ----

@@ -116,6 +116,26 @@ struct Delivery {
         return queued_outcome(inject_copy(paths, m, "Delivered-To: " + address + "\n", to), "forwarded to " + list);
     }
 
+    // Runs a program with the message on its descriptor 0 (a descriptor of its own, at the message's
+    // start); the outcome when it could not be run.
+    std::optional<DeliveryOutcome> run_on_message(ProgramRun& run, ProgramResult& r) {
+        int fd = ::dup(m.fd);
+        if (fd < 0 || ::lseek(fd, m.offset, SEEK_SET) < 0) {
+            int e = errno;
+            if (fd >= 0) ::close(fd);
+            return temporary(std::string("cannot read the message: ") + std::strerror(e) + " (#4.3.0)");
+        }
+        run.stdin_fd = fd;
+        try {
+            r = run_program(run);
+        } catch (const std::exception& e) {
+            ::close(fd);
+            return temporary(e.what());
+        }
+        ::close(fd);
+        return std::nullopt;
+    }
+
     // |command, with qmail-local's environment; exit 99 is reported as `stop`.
     DeliveryOutcome program(const std::string& command, const fs::path& cwd, bool* stop) {
         ProgramRun run;
@@ -130,21 +150,8 @@ struct Delivery {
         run.cwd = cwd;
         run.timeout = kProgramTimeout;
         run.as = o.program_owner;
-        int fd = ::dup(m.fd);  // the child reads from the message's start: its own offset
-        if (fd < 0) return temporary(std::string("cannot duplicate the message: ") + std::strerror(errno) + " (#4.3.0)");
-        if (::lseek(fd, m.offset, SEEK_SET) < 0) {
-            ::close(fd);
-            return temporary(std::string("cannot seek the message: ") + std::strerror(errno) + " (#4.3.0)");
-        }
-        run.stdin_fd = fd;
         ProgramResult r;
-        try {
-            r = run_program(run);
-        } catch (const std::exception& e) {
-            ::close(fd);
-            return temporary(e.what());
-        }
-        ::close(fd);
+        if (auto failed = run_on_message(run, r)) return *failed;
         std::string out = r.output;
         while (!out.empty() && out.back() == '\n') out.pop_back();
         std::string what = "program " + command + (out.empty() ? "" : ": " + out);
@@ -227,20 +234,8 @@ struct Delivery {
         run.env = environment_with({{"SMTPROUTE", smtproute}, {"QMAILLOCAL", std::nullopt}});
         run.timeout = kProgramTimeout;
         run.as = o.remote_owner;
-        int fd = ::dup(m.fd);
-        if (fd < 0 || ::lseek(fd, m.offset, SEEK_SET) < 0) {
-            if (fd >= 0) ::close(fd);
-            return temporary(std::string("cannot read the message: ") + std::strerror(errno) + " (#4.3.0)");
-        }
-        run.stdin_fd = fd;
         ProgramResult r;
-        try {
-            r = run_program(run);
-        } catch (const std::exception& e) {
-            ::close(fd);
-            return temporary(e.what());
-        }
-        ::close(fd);
+        if (auto failed = run_on_message(run, r)) return *failed;
         SpawnResult v = fold_remote_output(r.output, r.status);
         std::string text = "routed to " + smtproute + ": " + v.text;
         if (v.code == 'K') return ok(text);

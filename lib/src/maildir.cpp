@@ -186,42 +186,25 @@ std::uint64_t copy_rest(int in, off_t offset, int out, const fs::path& out_path)
     std::uint64_t total = 0;
     off_t off = offset;
     constexpr std::size_t chunk = std::size_t(1) << 30;
-    bool done = false;
     auto copy_error = [&](int e) { return sys_fail(Exit::ioerr, "cannot copy the message into", out_path, e); };
-
+    // One way of the kernel's to copy, until the end (true) or until it says it cannot (false).
+    auto kernel_copy = [&](const auto& step) {
+        for (;;) {
+            ssize_t n = step();
+            if (n > 0) {
+                total += static_cast<std::uint64_t>(n);
+                continue;
+            }
+            if (n == 0) return true;
+            if (errno == EINTR) continue;
+            if (copy_unsupported(errno)) return false;
+            throw copy_error(errno);
+        }
+    };
     // Same file system (or a kernel that copies across them): the kernel copies, maybe sharing extents.
-    for (;;) {
-        ssize_t n = ::copy_file_range(in, &off, out, nullptr, chunk, 0);
-        if (n > 0) {
-            total += static_cast<std::uint64_t>(n);
-            continue;
-        }
-        if (n == 0) {
-            done = true;
-            break;
-        }
-        if (errno == EINTR) continue;
-        if (copy_unsupported(errno)) break;
-        throw copy_error(errno);
-    }
-    if (done) return total;
-
+    if (kernel_copy([&] { return ::copy_file_range(in, &off, out, nullptr, chunk, 0); })) return total;
     // Any regular file to any file.
-    for (;;) {
-        ssize_t n = ::sendfile(out, in, &off, chunk);
-        if (n > 0) {
-            total += static_cast<std::uint64_t>(n);
-            continue;
-        }
-        if (n == 0) {
-            done = true;
-            break;
-        }
-        if (errno == EINTR) continue;
-        if (copy_unsupported(errno)) break;
-        throw copy_error(errno);
-    }
-    if (done) return total;
+    if (kernel_copy([&] { return ::sendfile(out, in, &off, chunk); })) return total;
 
     // Anything else: pread (read for a pipe) and write.
     std::vector<char> buf(64 * 1024);
