@@ -238,6 +238,30 @@ class Remote(DeliveryCase):
         self.wait_empty()
         self.assertEqual(len(self.log_lines(r" remote user\d+@remote\.test: success: ")), 12)
 
+    def test_balance_outgoing_as_qmailremote(self):
+        """IndiMail's balance_outgoing script (the seed's, read from ../shared/reference/indimail-posts.md,
+        with only its paths changed) as QMAILREMOTE: it picks the source address and runs qmail-remote."""
+        posts = os.path.join(os.environ.get("QV_SOURCE_DIR", "../.."), "..", "shared", "reference", "indimail-posts.md")
+        if not os.path.exists(posts):
+            self.skipTest("no %s beside the checkout (CI has it)" % posts)
+        text = open(posts).read()
+        script = re.search(r"The script `balance_outgoing`.*?```sh\n(.*?)```", text, re.S).group(1)
+        # its paths: bash (it uses arrays despite #!/bin/sh), QMAILHOME, the built qmail-remote
+        script = script.replace("#!/bin/sh", "#!/bin/bash").replace("/var/indimail", self.host.home.root)
+        script = script.replace('PROG="bin/qmail-remote"', 'PROG="%s"' % tool("qmail-remote"))
+        wrapper = self.host.home.write("bin/balance_outgoing", script, mode=0o755)
+        sink = self.sink()
+        self.route_to(sink)
+        self.host.home.write("control/outgoingip.remote.test", "127.0.0.6\n127.0.0.7\n")
+        # OUTGOINGIP would win in qmail-remote itself; the script replaces it with one of the file's
+        self.host.start_send(env=self.host.env(QMAILREMOTE=wrapper, OUTGOINGIP="127.0.0.9"))
+        for i in range(8):
+            self.inject(JOE, ["b%d@remote.test" % i])
+        self.host.wait_for(lambda: len(sink.messages) == 8, "8 messages at the sink", 60)
+        peers = {m["peer"] for m in sink.messages}
+        self.assertTrue(peers <= {"127.0.0.6", "127.0.0.7"}, peers)
+        self.wait_empty()
+
     def test_permanent_failure_bounces(self):
         sink = self.sink()
         sink.replies["bad@remote.test"] = ["550 5.1.1 no such user here"]
