@@ -89,7 +89,10 @@ struct Delivery {
             try {
                 if (o.group) o.group->sync(f.dir);  // the data
                 fs::path name = maildir_publish(f, o.group == nullptr);
-                if (o.group) o.group->sync(f.dir);  // its name in new/
+                if (o.group && o.unsynced_names)  // its name in new/: the caller's to flush
+                    o.unsynced_names->push_back(f.dir);
+                else if (o.group)
+                    o.group->sync(f.dir);
                 std::string where = "delivered to " + name.parent_path().parent_path().string();
                 if (quota && !quota_unlimited(*quota)) {
                     try {  // delivered: a maildirsize that cannot be updated is counted again later

@@ -25,6 +25,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
@@ -54,6 +55,9 @@ struct LocalMessage {
 
 struct LocalOptions {
     GroupSync* group = nullptr;  // make writes durable through a group commit; nullptr: each fsyncs its own
+    // With a group: the Maildirs whose new names are not yet durable are added here instead of waited
+    // for (the caller flushes them before it counts the delivery done); nullptr: waited for.
+    std::vector<std::filesystem::path>* unsynced_names = nullptr;
     bool qmail_ext = false;      // QMAIL_EXT: joe-ext falls back to joe
     bool filters = false;        // apply the filter rules whatever .qmail-default runs (the vfilter program)
     std::string remote_program;  // qmail-remote, for domain:host:port handlers (empty: beside this program)

@@ -230,6 +230,72 @@ struct Result {
     Task task;
     DeliveryOutcome outcome;
     double seconds;
+    std::vector<fs::path> unsynced;  // Maildirs whose new names must be flushed before it counts
+    enum Event { done, slot_free, done_slot_freed } event = done;  // slot_free: the thread is free, the
+                                                                   // delivery not yet durable
+};
+
+// Flushes the new names of finished deliveries (a group commit with the deliveries under way) and only
+// then reports them: a delivery thread need not wait for that second flush, and takes its next task.
+class NameSyncer {
+public:
+    NameSyncer(qv::GroupSync& group, std::mutex& results_mu, std::vector<Result>& results)
+        : group_(group), results_mu_(results_mu), results_(results), thread_([this] { run(); }) {}
+    ~NameSyncer() {
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        thread_.join();
+    }
+    void submit(Result r) {
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            pending_.push_back(std::move(r));
+        }
+        cv_.notify_one();
+    }
+
+private:
+    void run() {
+        std::unique_lock<std::mutex> g(mu_);
+        for (;;) {
+            cv_.wait(g, [&] { return stop_ || !pending_.empty(); });
+            if (pending_.empty()) return;
+            std::vector<Result> batch;
+            batch.swap(pending_);
+            g.unlock();
+            std::map<fs::path, std::string> failed;  // one flush per Maildir's file system covers them all
+            for (auto& r : batch)
+                for (const auto& p : r.unsynced)
+                    if (!failed.count(p)) try {
+                            group_.sync(p);
+                        } catch (const std::exception& e) {
+                            failed[p] = e.what();
+                        }
+            for (auto& r : batch) {
+                for (const auto& p : r.unsynced)
+                    if (auto f = failed.find(p); f != failed.end() && r.outcome.kind == DeliveryOutcome::success)
+                        r.outcome = {DeliveryOutcome::temporary, f->second + " (#4.3.0)"};
+                r.event = Result::done_slot_freed;
+            }
+            {
+                std::lock_guard<std::mutex> rg(results_mu_);
+                for (auto& r : batch) results_.push_back(std::move(r));
+            }
+            wake();
+            g.lock();
+        }
+    }
+    qv::GroupSync& group_;
+    std::mutex& results_mu_;
+    std::vector<Result>& results_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::vector<Result> pending_;
+    bool stop_ = false;
+    std::thread thread_;
 };
 
 // Reads a queue file's NUL-terminated fields: the letter and the rest, with each field's offset.
@@ -269,8 +335,8 @@ std::optional<std::uint64_t> number_name(const std::string& s) {
 class Pool {
 public:
     using Work = std::function<Result(const Task&)>;
-    Pool(Work work, std::mutex& results_mu, std::vector<Result>& results)
-        : work_(std::move(work)), results_mu_(results_mu), results_(results) {}
+    Pool(Work work, std::mutex& results_mu, std::vector<Result>& results, NameSyncer* syncer = nullptr)
+        : work_(std::move(work)), results_mu_(results_mu), results_(results), syncer_(syncer) {}
     ~Pool() {
         {
             std::lock_guard<std::mutex> g(mu_);
@@ -305,7 +371,7 @@ private:
             Task t = std::move(tasks_.front());
             tasks_.pop_front();
             g.unlock();
-            Result r{t, {DeliveryOutcome::temporary, ""}, 0};
+            Result r{t, {DeliveryOutcome::temporary, ""}, 0, {}, Result::done};
             try {
                 r = work_(t);
             } catch (const std::exception& e) {
@@ -313,7 +379,13 @@ private:
             }
             {
                 std::lock_guard<std::mutex> rg(results_mu_);
-                results_.push_back(std::move(r));
+                if (syncer_ && !r.unsynced.empty()) {  // this thread is free; the result comes later
+                    Result slot{r.task, {}, 0, {}, Result::slot_free};
+                    results_.push_back(std::move(slot));
+                    syncer_->submit(std::move(r));
+                } else {
+                    results_.push_back(std::move(r));
+                }
             }
             wake();
             g.lock();
@@ -322,6 +394,7 @@ private:
     Work work_;
     std::mutex& results_mu_;
     std::vector<Result>& results_;
+    NameSyncer* syncer_;
     std::mutex mu_;
     std::condition_variable cv_;
     std::deque<Task> tasks_;
@@ -339,7 +412,9 @@ public:
         qv::QueueOwners owners = qv::queue_owners();
         remote_owner_ = owners.r;
         send_owner_ = owners.s;
-        pools_[kLocal] = std::make_unique<Pool>([this](const Task& t) { return deliver_local(t); }, results_mu_, results_);
+        syncer_ = std::make_unique<NameSyncer>(group_, results_mu_, results_);
+        pools_[kLocal] = std::make_unique<Pool>([this](const Task& t) { return deliver_local(t); }, results_mu_, results_,
+                                                syncer_.get());
         pools_[kRemote] = std::make_unique<Pool>([this](const Task& t) { return deliver_remote(t); }, results_mu_, results_);
     }
 
@@ -388,10 +463,12 @@ private:
     void wake_timers(bool all);  // due ones (or, flushing, all) back to ready_
     std::set<std::uint64_t> retry_bounce_;  // done, but the bounce could not be injected yet
     std::size_t busy_[2] = {0, 0};
+    std::size_t unsynced_ = 0;  // deliveries done whose new names the NameSyncer is flushing
     std::uint64_t deliveries_ = 0, messages_done_ = 0;
     qv::GroupSync group_;
     std::mutex results_mu_;
     std::vector<Result> results_;
+    std::unique_ptr<NameSyncer> syncer_;  // before the pools: destroyed after them
     std::unique_ptr<Pool> pools_[2];
 };
 
@@ -646,8 +723,13 @@ void Sender::mark_done(Job& j, int c, std::size_t i) {
 
 void Sender::handle(Result& res) {
     const Task& t = res.task;
+    if (res.event != Result::done_slot_freed) --busy_[t.channel];  // its thread is free
+    if (res.event == Result::slot_free) {                           // the delivery is not durable yet
+        ++unsynced_;
+        return;
+    }
+    if (res.event == Result::done_slot_freed) --unsynced_;
     auto it = jobs_.find(t.n);
-    --busy_[t.channel];
     if (it == jobs_.end()) return;
     Job& j = it->second;
     --j.busy;
@@ -820,7 +902,7 @@ Result Sender::deliver_local(const Task& t) {
     auto start = std::chrono::steady_clock::now();
     auto done = [&](DeliveryOutcome o) {
         double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        return Result{t, std::move(o), s};
+        return Result{t, std::move(o), s, {}, Result::done};
     };
     auto at = t.addr.rfind('@');
     std::string lp = t.addr.substr(0, at), host = t.addr.substr(at + 1);
@@ -844,6 +926,7 @@ Result Sender::deliver_local(const Task& t) {
     ::fstat(fd, &st);
     qv::LocalMessage m{fd, 0, static_cast<std::uint64_t>(st.st_size), t.sender};
     DeliveryOutcome o;
+    std::vector<fs::path> unsynced;
     if (local_program_) {
         qv::ProgramRun run;
         run.argv = {*local_program_, "--", entry->user, entry->dir.string(), lp, "-", ext, host, t.sender, "./Maildir/", ""};
@@ -878,6 +961,7 @@ Result Sender::deliver_local(const Task& t) {
         };
         qv::LocalOptions opts;
         opts.group = &group_;
+        opts.unsynced_names = &unsynced;
         opts.remote_program = remote_program_;
         opts.program_owner = qv::Owner{entry->uid, entry->gid};
         opts.remote_owner = remote_owner_;
@@ -890,7 +974,9 @@ Result Sender::deliver_local(const Task& t) {
         }
     }
     ::close(fd);
-    return done(std::move(o));
+    Result res = done(std::move(o));
+    res.unsynced = std::move(unsynced);
+    return res;
 }
 
 // One remote recipient: qmail-remote host sender qqeh size recipient.
@@ -898,7 +984,7 @@ Result Sender::deliver_remote(const Task& t) {
     auto start = std::chrono::steady_clock::now();
     auto done = [&](DeliveryOutcome o) {
         double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        return Result{t, std::move(o), s};
+        return Result{t, std::move(o), s, {}, Result::done};
     };
     int fd = ::open(t.mess.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return done({DeliveryOutcome::temporary, "cannot open " + t.mess.string() + ": " + std::strerror(errno)});
@@ -980,7 +1066,7 @@ int Sender::run() {
             got.swap(results_);
         }
         for (auto& r : got) handle(r);
-        if (stopping && busy_[kLocal] == 0 && busy_[kRemote] == 0) break;
+        if (stopping && busy_[kLocal] == 0 && busy_[kRemote] == 0 && unsynced_ == 0) break;
         const std::time_t now = std::time(nullptr);
         if (!stopping) {
             if (now - last_clean >= kCleanEvery) {
