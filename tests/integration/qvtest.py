@@ -13,7 +13,10 @@ SOURCE_DIR = os.environ.get("QV_SOURCE_DIR", os.path.join(os.path.dirname(__file
 
 
 def tool(name):
-    return os.path.join(BIN, name)
+    """A built program. When the build tree is not reachable by every user (a checkout under /root), the
+    copy in shared_bin(): the MTA runs programs as a domain's owner, qmailq or qmailr, as it would from
+    /usr/sbin."""
+    return os.path.join(BIN if reachable_by_all(BIN) else shared_bin(), name)
 
 
 def require_programs(*names):
@@ -47,17 +50,22 @@ _shared_bin = []
 
 
 def shared_bin():
-    """The built commands (the qvmail binary and its links), copied once per test process to a directory
-    every user may reach: a test that runs a command as another user must not depend on the build tree
-    being reachable (a checkout under /root, mode 0700, is not)."""
+    """The built programs (the qvmail binary and its links, the MTA programs; not the test and fuzz
+    binaries), linked (else copied) once per test process into a directory every user may reach: a test
+    that runs a program as another user must not depend on the build tree being reachable (a checkout
+    under /root, mode 0700, is not)."""
     if not _shared_bin:
         d = scratch_dir("qvbin.")
         atexit.register(shutil.rmtree, d, True)
-        shutil.copy2(os.path.join(BIN, "qvmail"), d)
         for name in os.listdir(BIN):
-            p = os.path.join(BIN, name)
-            if os.path.islink(p) and os.readlink(p) == "qvmail":
-                os.symlink("qvmail", os.path.join(d, name))
+            p, to = os.path.join(BIN, name), os.path.join(d, name)
+            if os.path.islink(p):
+                os.symlink(os.readlink(p), to)
+            elif os.path.isfile(p) and os.access(p, os.X_OK) and not name.startswith(("fuzz_", "qv_")):
+                try:
+                    os.link(p, to)  # the same file, mode 0755: no copy of its megabytes
+                except OSError:
+                    shutil.copy2(p, to)
         _shared_bin.append(d)
     return _shared_bin[0]
 
