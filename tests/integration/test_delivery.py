@@ -103,12 +103,28 @@ class MailboxDelivery(DeliveryCase):
         self.assertEqual(self.joe(), [])
 
     def test_qmaillocal_runs_the_program(self):
-        """QMAILLOCAL=vdelivermail: the program gets qmail-local's arguments and delivers the same way."""
-        self.host.start_send(env=self.host.env(QMAILLOCAL=tool("vdelivermail")))
+        """QMAILLOCAL (here a script recording its arguments, then running vdelivermail): the program gets
+        qmail-local's ten arguments, in the domain's directory as its owner, and delivers the same way."""
+        shared = self.host.home.path("qmaillocal")
+        os.makedirs(shared)
+        os.chmod(shared, 0o1777)  # the program runs as the domain's owner
+        args = os.path.join(shared, "args")
+        wrapper = self.host.home.write("qmaillocal.sh", '#!/bin/sh\nprintf "%%s\\0" "$@" > %s\n'
+                                       '{ pwd; id -u; } > %s.where\nexec %s "$@"\n' % (args, args, tool("vdelivermail")),
+                                       mode=0o755)
+        self.host.start_send(env=self.host.env(QMAILLOCAL=wrapper))
         self.assertIn("QMAILLOCAL", self.host.send_log())
         self.inject("sender@remote.test", [JOE])
         got = self.host.wait_for(self.joe, "joe's mail")
         self.assertIn(b"Delivered-To: joe@example.com\n", got[0])
+        argv = open(args).read().split("\0")[:-1]
+        domain_dir = [l.split(":")[4] for l in self.host.home.read("users/assign").decode().splitlines()
+                      if l.startswith("+example.com-:")][0]
+        # qmail-local's: -- user homedir local dash ext domain sender aliasempty qqeh
+        self.assertEqual(argv, ["--", "example.com", domain_dir, "example.com-joe", "-", "joe", "example.com",
+                                "sender@remote.test", "./Maildir/", ""])
+        cwd, uid = open(args + ".where").read().split()
+        self.assertEqual((os.path.realpath(cwd), int(uid)), (os.path.realpath(domain_dir), self.owner()[0]))
 
     def test_term_finishes_and_restart_resumes(self):
         self.host.start_send()
