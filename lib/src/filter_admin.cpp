@@ -1,5 +1,8 @@
 // vcfilter's changes to the filter rules, and the rule sets that apply to a mailbox.
 #include <algorithm>
+#include <chrono>
+#include <random>
+#include <thread>
 
 #include "qvmail/error.hpp"
 #include "qvmail/filter.hpp"
@@ -40,7 +43,7 @@ const FilterRule& require_rule(const std::vector<FilterRule>& rules, int number,
 
 // Runs `change` (which stages into the store and `tx`) as one change: committed whole, or undone. On
 // MariaDB, two hosts adding the first rules of one address at once can deadlock on the locks that keep
-// their numbers apart; the server then rolls one back (Error 75), and it runs again.
+// their numbers apart; the server then rolls one back (Error 75), and it runs again (five attempts).
 template <typename Fn>
 void change_filters(Store& store, bool dry_run, ChangeReport* report, Fn&& change) {
     for (int attempt = 1;; ++attempt) {
@@ -53,6 +56,11 @@ void change_filters(Store& store, bool dry_run, ChangeReport* report, Fn&& chang
         } catch (const Error& e) {
             store.rollback();
             if (e.code() != Exit::tempfail || attempt == 5) throw;
+            // a pause before the next attempt, growing and drawn at random, so that the two writers do
+            // not meet again at the same moment
+            thread_local std::minstd_rand rng{std::random_device{}()};
+            std::uniform_int_distribution<int> ms(10 << attempt, 20 << attempt);
+            std::this_thread::sleep_for(std::chrono::milliseconds(ms(rng)));
         } catch (...) {
             store.rollback();
             throw;
