@@ -67,6 +67,16 @@ struct Delivery {
     const LocalOptions& o;
     std::string address;  // local@domain, lower case: the Delivered-To line
     std::string local, domain;
+    std::optional<bool> looping_;  // the message's Delivered-To lines read once, however many lines use it
+
+    // Whether the message already carries this address's Delivered-To line.
+    bool looping() {
+        if (!looping_) looping_ = has_delivered_to(m.fd, m.offset, address);
+        return *looping_;
+    }
+    static DeliveryOutcome loop_failure() {
+        return permanent("This message is looping: it already has my Delivered-To line. (#5.4.6)");
+    }
 
     std::string head() const {
         return "Return-Path: <" + m.sender + ">\nDelivered-To: " + address + "\n";
@@ -76,8 +86,7 @@ struct Delivery {
     // maildirsize of `root`, the mailbox's Maildir, for its folders too).
     DeliveryOutcome to_maildir(const fs::path& maildir, const std::optional<Quota>& quota, fs::path root = {}) {
         if (root.empty()) root = maildir;
-        if (has_delivered_to(m.fd, m.offset, address))
-            return permanent("This message is looping: it already has my Delivered-To line. (#5.4.6)");
+        if (looping()) return loop_failure();
         try {
             if (quota && !quota_unlimited(*quota)) {
                 // over: counted again before refusing (the file may have drifted), as IndiMail does
@@ -112,8 +121,7 @@ struct Delivery {
     }
 
     DeliveryOutcome forward(const std::vector<std::string>& to) {
-        if (has_delivered_to(m.fd, m.offset, address))
-            return permanent("This message is looping: it already has my Delivered-To line. (#5.4.6)");
+        if (looping()) return loop_failure();
         std::string list;
         for (const auto& t : to) list += (list.empty() ? "" : ", ") + t;
         return queued_outcome(inject_copy(paths, m, "Delivered-To: " + address + "\n", to), "forwarded to " + list);
@@ -172,8 +180,7 @@ struct Delivery {
 
     // The lines of an alias or of a hand-made .qmail-default, as qmail-local runs them.
     DeliveryOutcome lines(const std::vector<std::string>& ls, const fs::path& cwd) {
-        if (has_delivered_to(m.fd, m.offset, address))  // before any line, as qmail-local checks
-            return permanent("This message is looping: it already has my Delivered-To line. (#5.4.6)");
+        if (looping()) return loop_failure();  // before any line, as qmail-local checks
         std::vector<std::string> forwards;
         std::string done;
         for (const auto& raw : ls) {
@@ -245,8 +252,7 @@ struct Delivery {
         return v.code == 'D' ? permanent(text) : temporary(text);
     }
 
-    DeliveryOutcome mailbox(const Domain& d, const std::string& name) {
-        auto user = store().get_user(d.ref(), name);
+    DeliveryOutcome mailbox(const Domain& d, const std::string& name, const std::optional<UserRecord>& user) {
         if (!user) return temporary("the mailbox " + name + "@" + d.name + " went away meanwhile (#4.3.0)");
         fs::path maildir = fs::path(user->dir) / "Maildir";
         std::optional<Quota> quota = try_parse_quota(user->quota);
@@ -337,23 +343,22 @@ DeliveryOutcome deliver_virtual(const Paths& paths, const std::function<Store&()
                                 std::string_view domain_in, const LocalMessage& m, const LocalOptions& o) {
     std::string local = ascii_lower(local_in.empty() ? std::string_view("postmaster") : local_in);
     std::string domain = ascii_lower(domain_in);
-    Delivery dl{paths, store, m, o, local + "@" + domain, local, domain};
+    Delivery dl{paths, store, m, o, local + "@" + domain, local, domain, std::nullopt};
     try {
         auto d = find_domain(paths, domain);
         if (!d) return permanent("No such domain " + domain + ". (#5.1.2)");
-        auto who = resolve_virtual_recipient(paths, store, local, domain, o.qmail_ext);
-        if (!who) return permanent("No such domain " + domain + ". (#5.1.2)");
-        switch (who->kind) {
-            case VirtualRecipient::mailbox: return dl.mailbox(*d, who->detail);
+        VirtualRecipient who = resolve_virtual_recipient(store, *d, local, o.qmail_ext);
+        switch (who.kind) {
+            case VirtualRecipient::mailbox: return dl.mailbox(*d, who.detail, who.user);
             case VirtualRecipient::alias: {
-                fs::path file = d->dir / qmail_alias_file(who->detail);
+                fs::path file = d->dir / qmail_alias_file(who.detail);
                 std::vector<std::string> ls;
                 if (path_exists(file)) {
                     LineReader in(file);
                     std::string_view line;
                     while (in.next(line)) ls.emplace_back(line);
                 } else {
-                    ls = store().alias_lines(d->ref(), who->detail);
+                    ls = store().alias_lines(d->ref(), who.detail);
                 }
                 return dl.lines(ls, d->dir);
             }

@@ -9,10 +9,12 @@
 #include <string>
 #include <string_view>
 
+#include "qvmail/store.hpp"
+
 namespace qv {
 
 struct Paths;
-class Store;
+struct Domain;
 
 struct VirtualRecipient {
     enum Kind {
@@ -23,6 +25,7 @@ struct VirtualRecipient {
         nobody,   // nobody of that name, and the handler bounces it (bounce-no-mailbox), or no .qmail-default
     } kind = nobody;
     std::string detail;  // the mailbox or alias name, or the handler
+    std::optional<UserRecord> user;  // the mailbox's record, as the store gave it (kind mailbox)
     bool deliverable() const noexcept { return kind != nobody; }
 };
 
@@ -34,5 +37,8 @@ struct VirtualRecipient {
 std::optional<VirtualRecipient> resolve_virtual_recipient(const Paths& paths, const std::function<Store&()>& store,
                                                           std::string_view local, std::string_view domain,
                                                           bool qmail_ext = false);
+// The same for a domain already found (`local` as it came).
+VirtualRecipient resolve_virtual_recipient(const std::function<Store&()>& store, const Domain& domain, std::string_view local,
+                                           bool qmail_ext = false);
 
 }  // namespace qv

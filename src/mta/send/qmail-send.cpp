@@ -441,6 +441,8 @@ private:
     bool try_inject_bounce(Job& j);
     Result deliver_local(const Task& t);
     Result deliver_remote(const Task& t);
+    // users/assign's domain lines, read again only when the file is replaced (every local delivery asks)
+    std::shared_ptr<const std::vector<qv::AssignEntry>> assign_domains();
     std::time_t next_timer() const;
 
     qv::Paths paths_;
@@ -466,6 +468,9 @@ private:
     std::size_t unsynced_ = 0;  // deliveries done whose new names the NameSyncer is flushing
     std::uint64_t deliveries_ = 0, messages_done_ = 0;
     qv::GroupSync group_;
+    std::mutex assign_mu_;
+    std::shared_ptr<const std::vector<qv::AssignEntry>> assign_;
+    struct stat assign_st_ {};
     std::mutex results_mu_;
     std::vector<Result> results_;
     std::unique_ptr<NameSyncer> syncer_;  // before the pools: destroyed after them
@@ -854,11 +859,13 @@ bool Sender::try_inject_bounce(Job& j) {
              qv::control_first_line(bp, "doublebouncehost").value_or(me);
     h.to = to;
     auto [first_rcpt, report] = qv::split_bounce_file(content);
+    std::vector<std::string> envv;  // BOUNCEPROCESSOR and the queue program run with the bounce's environment
+    for (const auto& [k, v] : env) envv.push_back(k + "=" + v);
     if (auto proc = env.find("BOUNCEPROCESSOR"); proc != env.end() && !proc->second.empty()) {
         qv::BounceReport br{dirs_.bounce(n).string(), report, double_bounce ? "#@[]" : "", first_rcpt, to};
         qv::ProgramRun run;
         run.argv = qv::bounce_processor_argv(proc->second, br);
-        for (const auto& [k, v] : env) run.env.push_back(k + "=" + v);
+        run.env = envv;
         run.as = send_owner_;
         run.timeout = 600;
         qv::BounceVerdict v;
@@ -883,9 +890,7 @@ bool Sender::try_inject_bounce(Job& j) {
     ::fstat(mfd, &st);
     qv::LocalMessage m{mfd, 0, static_cast<std::uint64_t>(st.st_size), double_bounce ? "#@[]" : ""};
     std::string head = qv::bounce_message_head(h, content, std::time(nullptr)) + "Return-Path: <" + j.sender + ">\n";
-    std::vector<std::string> qenv;  // the queue program runs with the bounce's environment
-    for (const auto& [k, v] : env) qenv.push_back(k + "=" + v);
-    std::string verdict = qv::inject_copy(bp, m, head, {to}, &qenv);
+    std::string verdict = qv::inject_copy(bp, m, head, {to}, &envv);
     ::close(mfd);
     if (!verdict.empty()) {
         log_line("alert: cannot inject the bounce of msg " + std::to_string(n) + ": " + one_line(verdict.substr(1)) +
@@ -895,6 +900,21 @@ bool Sender::try_inject_bounce(Job& j) {
     log_line("bounce msg " + std::to_string(n) + " to <" + to + ">" +
              (bp.qmailqueue ? " through " + *bp.qmailqueue : std::string()));
     return true;
+}
+
+std::shared_ptr<const std::vector<qv::AssignEntry>> Sender::assign_domains() {
+    fs::path file = paths_.assigndir / "assign";
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0 && errno != ENOENT)
+        throw qv::Error(qv::Exit::ioerr, "cannot stat " + file.string() + ": " + std::strerror(errno));
+    std::lock_guard lock(assign_mu_);
+    // the admin tools replace it by a rename: a new inode (or a new time or size when edited in place)
+    if (!assign_ || st.st_ino != assign_st_.st_ino || st.st_dev != assign_st_.st_dev || st.st_size != assign_st_.st_size ||
+        st.st_mtim.tv_sec != assign_st_.st_mtim.tv_sec || st.st_mtim.tv_nsec != assign_st_.st_mtim.tv_nsec) {
+        assign_ = std::make_shared<const std::vector<qv::AssignEntry>>(qv::AssignFile::load(file).domains());
+        assign_st_ = st;
+    }
+    return assign_;
 }
 
 // One local recipient: "prefix-local@domain" for a virtual domain.
@@ -908,9 +928,8 @@ Result Sender::deliver_local(const Task& t) {
     std::string lp = t.addr.substr(0, at), host = t.addr.substr(at + 1);
     std::optional<qv::AssignEntry> entry;
     try {
-        qv::AssignFile assign = qv::AssignFile::load(paths_.assigndir / "assign");
         // the longest wildcard line whose key starts the local part (qmail-lspawn's users/cdb lookup)
-        for (const auto& e : assign.domains())
+        for (const auto& e : *assign_domains())
             if (lp.starts_with(e.local) && (!entry || e.local.size() > entry->local.size())) entry = e;
     } catch (const std::exception& e) {
         return done({DeliveryOutcome::temporary, std::string(e.what()) + " (#4.3.0)"});
