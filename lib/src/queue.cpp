@@ -187,7 +187,148 @@ void pull_trigger(const QueueDirs& dirs) noexcept {
     ::close(fd);
 }
 
-QueueInjection::QueueInjection(const QueueDirs& dirs) : dirs_(dirs) {
+// ---- the pool of finished messages' files ----
+
+namespace {
+
+std::timespec coarse_now() noexcept {
+    std::timespec t{};
+    ::clock_gettime(CLOCK_REALTIME_COARSE, &t);  // the clock the kernel stamps ctime with
+    return t;
+}
+
+bool before(const std::timespec& a, const std::timespec& b) noexcept {
+    return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
+}
+
+}  // namespace
+
+QueuePool::QueuePool(const QueueDirs& dirs) : dirs_(dirs), owner_(::geteuid()) {}
+
+void QueuePool::flushed(bool starting) noexcept {
+    std::lock_guard<std::mutex> g(mu_);
+    if (starting)
+        flush_started_ = coarse_now();
+    else
+        safe_before_ = flush_started_;
+}
+
+void QueuePool::refill() {
+    std::timespec now = coarse_now();
+    // not more often than every 10 ms: an empty pool is read again only that often
+    std::timespec next = last_refill_;
+    next.tv_nsec += 10'000'000;
+    if (next.tv_nsec >= 1'000'000'000) {
+        next.tv_nsec -= 1'000'000'000;
+        ++next.tv_sec;
+    }
+    if (before(now, next)) return;
+    last_refill_ = now;
+    DIR* d = ::opendir(dirs_.pool().c_str());
+    if (!d) return;
+    while (dirent* e = ::readdir(d)) {
+        std::uint64_t n = 0;
+        std::string_view name(e->d_name);
+        auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), n);
+        if (ec == std::errc() && end == name.data() + name.size() && n) names_.push_back(n);
+        if (names_.size() >= kPoolMax) break;
+    }
+    ::closedir(d);
+}
+
+std::optional<PooledFile> QueuePool::take(const std::function<fs::path(std::uint64_t)>& where) {
+    for (;;) {
+        std::uint64_t n;
+        std::timespec safe;
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            if (names_.empty()) refill();
+            if (names_.empty()) return std::nullopt;
+            n = names_.back();
+            names_.pop_back();
+            safe = safe_before_;
+        }
+        fs::path from = dirs_.pool() / std::to_string(n);
+        int fd = ::open(from.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) continue;  // taken meanwhile
+        struct stat st {};
+        // its name is its inode; ours, with no other name; in the pool since before a finished flush
+        if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_ino != n || st.st_nlink != 1 ||
+            st.st_uid != owner_ || !before(st.st_ctim, safe)) {
+            ::close(fd);
+            continue;  // found again at a later refill, when it may be ready
+        }
+        fs::path to = where(n);
+        // the rename makes it ours alone: another thread that opened it too fails here
+        if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) != 0) {
+            int e = errno;
+            ::close(fd);
+            if (e == ENOENT) continue;
+            return std::nullopt;  // the caller's own way of making the file reports what is wrong there
+        }
+        if (::ftruncate(fd, 0) != 0 || ::futimens(fd, nullptr) != 0) {
+            ::unlink(to.c_str());
+            ::close(fd);
+            return std::nullopt;
+        }
+        std::lock_guard<std::mutex> g(mu_);
+        ++taken_;
+        return PooledFile{fd, n};
+    }
+}
+
+std::uint64_t QueuePool::taken() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return taken_;
+}
+
+QueueRecycler::QueueRecycler(const QueueDirs& dirs) : dirs_(dirs) {
+    count();
+}
+
+void QueueRecycler::count() {
+    since_count_ = 0;
+    in_pool_ = 0;
+    struct stat st {};
+    pool_ = ::stat(dirs_.pool().c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    if (!pool_) return;
+    pool_owner_ = st.st_uid;
+    DIR* d = ::opendir(dirs_.pool().c_str());
+    if (!d) {
+        pool_ = false;
+        return;
+    }
+    while (dirent* e = ::readdir(d))
+        if (e->d_name[0] != '.' && ++in_pool_ >= kPoolMax) break;
+    ::closedir(d);
+}
+
+void QueueRecycler::remove(const fs::path& p) noexcept {
+    if (++since_count_ >= 256) count();  // the writer takes from the pool meanwhile (and may have made it)
+    struct stat st {};
+    if (pool_ && in_pool_ < kPoolMax && ::lstat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+        st.st_uid == pool_owner_ && st.st_size <= kPoolFileMax) {
+        fs::path to = dirs_.pool() / std::to_string(static_cast<std::uint64_t>(st.st_ino));
+        if (::renameat2(AT_FDCWD, p.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) {
+            ++in_pool_;
+            ++recycled_;
+            return;
+        }
+    }
+    ::unlink(p.c_str());
+}
+
+// ---- writing a message ----
+
+QueueInjection::QueueInjection(const QueueDirs& dirs, QueuePool* pool) : dirs_(dirs), pool_(pool) {
+    buf_.reserve(65536);
+    if (pool_) {
+        if (auto f = pool_->take([this](std::uint64_t n) { return dirs_.mess(n); })) {
+            mess_fd_ = f->fd;
+            number_ = f->number;
+            return;
+        }
+    }
     fs::path piddir = dirs_.root() / "pid";
     fs::path pidfn;
     for (int attempt = 0;; ++attempt) {
@@ -218,7 +359,6 @@ QueueInjection::QueueInjection(const QueueDirs& dirs) : dirs_(dirs) {
         fail(qq::mess, "cannot link", messfn, e);
     }
     ::unlink(pidfn.c_str());
-    buf_.reserve(65536);
 }
 
 QueueInjection::~QueueInjection() {
@@ -245,7 +385,9 @@ void QueueInjection::write(std::string_view data) {
 void QueueInjection::write_envelope(uid_t uid, pid_t pid, const Envelope& e) {
     flush_buffer();
     fs::path intdfn = dirs_.intd(number_);
-    intd_fd_ = ::open(intdfn.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (pool_)
+        if (auto f = pool_->take([&](std::uint64_t) { return intdfn; })) intd_fd_ = f->fd;
+    if (intd_fd_ < 0) intd_fd_ = ::open(intdfn.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (intd_fd_ < 0) fail(qq::intd, "cannot create", intdfn, errno);
     std::string s = "u" + std::to_string(uid);
     s += '\0';
@@ -519,6 +661,7 @@ std::vector<std::string> init_queue(const QueueDirs& dirs, const QueueOwners& o,
         throw Error(Exit::cantcreat, "cannot create the queue: " + q.parent_path().string() + " does not exist");
     ensure(q, 'd', 0750, o.q, 0, dry_run, steps);
     ensure(q / "pid", 'd', 0700, o.q, 0, dry_run, steps);
+    ensure(q / "pool", 'd', 0700, o.q, 0, dry_run, steps);
     ensure(q / "intd", 'd', 0700, o.q, 0, dry_run, steps);
     ensure(q / "todo", 'd', 0750, o.q, 0, dry_run, steps);
     ensure(q / "bounce", 'd', 0700, o.s, 0, dry_run, steps);

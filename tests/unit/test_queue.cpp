@@ -1,5 +1,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <set>
+#include <thread>
+
 #include <catch2/catch.hpp>
 
 #include "helpers.hpp"
@@ -55,7 +60,7 @@ TEST_CASE("a message is written in notqmail's order, and only a committed one is
     qv::QueueDirs dirs(home / "queue");
     qv::QueueOwners owners{{::geteuid(), ::getegid()}, {::geteuid(), ::getegid()}, {::geteuid(), ::getegid()}, {}};
     auto steps = qv::init_queue(dirs, owners, false);
-    CHECK(steps.size() == 105);
+    CHECK(steps.size() == 106);  // notqmail's 105, and pool/
     CHECK(qv::init_queue(dirs, owners, false).empty());  // idempotent
 
     std::uint64_t n;
@@ -98,4 +103,59 @@ TEST_CASE("a message is written in notqmail's order, and only a committed one is
     CHECK_FALSE(q[0].recipients[1].done);
     CHECK(q[0].recipients[2].remote);
     CHECK_THROWS_AS(qv::scan_queue(qv::QueueDirs(home / "nowhere")), qv::Error);
+}
+
+TEST_CASE("a finished message's files are reused for a new one only after a flush that began later", "[queue]") {
+    TempDir home;
+    qv::QueueDirs dirs(home / "queue");
+    qv::QueueOwners owners{{::geteuid(), ::getegid()}, {::geteuid(), ::getegid()}, {::geteuid(), ::getegid()}, {}};
+    qv::init_queue(dirs, owners, false);
+    qv::QueuePool pool(dirs);
+    auto queue = [&](const char* text) {
+        qv::QueueInjection m(dirs, &pool);
+        m.write(text);
+        m.write_envelope(42, 7, {"a@example.net", {"b@example.com"}});
+        CHECK(m.commit_alone() == 5);
+        return m.number();
+    };
+    std::uint64_t first = queue("Subject: first\n\nthe first message, longer than the second\n");
+    struct stat intd {};
+    REQUIRE(::stat(dirs.intd(first).c_str(), &intd) == 0);
+
+    // qmail-send is done with it: todo/N goes first, then intd/N and mess/N go to the pool
+    qv::QueueRecycler recycler(dirs);
+    ::unlink(dirs.todo(first).c_str());
+    recycler.remove(dirs.intd(first));
+    recycler.remove(dirs.mess(first));
+    CHECK(recycler.recycled() == 2);
+    CHECK(qvtest::listing(home / "queue/pool").size() == 2);
+    CHECK_FALSE(qv::path_exists(dirs.mess(first)));
+
+    // no flush has begun since: a new message gets new files, and the old ones stay whole
+    std::uint64_t second = queue("Subject: second\n\nbody\n");
+    CHECK(second != first);
+    CHECK(qvtest::listing(home / "queue/pool").size() == 2);
+    ::unlink(dirs.todo(second).c_str());
+    ::unlink(dirs.intd(second).c_str());
+    ::unlink(dirs.mess(second).c_str());
+
+    // after a flush that began later (the coarse clock must move on): the pooled files, emptied, renamed
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    pool.flushed(true);
+    pool.flushed(false);
+    std::uint64_t third = queue("Subject: third\n\nbody\n");
+    CHECK(qvtest::listing(home / "queue/pool").empty());
+    struct stat now {};
+    REQUIRE(::stat(dirs.todo(third).c_str(), &now) == 0);
+    // both files came from the pool, whichever took which
+    CHECK(std::set<std::uint64_t>{third, static_cast<std::uint64_t>(now.st_ino)} ==
+          std::set<std::uint64_t>{first, static_cast<std::uint64_t>(intd.st_ino)});
+    CHECK(qvtest::slurp(dirs.mess(third)) == "Subject: third\n\nbody\n");
+    CHECK(qvtest::slurp(dirs.todo(third)) == "u42\0p7\0Fa@example.net\0Tb@example.com\0"s);
+
+    // a file with another name still (todo/N) is only unlinked: never emptied for reuse
+    ::unlink(dirs.mess(third).c_str());
+    recycler.remove(dirs.intd(third));
+    CHECK(qvtest::listing(home / "queue/pool").empty());
+    CHECK(qvtest::slurp(dirs.todo(third)) == "u42\0p7\0Fa@example.net\0Tb@example.com\0"s);
 }

@@ -6,6 +6,8 @@
 //   todo/N          the same file, linked here once complete and durable: the message is queued
 //   info/, local/, remote/ (split like mess/), bounce/   qmail-send's, once it has preprocessed N
 //   lock/trigger    a FIFO qmail-send reads: one byte written there says "look at todo/"
+//   pool/N          qvmail's own (notqmail's tools never look): files of finished messages, kept for
+//                   qmail-queued to reuse (QueuePool below)
 //
 // The order that loses nothing: the message data is durable before its envelope exists, and the
 // envelope is durable before its todo/ link appears; only then is the message acknowledged. On Linux
@@ -24,6 +26,8 @@
 #include <cstdint>
 #include <ctime>
 #include <filesystem>
+#include <functional>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -78,6 +82,7 @@ public:
     std::filesystem::path intd(std::uint64_t n) const { return root_ / "intd" / std::to_string(n); }
     std::filesystem::path bounce(std::uint64_t n) const { return root_ / "bounce" / std::to_string(n); }
     std::filesystem::path trigger() const { return root_ / "lock" / "trigger"; }
+    std::filesystem::path pool() const { return root_ / "pool"; }
 
 private:
     std::filesystem::path split_path(const char* dir, std::uint64_t n) const {
@@ -104,12 +109,70 @@ std::string queue_received_line(pid_t pid, uid_t uid, std::time_t when);
 // An RFC 5322 date as qmail writes it: "2 Dec 2026 10:00:00 -0000".
 std::string rfc822_date(std::time_t when);
 
+// The files of finished messages, reused by qmail-queued for new ones instead of being removed and
+// made again: a file that exists costs no inode allocation, which on a busy queue is most of a writer's
+// time (ext4 without a journal walks past every inode freed in the last minute or more before it hands
+// one out, and holds the directory's lock while it does). qmail-send puts a message's file (mess/N,
+// intd/N, once it is the file's only name and no larger than kPoolFileMax) into pool/, named by its
+// inode number, while the pool holds fewer than kPoolMax; otherwise it removes it as before.
+// A pooled file still holds its old message. It is taken only once a flush of the filesystem has begun
+// after it entered the pool (QueuePool::flushed): by then the removal of the old message's other files
+// (todo/N, info/N) is durable, so a crash can never pair them with a new message's data. The taker
+// empties it (O_TRUNC) and moves it to its new name without replacing anything there.
+constexpr std::size_t kPoolMax = 2048;
+constexpr off_t kPoolFileMax = 64 * 1024;
+
+struct PooledFile {
+    int fd = -1;               // open for writing, emptied, its times set to now
+    std::uint64_t number = 0;  // its inode number (its name in pool/)
+};
+
+class QueuePool {
+public:
+    explicit QueuePool(const QueueDirs& dirs);
+    // Called by the writer as it starts a flush of the whole filesystem (syncfs): what entered the pool
+    // before then may be taken once that flush is done, which the writer says by calling this again.
+    void flushed(bool starting) noexcept;
+    // A file from the pool, moved to where(its number) (never over a file there) and emptied; nullopt
+    // when none may be taken now, or it cannot be put there (the caller makes a new file). Thread-safe.
+    std::optional<PooledFile> take(const std::function<std::filesystem::path(std::uint64_t)>& where);
+    std::uint64_t taken() const;  // files reused so far
+
+private:
+    void refill();  // under mu_
+    QueueDirs dirs_;
+    uid_t owner_;
+    mutable std::mutex mu_;
+    std::uint64_t taken_ = 0;
+    std::vector<std::uint64_t> names_;
+    std::timespec flush_started_{}, safe_before_{};  // files that entered the pool before safe_before_
+    std::timespec last_refill_{};
+};
+
+// qmail-send's side: removes a finished message's file, or puts it into the pool.
+class QueueRecycler {
+public:
+    explicit QueueRecycler(const QueueDirs& dirs);
+    // `p`: mess/N or intd/N, whose other names are already gone. Never throws.
+    void remove(const std::filesystem::path& p) noexcept;
+    std::uint64_t recycled() const noexcept { return recycled_; }
+
+private:
+    void count();
+    QueueDirs dirs_;
+    bool pool_ = false;
+    uid_t pool_owner_ = 0;
+    std::size_t in_pool_ = 0, since_count_ = 0;
+    std::uint64_t recycled_ = 0;
+};
+
 // One message being put into the queue: created (numbered) at once, filled, then committed or
 // abandoned. Not thread-safe; one writer per message.
 class QueueInjection {
 public:
-    // Creates the message file (pid/ → mess/<N%split>/N). Throws QueueError 61-64.
-    explicit QueueInjection(const QueueDirs& dirs);
+    // Creates the message file (pid/ → mess/<N%split>/N), or takes one from `pool`. Throws QueueError
+    // 61-64.
+    explicit QueueInjection(const QueueDirs& dirs, QueuePool* pool = nullptr);
     ~QueueInjection();  // abandons the message unless it was committed
     QueueInjection(const QueueInjection&) = delete;
     QueueInjection& operator=(const QueueInjection&) = delete;
@@ -136,6 +199,7 @@ public:
 private:
     void flush_buffer();
     QueueDirs dirs_;
+    QueuePool* pool_ = nullptr;
     std::uint64_t number_ = 0;
     int mess_fd_ = -1;
     int intd_fd_ = -1;

@@ -53,7 +53,7 @@ struct Pending {
 
 class Committer {
 public:
-    explicit Committer(const qv::QueueDirs& dirs) : dirs_(dirs) {
+    Committer(const qv::QueueDirs& dirs, qv::QueuePool& pool) : dirs_(dirs), pool_(pool) {
         root_fd_ = ::open(dirs.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         todo_fd_ = ::open((dirs.root() / "todo").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (root_fd_ < 0 || todo_fd_ < 0)
@@ -106,9 +106,12 @@ private:
             // 1. every message and envelope of the batch durable (files and the names in mess/, intd/)
             int code = 0;
             int flushes = 1;
+            pool_.flushed(true);
             if (::syncfs(root_fd_) != 0) {
                 log_line("cannot flush the queue's filesystem: " + std::string(std::strerror(errno)));
                 code = qv::qq::write_error;
+            } else {
+                pool_.flushed(false);  // what entered the pool before it began may be reused now
             }
             // 2. the commit links, then 3. todo/ durable: only now are the messages queued. The clients
             // learn their results only at the end, under the lock: until then the committer uses them.
@@ -145,6 +148,7 @@ private:
     }
 
     qv::QueueDirs dirs_;
+    qv::QueuePool& pool_;
     int root_fd_ = -1, todo_fd_ = -1;
     mutable std::mutex mu_;
     std::condition_variable wake_, done_;
@@ -162,7 +166,7 @@ void answer(int fd, int code, std::uint64_t number) {
 }
 
 // One client: its message, from the first frame to the answer.
-void serve(int fd, const qv::QueueDirs& dirs, Committer& committer) {
+void serve(int fd, const qv::QueueDirs& dirs, qv::QueuePool& pool, Committer& committer) {
     ucred cred{};
     socklen_t len = sizeof cred;
     if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
@@ -174,7 +178,7 @@ void serve(int fd, const qv::QueueDirs& dirs, Committer& committer) {
     int code = 0;
     std::uint64_t number = 0;
     try {
-        qv::QueueInjection message(dirs);
+        qv::QueueInjection message(dirs, &pool);
         number = message.number();
         message.write(qv::queue_received_line(cred.pid, cred.uid, std::time(nullptr)));
         std::string payload;
@@ -283,7 +287,11 @@ int main(int argc, char** argv) {
         qv::QueueDirs dirs(paths.queuedir);
         if (!qv::path_exists(dirs.root() / "todo"))
             throw qv::Error(qv::Exit::noinput, "no queue at " + dirs.root().string() + " (qmailctl queue init)");
-        Committer committer(dirs);
+        // pool/: qmail-send keeps finished messages' files there for us (qmailctl queue init makes it)
+        if (::mkdir(dirs.pool().c_str(), 0700) != 0 && errno != EEXIST)
+            log_line("cannot make " + dirs.pool().string() + ": " + std::strerror(errno) + "; every message gets new files");
+        qv::QueuePool pool(dirs);
+        Committer committer(dirs, pool);
         g_listen_fd = listen_on(paths.queue_socket);
         log_line("writing " + dirs.root().string() + " for clients of " + paths.queue_socket.string());
         std::atomic<int> clients{0};
@@ -298,8 +306,8 @@ int main(int argc, char** argv) {
             }
             ++clients;
             try {
-                std::thread([fd, &dirs, &committer, &clients] {
-                    serve(fd, dirs, committer);
+                std::thread([fd, &dirs, &pool, &committer, &clients] {
+                    serve(fd, dirs, pool, committer);
                     --clients;
                 }).detach();
             } catch (const std::exception& e) {  // no thread: the client is told to try again later
@@ -316,7 +324,7 @@ int main(int argc, char** argv) {
         ::unlink(paths.queue_socket.c_str());
         // the clients still sending finish (their answers may already be on the way)
         for (int i = 0; i < 300 && clients > 0; ++i) ::poll(nullptr, 0, 100);
-        log_line("stopped: " + committer.stats());
+        log_line("stopped: " + committer.stats() + "; " + std::to_string(pool.taken()) + " files reused from pool/");
         if (clients > 0) ::_exit(0);  // a client that stalls is abandoned; its message was never acknowledged
         return 0;
     } catch (const std::exception& e) {

@@ -468,6 +468,7 @@ private:
     std::size_t unsynced_ = 0;  // deliveries done whose new names the NameSyncer is flushing
     std::uint64_t deliveries_ = 0, messages_done_ = 0;
     qv::GroupSync group_;
+    qv::QueueRecycler recycler_{dirs_};
     std::mutex assign_mu_;
     std::shared_ptr<const std::vector<qv::AssignEntry>> assign_;
     struct stat assign_st_ {};
@@ -607,9 +608,9 @@ void Sender::scan_todo() {
         }
     }
     for (auto& j : made) {
-        if (!j.fast) {
-            ::unlink(dirs_.intd(j.n).c_str());
+        if (!j.fast) {  // todo/N first: intd/N is then the file's only name, and may be reused
             ::unlink(dirs_.todo(j.n).c_str());
+            recycler_.remove(dirs_.intd(j.n));
         }
         add_job(std::move(j));
     }
@@ -625,8 +626,8 @@ bool Sender::leave_fast_path(Job& j) {
         log_line(std::string("alert: msg ") + std::to_string(j.n) + ": " + e.what());
         return false;
     }
-    ::unlink(dirs_.intd(j.n).c_str());
     ::unlink(dirs_.todo(j.n).c_str());
+    recycler_.remove(dirs_.intd(j.n));
     j.fast = false;
     return true;
 }
@@ -789,13 +790,13 @@ void Sender::finish(Job& j) {
     retry_bounce_.erase(n);
     if (j.fast) {  // todo/N first: once it is gone, the message is no longer queued
         ::unlink(dirs_.todo(n).c_str());
-        ::unlink(dirs_.intd(n).c_str());
+        recycler_.remove(dirs_.intd(n));
     }
     ::unlink(dirs_.bounce(n).c_str());
     ::unlink(dirs_.local(n).c_str());
     ::unlink(dirs_.remote(n).c_str());
     ::unlink(dirs_.info(n).c_str());
-    ::unlink(dirs_.mess(n).c_str());
+    recycler_.remove(dirs_.mess(n));  // kept for qmail-queued to reuse, or removed
     log_line("end msg " + std::to_string(n));
     ++messages_done_;
     jobs_.erase(n);
