@@ -438,10 +438,17 @@ exec @QR@ "$@"
         h.start_send()
         h.run_ok("qmailctl", "queue", "flush")
         h.wait_for(lambda: not self.queued(), "an empty queue", 600)
-        seen, dup = {}, {"local": 0, "remote": 0}
-        for where, texts in (("local", self.joe()), ("remote", [m["data"] for m in sink.messages])):
-            for m in texts:
+        seen, dup, astray = {}, {"local": 0, "remote": 0}, []
+        remote = [(m["data"], m["to"]) for m in sink.messages]
+        for where, texts in (("local", [(m, [JOE]) for m in self.joe()]), ("remote", remote)):
+            for m, to in texts:
+                m = m.replace(b"\r\n", b"\n")
                 t = re.search(rb"X-Token: (msg-\d+)", m).group(1).decode()
+                # each message whole and to its own recipient (files reused from pool/ never mixed up)
+                i = int(t[4:])
+                whole = m.endswith(b"\n\n" + b"x" * (i % 500) + b"\nend\n")
+                if to != [JOE if i % 2 == 0 else "r%d@remote.test" % i] or not whole:
+                    astray.append((t, to))
                 dup[where] += t in seen
                 seen[t] = seen.get(t, 0) + 1
         missing = [token(i) for i in range(self.MESSAGES) if token(i) not in seen]
@@ -453,6 +460,7 @@ exec @QR@ "$@"
                                                                           len(missing), dup["local"], dup["remote"],
                                                                           leftovers))
         self.assertEqual(missing, [])
+        self.assertEqual(astray, [])
         self.assertGreaterEqual(send_kills[0], 5)
         self.assertGreaterEqual(remote_kills, 5)
         # each kill of qmail-remote after the sink took the message, and each kill of qmail-send between a
