@@ -214,16 +214,10 @@ void QueuePool::flushed(bool starting) noexcept {
 }
 
 void QueuePool::refill() {
-    std::timespec now = coarse_now();
-    // not more often than every 10 ms: an empty pool is read again only that often
-    std::timespec next = last_refill_;
-    next.tv_nsec += 10'000'000;
-    if (next.tv_nsec >= 1'000'000'000) {
-        next.tv_nsec -= 1'000'000'000;
-        ++next.tv_sec;
-    }
-    if (before(now, next)) return;
-    last_refill_ = now;
+    // only once a flush has finished since the last look: before that, no file more may be taken
+    if (refilled_ && !before(refilled_at_, safe_before_)) return;
+    refilled_ = true;
+    refilled_at_ = safe_before_;
     DIR* d = ::opendir(dirs_.pool().c_str());
     if (!d) return;
     while (dirent* e = ::readdir(d)) {

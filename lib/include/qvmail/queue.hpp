@@ -146,7 +146,8 @@ private:
     std::uint64_t taken_ = 0;
     std::vector<std::uint64_t> names_;
     std::timespec flush_started_{}, safe_before_{};  // files that entered the pool before safe_before_
-    std::timespec last_refill_{};
+    bool refilled_ = false;
+    std::timespec refilled_at_{};  // safe_before_ when pool/ was last read
 };
 
 // qmail-send's side: removes a finished message's file, or puts it into the pool.
