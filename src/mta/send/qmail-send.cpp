@@ -791,11 +791,13 @@ void Sender::finish(Job& j) {
     if (j.fast) {  // todo/N first: once it is gone, the message is no longer queued
         ::unlink(dirs_.todo(n).c_str());
         recycler_.remove(dirs_.intd(n));
+        ::unlink(dirs_.bounce(n).c_str());  // never preprocessed: no info/, local/ or remote/ file
+    } else {
+        ::unlink(dirs_.bounce(n).c_str());
+        ::unlink(dirs_.local(n).c_str());
+        ::unlink(dirs_.remote(n).c_str());
+        ::unlink(dirs_.info(n).c_str());
     }
-    ::unlink(dirs_.bounce(n).c_str());
-    ::unlink(dirs_.local(n).c_str());
-    ::unlink(dirs_.remote(n).c_str());
-    ::unlink(dirs_.info(n).c_str());
     recycler_.remove(dirs_.mess(n));  // kept for qmail-queued to reuse, or removed
     log_line("end msg " + std::to_string(n));
     ++messages_done_;
