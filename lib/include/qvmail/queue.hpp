@@ -115,10 +115,10 @@ std::string rfc822_date(std::time_t when);
 // one out, and holds the directory's lock while it does). qmail-send puts a message's file (mess/N,
 // intd/N, once it is the file's only name and no larger than kPoolFileMax) into pool/, named by its
 // inode number, while the pool holds fewer than kPoolMax; otherwise it removes it as before.
-// A pooled file still holds its old message. It is taken only once a flush of the filesystem has begun
-// after it entered the pool (QueuePool::flushed): by then the removal of the old message's other files
-// (todo/N, info/N) is durable, so a crash can never pair them with a new message's data. The taker
-// empties it (O_TRUNC) and moves it to its new name without replacing anything there.
+// A pooled file still holds its old message. It is taken only once a flush of the filesystem that began
+// after it entered the pool has finished (QueuePool::flushed): by then the removal of the old message's
+// other files (todo/N, info/N) is durable, so a crash can never pair them with a new message's data. The
+// taker moves it to its new name (never replacing anything there), then empties it.
 constexpr std::size_t kPoolMax = 2048;
 constexpr off_t kPoolFileMax = 64 * 1024;
 
