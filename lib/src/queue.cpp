@@ -191,6 +191,26 @@ void pull_trigger(const QueueDirs& dirs) noexcept {
 
 namespace {
 
+// The numeric names in a queue directory (at most `limit` of them); none when it does not exist.
+std::vector<std::uint64_t> numbers_in(const fs::path& dir, std::size_t limit = SIZE_MAX) {
+    std::vector<std::uint64_t> out;
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) {
+        int e = errno;
+        if (e == ENOENT) return out;
+        throw sys_error(exit_for_read_errno(e), "cannot read", dir, e);
+    }
+    while (struct dirent* ent = ::readdir(d)) {
+        std::string_view name = ent->d_name;
+        std::uint64_t n = 0;
+        auto r = std::from_chars(name.data(), name.data() + name.size(), n);
+        if (r.ec == std::errc() && r.ptr == name.data() + name.size()) out.push_back(n);
+        if (out.size() >= limit) break;
+    }
+    ::closedir(d);
+    return out;
+}
+
 std::timespec coarse_now() noexcept {
     std::timespec t{};
     ::clock_gettime(CLOCK_REALTIME_COARSE, &t);  // the clock the kernel stamps ctime with
@@ -205,12 +225,14 @@ bool before(const std::timespec& a, const std::timespec& b) noexcept {
 
 QueuePool::QueuePool(const QueueDirs& dirs) : dirs_(dirs), owner_(::geteuid()) {}
 
-void QueuePool::flushed(bool starting) noexcept {
+void QueuePool::flush_starting() noexcept {
     std::lock_guard<std::mutex> g(mu_);
-    if (starting)
-        flush_started_ = coarse_now();
-    else
-        safe_before_ = flush_started_;
+    flush_started_ = coarse_now();
+}
+
+void QueuePool::flush_done() noexcept {
+    std::lock_guard<std::mutex> g(mu_);
+    safe_before_ = flush_started_;
 }
 
 void QueuePool::refill() {
@@ -218,16 +240,10 @@ void QueuePool::refill() {
     if (refilled_ && !before(refilled_at_, safe_before_)) return;
     refilled_ = true;
     refilled_at_ = safe_before_;
-    DIR* d = ::opendir(dirs_.pool().c_str());
-    if (!d) return;
-    while (dirent* e = ::readdir(d)) {
-        std::uint64_t n = 0;
-        std::string_view name(e->d_name);
-        auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), n);
-        if (ec == std::errc() && end == name.data() + name.size() && n) names_.push_back(n);
-        if (names_.size() >= kPoolMax) break;
+    try {
+        names_ = numbers_in(dirs_.pool(), kPoolMax);
+    } catch (const Error&) {  // unreadable: the writers make new files
     }
-    ::closedir(d);
 }
 
 std::optional<PooledFile> QueuePool::take(const std::function<fs::path(std::uint64_t)>& where) {
@@ -287,14 +303,11 @@ void QueueRecycler::count() {
     pool_ = ::stat(dirs_.pool().c_str(), &st) == 0 && S_ISDIR(st.st_mode);
     if (!pool_) return;
     pool_owner_ = st.st_uid;
-    DIR* d = ::opendir(dirs_.pool().c_str());
-    if (!d) {
+    try {
+        in_pool_ = numbers_in(dirs_.pool(), kPoolMax).size();
+    } catch (const Error&) {
         pool_ = false;
-        return;
     }
-    while (dirent* e = ::readdir(d))
-        if (e->d_name[0] != '.' && ++in_pool_ >= kPoolMax) break;
-    ::closedir(d);
 }
 
 void QueueRecycler::remove(const fs::path& p) noexcept {
@@ -504,24 +517,6 @@ void read_recipient_file(std::string_view text, bool remote, QueuedMessage& m) {
     for (auto f : fields(text))
         if (!f.empty() && (f[0] == 'T' || f[0] == 'D'))
             m.recipients.push_back({std::string(f.substr(1)), f[0] == 'D', remote});
-}
-
-std::vector<std::uint64_t> numbers_in(const fs::path& dir) {
-    std::vector<std::uint64_t> out;
-    DIR* d = ::opendir(dir.c_str());
-    if (!d) {
-        int e = errno;
-        if (e == ENOENT) return out;
-        throw sys_error(exit_for_read_errno(e), "cannot read", dir, e);
-    }
-    while (struct dirent* ent = ::readdir(d)) {
-        std::string_view name = ent->d_name;
-        std::uint64_t n = 0;
-        auto r = std::from_chars(name.data(), name.data() + name.size(), n);
-        if (r.ec == std::errc() && r.ptr == name.data() + name.size()) out.push_back(n);
-    }
-    ::closedir(d);
-    return out;
 }
 
 }  // namespace

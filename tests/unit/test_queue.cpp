@@ -141,8 +141,8 @@ TEST_CASE("a finished message's files are reused for a new one only after a flus
 
     // after a flush that began later (the coarse clock must move on): the pooled files, emptied, renamed
     std::this_thread::sleep_for(std::chrono::milliseconds(30));
-    pool.flushed(true);
-    pool.flushed(false);
+    pool.flush_starting();
+    pool.flush_done();
     std::uint64_t third = queue("Subject: third\n\nbody\n");
     CHECK(qvtest::listing(home / "queue/pool").empty());
     struct stat now {};

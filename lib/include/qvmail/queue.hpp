@@ -116,7 +116,7 @@ std::string rfc822_date(std::time_t when);
 // intd/N, once it is the file's only name and no larger than kPoolFileMax) into pool/, named by its
 // inode number, while the pool holds fewer than kPoolMax; otherwise it removes it as before.
 // A pooled file still holds its old message. It is taken only once a flush of the filesystem that began
-// after it entered the pool has finished (QueuePool::flushed): by then the removal of the old message's
+// after it entered the pool has finished (QueuePool::flush_done): by then the removal of the old message's
 // other files (todo/N, info/N) is durable, so a crash can never pair them with a new message's data. The
 // taker moves it to its new name (never replacing anything there), then empties it.
 constexpr std::size_t kPoolMax = 2048;
@@ -130,9 +130,10 @@ struct PooledFile {
 class QueuePool {
 public:
     explicit QueuePool(const QueueDirs& dirs);
-    // Called by the writer as it starts a flush of the whole filesystem (syncfs): what entered the pool
-    // before then may be taken once that flush is done, which the writer says by calling this again.
-    void flushed(bool starting) noexcept;
+    // The writer starts a flush of the whole filesystem (syncfs), and has finished it: what entered
+    // the pool before the start may be taken after the finish.
+    void flush_starting() noexcept;
+    void flush_done() noexcept;
     // A file from the pool, moved to where(its number) (never over a file there) and emptied; nullopt
     // when none may be taken now, or it cannot be put there (the caller makes a new file). Thread-safe.
     std::optional<PooledFile> take(const std::function<std::filesystem::path(std::uint64_t)>& where);

@@ -106,12 +106,12 @@ private:
             // 1. every message and envelope of the batch durable (files and the names in mess/, intd/)
             int code = 0;
             int flushes = 1;
-            pool_.flushed(true);
+            pool_.flush_starting();
             if (::syncfs(root_fd_) != 0) {
                 log_line("cannot flush the queue's filesystem: " + std::string(std::strerror(errno)));
                 code = qv::qq::write_error;
             } else {
-                pool_.flushed(false);  // what entered the pool before it began may be reused now
+                pool_.flush_done();  // what entered the pool before it began may be reused now
             }
             // 2. the commit links, then 3. todo/ durable: only now are the messages queued. The clients
             // learn their results only at the end, under the lock: until then the committer uses them.
