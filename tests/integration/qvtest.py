@@ -16,7 +16,12 @@ def tool(name):
     """A built program. When the build tree is not reachable by every user (a checkout under /root), the
     copy in shared_bin(): the MTA runs programs as a domain's owner, qmailq or qmailr, as it would from
     /usr/sbin."""
-    return os.path.join(BIN if reachable_by_all(BIN) else shared_bin(), name)
+    if not _bin_reachable:
+        _bin_reachable.append(reachable_by_all(BIN))  # asked once, not for every program run
+    return os.path.join(BIN if _bin_reachable[0] else shared_bin(), name)
+
+
+_bin_reachable = []
 
 
 def require_programs(*names):
