@@ -5,18 +5,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <vector>
 
 #include "qvmail/error.hpp"
 
 namespace qv {
-
-namespace {
-Exit create_exit(int e) {
-    return e == ENOSPC || e == EDQUOT || e == EIO ? Exit::ioerr : Exit::cantcreat;
-}
-}  // namespace
 
 void give_to(int fd, const std::filesystem::path& path, Owner owner) {
     struct stat st {};
@@ -42,7 +37,7 @@ AtomicFile::AtomicFile(std::filesystem::path target, mode_t mode_if_new, std::op
     fd_ = ::mkostemp(buf.data(), O_CLOEXEC);
     if (fd_ < 0) {
         int e = errno;
-        throw sys_error(create_exit(e), "cannot create a temporary file in", dir, e);
+        throw sys_error(exit_for_create_errno(e), "cannot create a temporary file in", dir, e);
     }
     temp_ = std::filesystem::path(buf.data());
 }
@@ -121,7 +116,7 @@ void AtomicFile::publish() {
     prepare();
     if (::rename(temp_.c_str(), target_.c_str()) != 0) {
         int e = errno;
-        throw sys_error(create_exit(e), "cannot rename the temporary file to", target_, e);
+        throw sys_error(exit_for_create_errno(e), "cannot rename the temporary file to", target_, e);
     }
     temp_.clear();
 }
@@ -130,6 +125,28 @@ void AtomicFile::commit() {
     publish();
     std::filesystem::path dir = target_.parent_path();
     sync_directory(dir.empty() ? std::filesystem::path(".") : dir);
+}
+
+bool AtomicFile::commit_new() {
+    prepare();
+    if (::renameat2(AT_FDCWD, temp_.c_str(), AT_FDCWD, target_.c_str(), RENAME_NOREPLACE) != 0) {
+        int e = errno;
+        if (e == EEXIST) {
+            discard();
+            return false;
+        }
+        throw sys_error(exit_for_create_errno(e), "cannot rename the temporary file to", target_, e);
+    }
+    temp_.clear();
+    std::filesystem::path dir = target_.parent_path();
+    sync_directory(dir.empty() ? std::filesystem::path(".") : dir);
+    return true;
+}
+
+bool create_file(const std::filesystem::path& target, std::string_view content, mode_t mode, std::optional<Owner> owner) {
+    AtomicFile f(target, mode, owner);
+    f.write(content);
+    return f.commit_new();
 }
 
 void replace_file(const std::filesystem::path& target, std::string_view content, mode_t mode_if_new,

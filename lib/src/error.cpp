@@ -42,6 +42,10 @@ bool path_exists(const std::filesystem::path& path) {
     throw sys_error(exit_for_read_errno(e), "cannot look up", path, e);
 }
 
+Exit exit_for_create_errno(int errnum) noexcept {
+    return errnum == ENOSPC || errnum == EDQUOT || errnum == EIO ? Exit::ioerr : Exit::cantcreat;
+}
+
 Exit exit_for_read_errno(int errnum) noexcept {
     switch (errnum) {
         case ENOMEM:

@@ -46,12 +46,6 @@ MaildirError sys_fail(Exit code, std::string_view what, const fs::path& path, in
     return MaildirError(code, m, e);
 }
 
-// Exit code for a failure to create a file or directory: a full disk is an I/O matter, the rest (no
-// such directory, no permission) one of creating.
-Exit create_exit(int e) {
-    return e == ENOSPC || e == EDQUOT || e == EIO ? Exit::ioerr : Exit::cantcreat;
-}
-
 bool is_blank(char c) {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
@@ -379,7 +373,7 @@ bool make_dir(const fs::path& p, mode_t mode, const std::optional<Owner>& owner)
     if (::mkdir(p.c_str(), mode) != 0) {
         int e = errno;
         if (e == EEXIST) return false;
-        throw sys_fail(create_exit(e), "cannot create", p, e);
+        throw sys_fail(exit_for_create_errno(e), "cannot create", p, e);
     }
     ::chmod(p.c_str(), mode);  // mkdir's mode went through the umask
     if (owner) give_to(-1, p, *owner);
@@ -531,7 +525,7 @@ fs::path maildir_folder(const fs::path& maildir, std::string_view folder, bool s
     struct stat mst {};
     if (::stat(maildir.c_str(), &mst) != 0) {
         int e = errno;
-        throw sys_fail(create_exit(e), "cannot look up", maildir, e);
+        throw sys_fail(exit_for_create_errno(e), "cannot look up", maildir, e);
     }
     mode_t mode = mst.st_mode & 07777;
     std::optional<Owner> owner = owner_for(mst);
@@ -542,7 +536,7 @@ fs::path maildir_folder(const fs::path& maildir, std::string_view folder, bool s
         Fd m(::open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
         if (m.get() < 0) {
             int e = errno;
-            throw sys_fail(create_exit(e), "cannot create", marker, e);
+            throw sys_fail(exit_for_create_errno(e), "cannot create", marker, e);
         }
         ::fchmod(m.get(), mode & 0666);
         if (owner) give_to(m.get(), marker, *owner);
@@ -570,7 +564,7 @@ MaildirFile maildir_write(const fs::path& dir, std::string_view head, int fd, of
         if (o >= 0) break;
         int e = errno;
         if (e == EINTR || (e == EEXIST && tries + 1 < kNameTries)) continue;
-        throw sys_fail(create_exit(e), "cannot create", tmp_path, e);
+        throw sys_fail(exit_for_create_errno(e), "cannot create", tmp_path, e);
     }
     Fd out(o);
     try {
@@ -636,13 +630,13 @@ fs::path maildir_publish(MaildirFile& f, bool sync) {
                     f.new_name = with_size(unique_name(), f.size);
                     continue;
                 }
-                throw sys_fail(create_exit(e2 == EINVAL ? e : e2), "cannot move " + tmp_path.string() + " to", new_path,
+                throw sys_fail(exit_for_create_errno(e2 == EINVAL ? e : e2), "cannot move " + tmp_path.string() + " to", new_path,
                                e2 == EINVAL ? e : e2);
             }
             if (sync) fsync_dir(new_dir);
             return new_dir / f.new_name;
         }
-        throw sys_fail(create_exit(e), "cannot link " + tmp_path.string() + " to", new_path, e);
+        throw sys_fail(exit_for_create_errno(e), "cannot link " + tmp_path.string() + " to", new_path, e);
     }
     // Delivered: a tmp/ name left behind (unlink failing) does no harm and is cleaned up with tmp/.
     ::unlink(tmp_path.c_str());

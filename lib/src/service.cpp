@@ -24,6 +24,18 @@ std::optional<std::string> read_service_variable(const Paths& paths, std::string
     return line;
 }
 
+std::map<std::string, std::optional<std::string>> service_variables(const Paths& paths, std::string_view service) {
+    std::map<std::string, std::optional<std::string>> out;
+    std::error_code ec;
+    fs::path dir = paths.servicedir / std::string(service) / "variables";
+    for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+        std::string name = it->path().filename().string();
+        if (name.starts_with('.') || name.find('=') != std::string::npos) continue;
+        out[name] = read_service_variable(paths, service, name);
+    }
+    return out;
+}
+
 std::vector<std::string> set_service_variable(const Paths& paths, std::string_view service, std::string_view name,
                                               std::string_view value, bool dry_run) {
     return change_file(service_variable_file(paths, service, name), std::string(value) + "\n", 0644, dry_run);

@@ -309,6 +309,23 @@ class Auth(SmtpCase):
         [m] = self.assertQueued(1)
         self.assertIn(b" with ESMTPSA; ", self.host.message_text(m["number"]))
 
+    def test_submission_takes_mail_only_after_auth(self):
+        # REQUIREAUTH from the variables of the service on this port (qmailctl init sets it for 587)
+        variable = "service/qmail-smtpd.%d/variables/REQUIREAUTH" % self.host.port
+        self.host.home.write(variable, "1\n")
+        s = self.smtp()
+        s.ehlo()
+        self.assertEqual(s.docmd("MAIL FROM:<%s>" % JOE), (530, b"5.7.0 authentication required"))
+        self.tls(s)
+        s.login(JOE, JOE_PASSWORD)
+        s.sendmail(JOE, ["joe@example.com"], MESSAGE)
+        self.assertQueued(1)
+        # an empty file unsets it, as envdir does
+        self.host.home.write(variable, "\n")
+        s = self.smtp()
+        s.ehlo()
+        self.assertEqual(s.docmd("MAIL FROM:<a@remote.example>")[0], 250)
+
     def test_each_method(self):
         for method in ("PLAIN", "LOGIN", "CRAM-MD5"):
             s = self.smtp()

@@ -41,7 +41,7 @@ namespace qv::cmd_qmailctl {
 int main(int argc, char** argv) {
     Program prog("qmailctl");
     CLI::App app{
-        "Control a qvmail mail host: compile its databases, check its configuration, relaying, outgoing addresses, "
+        "Control a qvmail mail host: lay it out, compile its databases, check its configuration, relaying, outgoing addresses, "
         "bounces and the queue.",
         "qmailctl"};
     app.set_version_flag("--version", QV_VERSION);
@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
     app.footer(
         "Exit status: 0 success; 64 usage; 65 bad data; 66 missing input; 73 cannot create;\n"
         "74 I/O error; 75 locked, try again; 78 configuration error. See qmailctl(8).");
+    qv::qmailctl::setup_init(app, prog);
     qv::qmailctl::setup_cdb(app, prog);
     qv::qmailctl::setup_check(app, prog);
     qv::qmailctl::setup_db(app, prog);

@@ -39,6 +39,7 @@ public:
     void prepare();                     // set mode and owner, fsync, close (once)
     void publish();                     // rename the prepared file over the target (no directory sync)
     void commit();                      // prepare, publish, fsync the directory
+    bool commit_new();                  // commit, unless the target exists: then false, and nothing changed
     void discard() noexcept;
 
 private:
@@ -53,6 +54,11 @@ private:
 // Whole-file convenience: replace `target` with `content`.
 void replace_file(const std::filesystem::path& target, std::string_view content, mode_t mode_if_new = 0644,
                   std::optional<Owner> owner_if_new = std::nullopt);
+
+// Creates `target` with `content` (atomically, as replace_file) unless it exists: false then, and the
+// file that is there is left untouched.
+bool create_file(const std::filesystem::path& target, std::string_view content, mode_t mode = 0644,
+                 std::optional<Owner> owner = std::nullopt);
 
 // fsync a directory so that a rename or unlink in it is durable.
 void sync_directory(const std::filesystem::path& dir);

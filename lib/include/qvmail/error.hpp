@@ -58,6 +58,9 @@ Error sys_error(Exit code, std::string_view what, const std::filesystem::path& p
 
 // Exit code for a failure to open or read an input file.
 Exit exit_for_read_errno(int errnum) noexcept;
+// Exit code for a failure to create a file or directory: a full disk is an I/O matter (74), the rest (no
+// such directory, no permission) one of creating (73).
+Exit exit_for_create_errno(int errnum) noexcept;
 
 // Whether `path` exists (following symbolic links): false when it does not (ENOENT, or ENOTDIR on the
 // way), or cannot (ENAMETOOLONG: a name longer than any file's, say one made from an address). Any

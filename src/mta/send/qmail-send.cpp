@@ -1173,13 +1173,8 @@ int main(int argc, char** argv) {
         qv::Paths paths = qv::Paths::from_env();
         // the service's variables (service/qmail-send/variables/, which qmailctl bounce edits), as envdir
         // would set them, for those this environment does not set itself
-        std::error_code ec;
-        fs::path vars = paths.servicedir / std::string(qv::kSendService) / "variables";
-        for (auto it = fs::directory_iterator(vars, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
-            std::string name = it->path().filename().string();
-            if (name.starts_with('.') || std::getenv(name.c_str())) continue;
-            if (auto v = qv::read_service_variable(paths, qv::kSendService, name)) ::setenv(name.c_str(), v->c_str(), 1);
-        }
+        for (const auto& [name, value] : qv::service_variables(paths, qv::kSendService))
+            if (value && !std::getenv(name.c_str())) ::setenv(name.c_str(), value->c_str(), 1);
         paths = qv::Paths::from_env();
         Sender sender(paths);
         return sender.run();

@@ -5,9 +5,13 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <cstring>
 #include <exception>
 
+#include "qvmail/paths.hpp"
+#include "qvmail/service.hpp"
 #include "session.hpp"
 
 int main(int argc, char** argv) {
@@ -25,6 +29,11 @@ int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
     qv::smtpd::Config config;
     try {
+        // the variables of the service on this port (service/qmail-smtpd.PORT/variables/, as envdir would
+        // set them: REQUIREAUTH on 587), for those the environment does not set itself
+        if (const char* port = std::getenv("TCPLOCALPORT"))
+            for (const auto& [name, value] : qv::service_variables(qv::Paths::from_env(), std::string("qmail-smtpd.") + port))
+                if (value && !std::getenv(name.c_str())) ::setenv(name.c_str(), value->c_str(), 1);
         config = qv::smtpd::load_config(argc, argv);
     } catch (const std::exception& e) {
         static const char reply[] = "421 4.3.0 unable to read controls\r\n";

@@ -283,6 +283,10 @@ private:
             reply("503 5.5.1 nested MAIL command");
             return;
         }
+        if (c_.require_auth && !auth_user_) {  // submission: only for clients that authenticated
+            refuse("MAIL " + arg, "530 5.7.0 authentication required");
+            return count_error();
+        }
         auto [path, err] = smtp::parse_path(arg, "FROM:");
         if (!path || !smtp::clean_address(path->address)) {
             refuse("MAIL " + arg, err == smtp::PathError::too_long ? "501 5.1.7 address too long"
@@ -875,6 +879,7 @@ Config load_config(int argc, char** argv) {
         for (int i = 2; i < argc; ++i) c.checkprogram.emplace_back(argv[i]);
     }
     c.insecure_auth = env("ALLOW_INSECURE_AUTH").has_value();
+    c.require_auth = env("REQUIREAUTH").has_value();
     if (auto v = env("TCPREMOTEIP")) c.remoteip = *v;
     c.remotehost = env("TCPREMOTEHOST");
     c.remoteinfo = env("TCPREMOTEINFO");

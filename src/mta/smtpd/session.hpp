@@ -41,6 +41,7 @@ struct Config {
     std::string auth_hostname;
     std::vector<std::string> checkprogram;
     bool insecure_auth = false;  // ALLOW_INSECURE_AUTH: PLAIN and LOGIN without TLS
+    bool require_auth = false;   // REQUIREAUTH: MAIL only after AUTH (submission, port 587)
 
     // the client, as tcpserver describes it
     std::string remoteip = "unknown";
