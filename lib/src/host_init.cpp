@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -254,6 +255,16 @@ HostInitReport init_host(const Paths& paths, const HostInitOptions& opts) {
     if (!opts.dry_run)
         for (const auto& m : owners.missing) report.warnings.push_back("no " + m + ": the queue belongs to the caller");
     lay.directory(dirs.root().parent_path());
+    // qmail-queued's socket directory, its own: the queue's owner makes the socket there
+    if (std::find(owners.missing.begin(), owners.missing.end(), "user qmailq") == owners.missing.end()) {
+        const fs::path run = paths.queue_socket.parent_path();
+        struct stat st {};
+        if (::stat(run.c_str(), &st) == 0 && (st.st_uid != owners.q.uid || st.st_gid != owners.q.gid)) {
+            report.steps.push_back("give " + run.string() + " to uid " + std::to_string(owners.q.uid) + ", gid " +
+                                   std::to_string(owners.q.gid) + " (qmail-queued's socket)");
+            if (!opts.dry_run) give_to(-1, run, owners.q);
+        }
+    }
     if (opts.dry_run && !path_exists(dirs.root()))
         report.steps.push_back("lay out the queue in " + dirs.root().string() + " (qmailctl queue init)");
     else

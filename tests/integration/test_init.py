@@ -94,6 +94,7 @@ class Init(unittest.TestCase):
         self.assertEqual((st.st_uid, st.st_gid), (int(self.etc.getent("passwd", "qmailq")[2]),
                                                   int(self.etc.getent("group", "qmail")[2])))
         self.assertEqual(os.stat(os.path.join(self.root, "queue/info")).st_uid, int(self.etc.getent("passwd", "qmails")[2]))
+        self.assertEqual(os.stat(os.path.join(self.root, "run")).st_uid, st.st_uid)  # qmail-queued's socket
         # the services' variables: submission (587) takes mail only after AUTH
         self.assertEqual(self.read("service/qmail-smtpd.587/variables/REQUIREAUTH"), b"1\n")
         self.assertTrue(os.path.isdir(os.path.join(self.root, "service/qmail-send/variables")))
