@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
     Program prog("qmailctl");
     CLI::App app{
         "Control a qvmail mail host: lay it out, compile its databases, check its configuration, relaying, outgoing addresses, "
-        "bounces and the queue.",
+        "bounces and the queue, and show its state.",
         "qmailctl"};
     app.set_version_flag("--version", QV_VERSION);
     app.require_subcommand(0, 1);
@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
     qv::qmailctl::setup_outgoingip(app, prog);
     qv::qmailctl::setup_bounce(app, prog);
     qv::qmailctl::setup_queue(app, prog);
+    qv::qmailctl::setup_status(app, prog);
     return qv::run(app, prog, argc, argv);
 }
 
