@@ -21,7 +21,7 @@ namespace qv {
 
 namespace fs = std::filesystem;
 
-CheckSummary check_host(const Paths& paths, Store& store) {
+CheckSummary check_host(const Paths& paths, Store& store, const ProgressFn& progress) {
     CheckSummary out;
     auto add = [&](Finding::Severity s, const std::string& domain, const char* check, std::string msg) {
         out.findings.push_back(Finding{s, domain, check, std::move(msg)});
@@ -48,7 +48,9 @@ CheckSummary check_host(const Paths& paths, Store& store) {
     }
     out.domains = domains.size();
     std::set<std::string> known;
+    std::uint64_t checked = 0;
     for (auto& d : domains) {
+        if (progress) progress(checked++, domains.size());
         known.insert(d.name);
         std::error_code ec;
         struct stat st {};

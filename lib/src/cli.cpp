@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 
@@ -216,6 +218,44 @@ void add_password_options(CLI::App& app, PasswordOptions& o) {
         ->type_name("METHOD");
     app.add_flag("-C,--cram", o.cram,
                  "Keep the clear-text password too ({CRAM} in the scram field), so that CRAM-MD5 works");
+}
+
+namespace {
+std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+}  // namespace
+
+Progress::Progress(const Reporter& rep, std::string what) : what_(std::move(what)) {
+    enabled_ = !rep.json() && !rep.options().quiet && ::isatty(2);
+    // QV_PROGRESS_DELAY: milliseconds of work before the line shows (default 1000)
+    const char* delay = std::getenv("QV_PROGRESS_DELAY");
+    delay_ms_ = delay && *delay ? std::strtoll(delay, nullptr, 10) : 1000;
+    start_ms_ = now_ms();
+}
+
+Progress::~Progress() {
+    clear();
+}
+
+void Progress::update(std::uint64_t done, std::uint64_t total) {
+    if (!enabled_) return;
+    std::int64_t now = now_ms();
+    if (now - start_ms_ < delay_ms_ || (drawn_ && now - last_ms_ < 200)) return;
+    last_ms_ = now;
+    std::string line = "\r" + what_ + ": " + std::to_string(done);
+    if (total) line += " of " + std::to_string(total) + " (" + std::to_string(done * 100 / total) + "%)";
+    line += "\033[K";
+    [[maybe_unused]] ssize_t n = ::write(2, line.data(), line.size());
+    drawn_ = true;
+}
+
+void Progress::clear() {
+    if (!drawn_) return;
+    static const char erase[] = "\r\033[K";
+    [[maybe_unused]] ssize_t n = ::write(2, erase, sizeof erase - 1);
+    drawn_ = false;
 }
 
 bool on_terminal() {

@@ -247,11 +247,11 @@ std::string domain_of(const std::string& address) {
     return at == std::string::npos ? std::string() : ascii_lower(std::string_view(address).substr(at + 1));
 }
 
-QueueSummary queue_summary(const Paths& paths) {
+QueueSummary queue_summary(const Paths& paths, const ProgressFn& progress) {
     QueueSummary q;
     QueueDirs dirs(paths.queuedir);
     std::map<std::string, DomainWaiting> by;
-    for (const auto& m : scan_queue(dirs)) {
+    for (const auto& m : scan_queue(dirs, progress)) {
         if (m.state == QueuedMessage::incomplete) {
             ++q.incomplete;
             continue;
@@ -436,7 +436,7 @@ HostStatus host_status(const Paths& paths, const StatusOptions& opts) {
     s.qmailhome = paths.qmailhome;
     s.hostname = control_first_line(paths, "me").value_or("");
     s.services = services(paths);
-    s.queue = queue_summary(paths);
+    s.queue = queue_summary(paths, opts.progress);
     s.deliveries = deliveries(opts, s.now);
 
     // the store, its server, and the relay grants it holds

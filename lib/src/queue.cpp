@@ -521,32 +521,35 @@ void read_recipient_file(std::string_view text, bool remote, QueuedMessage& m) {
 
 }  // namespace
 
-std::vector<QueuedMessage> scan_queue(const QueueDirs& dirs) {
+std::vector<QueuedMessage> scan_queue(const QueueDirs& dirs, const ProgressFn& progress) {
     if (!path_exists(dirs.root() / "mess"))
         throw Error(Exit::noinput, "no queue at " + dirs.root().string() + " (qmailctl queue init makes one)");
+    std::vector<std::uint64_t> numbers;
+    for (int i = 0; i < dirs.split(); ++i)
+        for (std::uint64_t n : numbers_in(dirs.root() / "mess" / std::to_string(i))) numbers.push_back(n);
     std::vector<QueuedMessage> out;
-    for (int i = 0; i < dirs.split(); ++i) {
-        for (std::uint64_t n : numbers_in(dirs.root() / "mess" / std::to_string(i))) {
-            QueuedMessage m;
-            m.number = n;
-            struct stat st {};
-            if (::stat(dirs.mess(n).c_str(), &st) != 0) continue;  // delivered meanwhile
-            m.size = static_cast<std::uint64_t>(st.st_size);
-            m.time = st.st_mtime;
-            if (auto todo = read_queue_file(dirs.todo(n))) {
-                m.state = QueuedMessage::todo;
-                read_envelope_file(*todo, m);
-            } else if (auto info = read_queue_file(dirs.info(n))) {
-                m.state = QueuedMessage::preprocessed;
-                read_envelope_file(*info, m);
-                if (auto l = read_queue_file(dirs.local(n))) read_recipient_file(*l, false, m);
-                if (auto r = read_queue_file(dirs.remote(n))) read_recipient_file(*r, true, m);
-            } else {
-                m.state = QueuedMessage::incomplete;
-                if (auto intd = read_queue_file(dirs.intd(n))) read_envelope_file(*intd, m);
-            }
-            out.push_back(std::move(m));
+    for (std::size_t done = 0; done < numbers.size(); ++done) {
+        if (progress && done % 256 == 0) progress(done, numbers.size());
+        const std::uint64_t n = numbers[done];
+        QueuedMessage m;
+        m.number = n;
+        struct stat st {};
+        if (::stat(dirs.mess(n).c_str(), &st) != 0) continue;  // delivered meanwhile
+        m.size = static_cast<std::uint64_t>(st.st_size);
+        m.time = st.st_mtime;
+        if (auto todo = read_queue_file(dirs.todo(n))) {
+            m.state = QueuedMessage::todo;
+            read_envelope_file(*todo, m);
+        } else if (auto info = read_queue_file(dirs.info(n))) {
+            m.state = QueuedMessage::preprocessed;
+            read_envelope_file(*info, m);
+            if (auto l = read_queue_file(dirs.local(n))) read_recipient_file(*l, false, m);
+            if (auto r = read_queue_file(dirs.remote(n))) read_recipient_file(*r, true, m);
+        } else {
+            m.state = QueuedMessage::incomplete;
+            if (auto intd = read_queue_file(dirs.intd(n))) read_envelope_file(*intd, m);
         }
+        out.push_back(std::move(m));
     }
     std::sort(out.begin(), out.end(), [](const QueuedMessage& a, const QueuedMessage& b) {
         return a.time != b.time ? a.time < b.time : a.number < b.number;

@@ -287,7 +287,7 @@ ClearResult clear_open_smtp(const Paths& paths, Store* store, const ClearOptions
         } else if (opts.dry_run) {
             for (auto& g : store->list_grants()) (g.timestamp <= cutoff ? r.deleted : r.kept)++;
         } else {
-            PurgeResult p = store->purge_grants(cutoff, opts.batch);
+            PurgeResult p = store->purge_grants(cutoff, opts.batch, opts.progress);
             r.deleted = p.deleted;
             r.kept = p.kept;
             r.batches = p.batches;

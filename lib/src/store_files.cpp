@@ -195,7 +195,7 @@ public:
     // revoke_relay() and clear_open_smtp() (relay.hpp) write both, so these are never called.
     void record_grant(const RelayGrant&) override { rules_only(); }
     std::uint64_t revoke_grants(const std::string&, const std::optional<std::string>&) override { rules_only(); }
-    PurgeResult purge_grants(std::int64_t, std::uint64_t) override { rules_only(); }
+    PurgeResult purge_grants(std::int64_t, std::uint64_t, const ProgressFn&) override { rules_only(); }
 
     std::string grants_source() const override { return open_smtp_.string(); }
     bool grants_in_rules() const noexcept override { return true; }

@@ -172,7 +172,7 @@ public:
         return MysqlStatement(conn_, "DELETE FROM relay WHERE ipaddr = ?").execute({ip});
     }
 
-    PurgeResult purge_grants(std::int64_t cutoff, std::uint64_t batch) override {
+    PurgeResult purge_grants(std::int64_t cutoff, std::uint64_t batch, const ProgressFn& progress) override {
         // Short statements, each its own transaction, so that CHECKRELAY lookups and logins never wait
         // long behind the purge. The batches walk the table in the order of its clustered index
         // (email, ipaddr), each starting after the last row of the one before: together they cover
@@ -209,6 +209,7 @@ public:
             std::pair<std::string, std::string> row{e[0][0].value_or(""), e[0][1].value_or("")};
             where.insert(where.end(), {row.first, row.first, row.second});
             r.deleted += del_upto[i]->execute(where);
+            if (progress) progress(r.deleted, 0);
             last = std::move(row);
         }
         auto rows = MysqlStatement(conn_, "SELECT COUNT(*) FROM relay").query();

@@ -165,6 +165,46 @@ class QmailctlQueue(QueueCase):
         self.assertEqual(p.returncode, 73)
         self.assertIn(b"bounce exists and is not a directory", p.stderr)
 
+    def run_on_terminal(self, *args):
+        """Runs qmailctl with its standard error on a terminal (a pty); returns (exit, stdout, what the
+        terminal got)."""
+        import pty
+        master, slave = pty.openpty()
+        p = subprocess.Popen([tool("qmailctl")] + list(args), env=self.home.env(QV_PROGRESS_DELAY="0"),
+                             stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        out = p.stdout.read()
+        p.stdout.close()
+        p.wait(60)
+        term = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the pty is closed: all read
+                break
+            if not chunk:
+                break
+            term += chunk
+        os.close(master)
+        return p.returncode, out, term
+
+    def test_progress_only_on_a_terminal(self):
+        for i in range(300):
+            self.assertEqual(self.qmail_queue(b"m\n", envelope("a@example.net", "x%d@y.example" % i)), 0)
+        code, out, term = self.run_on_terminal("queue", "stat")
+        self.assertEqual(code, 0)
+        self.assertIn(b"\rqmailctl queue stat: messages read: 0 of 300 (0%)\x1b[K", term)
+        self.assertTrue(term.endswith(b"\r\x1b[K"), term)  # erased before the result
+        self.assertIn(b"messages in queue: 300\n", out)
+        self.assertNotIn(b"\r", out)
+        # never with --json
+        for args in (("queue", "list", "--json"), ("status", "--json"), ("queue", "stat", "--json")):
+            code, out, term = self.run_on_terminal(*args)
+            self.assertEqual(term, b"", args)
+        # nor when standard error is not a terminal
+        p = self.home.run("qmailctl", "queue", "stat", env=self.home.env(QV_PROGRESS_DELAY="0"))
+        self.assertEqual(p.stderr, b"")
+
     def test_stat_and_list(self):
         self.assertEqual(self.qmail_queue(b"one\n", envelope("a@example.net", "x@y.example")), 0)
         self.assertEqual(self.qmail_queue(b"two two\n", envelope("", "p@q.example", "r@s.example")), 0)

@@ -52,7 +52,10 @@ int run(const Program& prog, const Args& a) {
     // The grants and tcp.smtp.cdb are shared with qmailctl relay and vchkpass: the admin lock is held
     // for the whole run (on MariaDB, so that a lock that cannot be had changes nothing either).
     auto lock = lock_for_change(paths, prog.common);
+    Progress progress(rep, "clearopensmtp: relay grants removed");
+    opts.progress = progress.callback();
     ClearResult r = clear_open_smtp(paths, store.get(), opts, std::time(nullptr));
+    progress.clear();
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
     if (!opts.dry_run && (r.deleted || r.rebuilt))

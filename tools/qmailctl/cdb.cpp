@@ -175,14 +175,19 @@ int run_cdb(const Program& prog, const CdbArgs& a) {
     int width = 15;
     for (const CdbSource* s : selected) width = std::max(width, static_cast<int>(s->name.size()));
     int rc = 0;
+    Progress progress(rep, "qmailctl cdb: databases");
+    std::uint64_t done = 0;
     for (const CdbSource* s : selected) {
+        progress.update(done++, selected.size());
         try {
             CdbReport r = build_cdb(*s, opts);
+            progress.clear();
             print_report(rep, paths, *s, r, width);
             if (r.status == CdbStatus::rebuilt)
                 audit(prog.name, "rebuilt " + s->target.string() + " from " + s->source.string() + " (" +
                                      std::to_string(r.records) + " records, " + r.reason + ")");
         } catch (const Error& e) {
+            progress.clear();
             Json extra = Json::object();
             extra.set("database", s->name);
             rep.error(e, &extra);

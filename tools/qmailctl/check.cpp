@@ -20,7 +20,9 @@ int run_check(const Program& prog) {
     if (!fs::is_directory(paths.qmailhome, ec))
         throw Error(Exit::config, "QMAILHOME " + paths.qmailhome.string() + " is not a directory (set QMAILHOME)");
     auto store = open_store(paths, prog.mysql);
-    CheckSummary s = check_host(paths, *store);
+    Progress progress(rep, "qmailctl check: domains");
+    CheckSummary s = check_host(paths, *store, progress.callback());
+    progress.clear();
     std::size_t problems = 0, warnings = 0;
     for (auto& f : s.findings) {
         (f.severity == Finding::problem ? problems : warnings)++;

@@ -42,7 +42,9 @@ int run_queue_stat(const Program& prog) {
     Reporter rep(prog.name, prog.common);
     Paths paths = Paths::from_env();
     QueueDirs dirs(paths.queuedir);
-    auto messages = scan_queue(dirs);
+    Progress progress(rep, "qmailctl queue stat: messages read");
+    auto messages = scan_queue(dirs, progress.callback());
+    progress.clear();
     std::uint64_t todo = 0, pre = 0, incomplete = 0, bytes = 0, waiting = 0, local = 0, remote = 0;
     std::time_t now = std::time(nullptr), oldest = 0;
     for (auto& m : messages) {
@@ -88,7 +90,10 @@ int run_queue_list(const Program& prog) {
     Paths paths = Paths::from_env();
     QueueDirs dirs(paths.queuedir);
     std::time_t now = std::time(nullptr);
-    for (auto& m : scan_queue(dirs)) {
+    Progress progress(rep, "qmailctl queue list: messages read");
+    auto messages = scan_queue(dirs, progress.callback());
+    progress.clear();
+    for (auto& m : messages) {
         if (rep.json()) {
             Json rs = Json::array();
             for (auto& r : m.recipients) {

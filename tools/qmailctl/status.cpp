@@ -151,7 +151,10 @@ int run_status(const Program& prog, const StatusArgs& a) {
     opts.warn_age = static_cast<std::time_t>(a.warn_age);
     opts.warn_queue = a.warn_queue;
     opts.mysql = prog.mysql;
+    Progress progress(rep, "qmailctl status: messages read");
+    if (!a.prometheus) opts.progress = progress.callback();
     HostStatus s = host_status(Paths::from_env(), opts);
+    progress.clear();
     if (a.prometheus)
         std::cout << prometheus_text(s);
     else if (rep.json())

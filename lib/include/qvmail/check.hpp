@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "qvmail/progress.hpp"
+
 namespace qv {
 
 struct Paths;
@@ -23,6 +25,7 @@ struct CheckSummary {
     std::vector<Finding> findings;
 };
 
-CheckSummary check_host(const Paths& paths, Store& store);
+// `progress` hears of each domain checked.
+CheckSummary check_host(const Paths& paths, Store& store, const ProgressFn& progress = {});
 
 }  // namespace qv

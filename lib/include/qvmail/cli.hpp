@@ -5,6 +5,7 @@
 // goes through qv::Json, so no command compiles nlohmann/json.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -17,6 +18,7 @@
 #include "qvmail/lock.hpp"
 #include "qvmail/mysql.hpp"
 #include "qvmail/password.hpp"
+#include "qvmail/progress.hpp"
 
 namespace CLI {
 class App;
@@ -126,6 +128,26 @@ struct ObtainedPassword {
 // Throws Error 64 (no or several sources), 65 (bad password or hash), 66 (unreadable file).
 ObtainedPassword obtain_password(const PasswordOptions& o, const Reporter& rep, std::string_view for_whom,
                                  HashMethod default_method);
+
+// A progress line on the terminal (standard error) for work that may take more than a few seconds:
+// drawn only when standard error is a terminal, never with --json or --quiet, not before the work has
+// run for a second (QV_PROGRESS_DELAY milliseconds), and at most five times a second; erased when the
+// work is done (or by clear(), before a result line is printed).
+class Progress {
+public:
+    Progress(const Reporter& rep, std::string what);
+    ~Progress();
+    Progress(const Progress&) = delete;
+    Progress& operator=(const Progress&) = delete;
+    void update(std::uint64_t done, std::uint64_t total = 0);  // "what: done of total (pct%)"
+    void clear();                                               // erase the line now (it comes back)
+    ProgressFn callback() { return [this](std::uint64_t d, std::uint64_t t) { update(d, t); }; }
+
+private:
+    std::string what_;
+    bool enabled_ = false, drawn_ = false;
+    std::int64_t start_ms_ = 0, last_ms_ = 0, delay_ms_ = 1000;
+};
 
 // Asks `question` on the terminal; true for y or yes. False when there is no terminal.
 bool confirm(const std::string& question);

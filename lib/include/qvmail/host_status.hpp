@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "qvmail/mysql.hpp"
+#include "qvmail/progress.hpp"
 
 namespace qv {
 
@@ -89,6 +90,7 @@ struct StatusOptions {
     std::time_t warn_age = 3600;      // a recipient or a bounce waiting this long or longer needs attention
     std::uint64_t warn_queue = 10000; // more messages than this need attention
     MysqlOverrides mysql;
+    ProgressFn progress;  // hears of the queue scan
 };
 
 HostStatus host_status(const Paths& paths, const StatusOptions& opts);

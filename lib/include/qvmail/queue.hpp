@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "qvmail/atomic_file.hpp"
+#include "qvmail/progress.hpp"
 
 namespace qv {
 
@@ -238,7 +239,8 @@ const char* state_name(QueuedMessage::State s) noexcept;
 
 // Every message file of the queue, oldest first. A message that vanishes while it is read (delivered
 // meanwhile) is left out. Throws Error 66/74 when the queue cannot be read.
-std::vector<QueuedMessage> scan_queue(const QueueDirs& dirs);
+// `progress` hears of it every 256 messages.
+std::vector<QueuedMessage> scan_queue(const QueueDirs& dirs, const ProgressFn& progress = {});
 
 // ---- the running qmail-send ----
 // qmail-send holds an exclusive lock on lock/sendmutex while it runs and keeps its pid there. The pid of

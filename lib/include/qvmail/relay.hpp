@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "qvmail/paths.hpp"
+#include "qvmail/progress.hpp"
 
 namespace qv {
 
@@ -146,6 +147,7 @@ struct ClearOptions {
     unsigned minutes = 60;
     std::uint64_t batch = 2000;  // rows per DELETE on the MariaDB backend
     bool dry_run = false;
+    ProgressFn progress;  // hears of the rows removed so far (MariaDB backend)
 };
 struct ClearResult {
     std::uint64_t deleted = 0;

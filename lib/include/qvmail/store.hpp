@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "qvmail/atomic_file.hpp"
+#include "qvmail/progress.hpp"
 
 namespace qv {
 
@@ -140,7 +141,8 @@ public:
     // Removes the grants for this IP (and email, when given); returns how many.
     virtual std::uint64_t revoke_grants(const std::string& ip, const std::optional<std::string>& email) = 0;
     // Removes the grants not newer than `cutoff`, in batches of `batch` rows.
-    virtual PurgeResult purge_grants(std::int64_t cutoff, std::uint64_t batch) = 0;
+    // `progress` hears of the rows removed so far after each batch.
+    virtual PurgeResult purge_grants(std::int64_t cutoff, std::uint64_t batch, const ProgressFn& progress) = 0;
     virtual std::string grants_source() const = 0;  // for messages: "relay table", a file name
     // Whether the grants take effect through tcp.smtp.cdb (files: the cdb must be rebuilt after a
     // change) rather than being looked up at RCPT time (mysql).
