@@ -395,6 +395,12 @@ void QueueInjection::write_envelope(uid_t uid, pid_t pid, const Envelope& e) {
     if (pool_)
         if (auto f = pool_->take([&](std::uint64_t) { return intdfn; })) intd_fd_ = f->fd;
     if (intd_fd_ < 0) intd_fd_ = ::open(intdfn.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (intd_fd_ < 0 && errno == EEXIST) {
+        // A leftover of an earlier message N (its sender died between removing todo/N and intd/N): that
+        // message is gone, since mess/N, whose inode is N, is ours now. It goes, and ours takes its place.
+        ::unlink(intdfn.c_str());
+        intd_fd_ = ::open(intdfn.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    }
     if (intd_fd_ < 0) fail(qq::intd, "cannot create", intdfn, errno);
     std::string s = "u" + std::to_string(uid);
     s += '\0';

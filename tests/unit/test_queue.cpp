@@ -159,3 +159,32 @@ TEST_CASE("a finished message's files are reused for a new one only after a flus
     CHECK(qvtest::listing(home / "queue/pool").empty());
     CHECK(qvtest::slurp(dirs.todo(third)) == "u42\0p7\0Fa@example.net\0Tb@example.com\0"s);
 }
+
+TEST_CASE("an intd/N left by a sender that died does not stop the next message N", "[queue]") {
+    TempDir home;
+    qv::QueueDirs dirs(home / "queue");
+    qv::QueueOwners owners{{::geteuid(), ::getegid()}, {::geteuid(), ::getegid()}, {::geteuid(), ::getegid()}, {}};
+    qv::init_queue(dirs, owners, false);
+    qv::QueuePool pool(dirs);
+    auto queue = [&](const char* text) {
+        qv::QueueInjection m(dirs, &pool);
+        m.write(text);
+        m.write_envelope(42, 7, {"a@example.net", {"b@example.com"}});
+        CHECK(m.commit_alone() == 5);
+        return m.number();
+    };
+    std::uint64_t first = queue("Subject: first\n\nbody\n");
+    // preprocessed, then killed between todo/N and intd/N; the delivery finished: mess/N to the pool
+    qv::QueueRecycler recycler(dirs);
+    ::unlink(dirs.todo(first).c_str());
+    recycler.remove(dirs.mess(first));
+    REQUIRE(qv::path_exists(dirs.intd(first)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    pool.flush_starting();
+    pool.flush_done();
+    // the next message is number N again (mess/N's inode, from the pool): its intd/N replaces the old one
+    std::uint64_t second = queue("Subject: second\n\nbody\n");
+    CHECK(second == first);
+    CHECK(qvtest::slurp(dirs.todo(second)) == "u42\0p7\0Fa@example.net\0Tb@example.com\0"s);
+    CHECK(qvtest::slurp(dirs.mess(second)) == "Subject: second\n\nbody\n");
+}

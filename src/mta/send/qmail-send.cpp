@@ -793,6 +793,8 @@ void Sender::finish(Job& j) {
         recycler_.remove(dirs_.intd(n));
         ::unlink(dirs_.bounce(n).c_str());  // never preprocessed: no info/, local/ or remote/ file
     } else {
+        // intd/N too, as qmail-clean does: preprocessing removes it, unless it was killed just before
+        ::unlink(dirs_.intd(n).c_str());
         ::unlink(dirs_.bounce(n).c_str());
         ::unlink(dirs_.local(n).c_str());
         ::unlink(dirs_.remote(n).c_str());
