@@ -11,7 +11,7 @@ QV_TEST_PACKAGES=(python3 ucspi-tcp tinycdb util-linux bash zsh fish mariadb-ser
                   python3-aiosmtpd dnsmasq-base iproute2 daemontools)
 QV_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 QV_BENCH_PACKAGES=(ucspi-tcp time python3 procmail)
-QV_DEMO_PACKAGES=(python3 ucspi-tcp swaks)
+QV_DEMO_PACKAGES=(python3 ucspi-tcp swaks daemontools)
 
 qv_say() { printf '==> %s\n' "$*" >&2; }
 
