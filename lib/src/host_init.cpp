@@ -175,9 +175,6 @@ public:
         if (!create_file(path, content, mode)) r_.kept.push_back(paths_.display(path));  // written meanwhile
     }
 
-    bool dry() const noexcept { return dry_; }
-    HostInitReport& report() noexcept { return r_; }
-
 private:
     const Paths& paths_;
     bool dry_;
