@@ -117,6 +117,11 @@ void run_admin(const std::vector<std::string>& argv) {
     }
 }
 
+// 77 when it is a matter of permission (as the queue's own steps say), else 73 or 74
+Exit create_code(int e) {
+    return e == EACCES || e == EPERM ? Exit::noperm : exit_for_create_errno(e);
+}
+
 class Layout {
 public:
     Layout(const Paths& paths, bool dry_run, HostInitReport& report) : paths_(paths), dry_(dry_run), r_(report) {}
@@ -156,8 +161,8 @@ public:
         if (errno != ENOENT) throw sys_error(exit_for_create_errno(errno), "cannot look up", dir, errno);
         r_.steps.push_back("create directory " + dir.string());
         if (dry_) return;
-        if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) throw sys_error(exit_for_create_errno(errno), "cannot create", dir, errno);
-        if (::chmod(dir.c_str(), 0755) != 0) throw sys_error(exit_for_create_errno(errno), "cannot set the mode of", dir, errno);
+        if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) throw sys_error(create_code(errno), "cannot create", dir, errno);
+        if (::chmod(dir.c_str(), 0755) != 0) throw sys_error(create_code(errno), "cannot set the mode of", dir, errno);
         sync_directory(dir.parent_path());
     }
 
@@ -212,6 +217,10 @@ HostInitReport init_host(const Paths& paths, const HostInitOptions& opts) {
 
     // the host's name: control/me when an administrator has set it, else the one given or found
     auto me_now = file_text(paths.control("me"));
+    if (me_now && first_line(*me_now).empty()) {
+        report.warnings.push_back("control/me is empty: the mail programs have no name for this host; edit it");
+        me_now.reset();  // the defaults below still get a name
+    }
     std::string host = me_now ? first_line(*me_now) : (opts.hostname ? wanted : ascii_lower(machine_hostname()));
     if (me_now && opts.hostname && host != wanted)
         report.warnings.push_back("control/me names this host " + host + ": kept, --hostname " + wanted +
@@ -236,8 +245,17 @@ HostInitReport init_host(const Paths& paths, const HostInitOptions& opts) {
     for (const CdbSource& src : cdb_sources(paths)) {
         if (src.source != paths.tcp_file) continue;
         if (path_exists(src.source) && cdb_is_current(src)) break;
-        report.steps.push_back("compile " + paths.display(src.source) + " into " + paths.display(src.target));
-        if (!opts.dry_run) build_cdb(src, CdbBuildOptions{});
+        if (opts.dry_run) {
+            report.steps.push_back("compile " + paths.display(src.source) + " into " + paths.display(src.target));
+            break;
+        }
+        try {
+            build_cdb(src, CdbBuildOptions{});
+            report.steps.push_back("compile " + paths.display(src.source) + " into " + paths.display(src.target));
+        } catch (const Error& e) {
+            // the administrator's rules: the old cdb stays, and qmailctl cdb says the same until they are fixed
+            report.warnings.push_back(std::string(e.what()) + " (" + paths.display(src.target) + " left as it was)");
+        }
         break;
     }
 
@@ -253,8 +271,10 @@ HostInitReport init_host(const Paths& paths, const HostInitOptions& opts) {
         for (const auto& m : owners.missing) report.warnings.push_back("no " + m + ": the queue belongs to the caller");
     lay.directory(dirs.root().parent_path());
     // qmail-queued's socket directory, its own: the queue's owner makes the socket there
-    if (std::find(owners.missing.begin(), owners.missing.end(), "user qmailq") == owners.missing.end()) {
-        const fs::path run = paths.queue_socket.parent_path();
+    // (only QMAILHOME/run: a QUEUED_SOCKET elsewhere, /run or /tmp, is in a directory that is not ours)
+    const fs::path run = paths.queue_socket.parent_path();
+    if (run == paths.qmailhome / "run" &&
+        std::find(owners.missing.begin(), owners.missing.end(), "user qmailq") == owners.missing.end()) {
         struct stat st {};
         if (::stat(run.c_str(), &st) == 0 && (st.st_uid != owners.q.uid || st.st_gid != owners.q.gid)) {
             report.steps.push_back("give " + run.string() + " to uid " + std::to_string(owners.q.uid) + ", gid " +

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -323,10 +324,13 @@ std::optional<std::time_t> parse_iso(std::string_view s, std::size_t& used) {
     if (i < s.size() && s[i] == 'Z') {
         ++i;
     } else if (i + 5 <= s.size() && (s[i] == '+' || s[i] == '-')) {
+        // +hhmm (journalctl before 255) or +hh:mm (RFC 3339)
+        const bool colon = i + 6 <= s.size() && s[i + 3] == ':';
+        std::string digits = std::string(s.substr(i + 1, 2)) + std::string(s.substr(i + (colon ? 4 : 3), 2));
         int hh = 0, mm = 0;
-        if (std::sscanf(std::string(s.substr(i + 1, 4)).c_str(), "%2d%2d", &hh, &mm) == 2) {
+        if (digits.size() == 4 && std::sscanf(digits.c_str(), "%2d%2d", &hh, &mm) == 2) {
             t -= (s[i] == '+' ? 1 : -1) * (hh * 3600 + mm * 60);
-            i += 5;
+            i += colon ? 6 : 5;
         }
     }
     used = i;
@@ -341,12 +345,16 @@ std::optional<SendLogEvent> parse_send_log_line(std::string_view line) {
     std::string_view rest = line.substr(at);
     // "delivery D: msg N local|remote ADDRESS: success|deferral|failure: ..."
     if (rest.find(": msg ") == std::string_view::npos) return std::nullopt;
+    // the first of the three: what follows is the remote host's words, which may hold any of them
     SendLogEvent e;
-    std::size_t k;
-    if ((k = rest.find(": success: ")) != std::string_view::npos) e.kind = SendLogEvent::delivered;
-    else if ((k = rest.find(": deferral: ")) != std::string_view::npos) e.kind = SendLogEvent::deferred;
-    else if ((k = rest.find(": failure: ")) != std::string_view::npos) e.kind = SendLogEvent::bounced;
-    else return std::nullopt;
+    std::size_t first = std::string_view::npos;
+    for (auto [word, kind] : {std::pair{": success: ", SendLogEvent::delivered}, std::pair{": deferral: ", SendLogEvent::deferred},
+                              std::pair{": failure: ", SendLogEvent::bounced}})
+        if (std::size_t k = rest.find(word); k < first) {
+            first = k;
+            e.kind = kind;
+        }
+    if (first == std::string_view::npos) return std::nullopt;
     std::string_view stamp = line.substr(0, at);
     while (!stamp.empty() && stamp.front() == ' ') stamp.remove_prefix(1);
     if (auto t = parse_tai64n(stamp)) {
@@ -416,8 +424,14 @@ DeliverySummary deliveries(const StatusOptions& opts, std::time_t now) {
         d.problem = "cannot run journalctl";
         return d;
     }
-    LineReader in(::fileno(p.get()), "journalctl");
-    count_deliveries(in, now, d);
+    {
+        LineReader in(::fileno(p.get()), "journalctl");
+        count_deliveries(in, now, d);
+    }
+    int st = ::pclose(p.release());
+    if (st != 0 && d.delivered + d.deferred + d.bounced == 0)
+        d.problem = "journalctl failed (exit " + std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1) +
+                    "): the journal needs root or group systemd-journal";
     return d;
 }
 
@@ -485,6 +499,11 @@ namespace {
 
 std::string label_value(std::string_view v) {
     std::string out;
+    std::string valid;
+    if (!is_utf8(v)) {  // a domain is anyone's bytes: Prometheus takes UTF-8 only
+        for (unsigned char c : v) valid += c < 0x80 ? static_cast<char>(c) : '?';
+        v = valid;
+    }
     for (char c : v) {
         if (c == '\\' || c == '"') out += '\\';
         if (c == '\n') {
@@ -527,8 +546,16 @@ std::string prometheus_text(const HostStatus& s) {
     sample("qvmail_queue_oldest_message_age_seconds", "", s.queue.oldest ? static_cast<double>(s.now - s.queue.oldest) : 0);
     if (!s.queue.by_domain.empty())
         metric("qvmail_queue_recipients_waiting", "gauge", "Recipients not yet delivered or bounced, by destination domain.");
-    for (const auto& d : s.queue.by_domain)
-        sample("qvmail_queue_recipients_waiting", "domain=\"" + label_value(d.domain) + "\"", static_cast<double>(d.recipients));
+    // the 50 domains with most, the rest together: series stay few whatever the queue holds
+    std::uint64_t others = 0;
+    for (std::size_t i = 0; i < s.queue.by_domain.size(); ++i) {
+        const DomainWaiting& d = s.queue.by_domain[i];
+        if (i < 50)
+            sample("qvmail_queue_recipients_waiting", "domain=\"" + label_value(d.domain) + "\"", static_cast<double>(d.recipients));
+        else
+            others += d.recipients;
+    }
+    if (others) sample("qvmail_queue_recipients_waiting", "domain=\"(other)\"", static_cast<double>(others));
     metric("qvmail_queue_bounces_waiting", "gauge", "Bounces not sent yet (bounce/ files).");
     sample("qvmail_queue_bounces_waiting", "", static_cast<double>(s.queue.bounces));
     if (s.deliveries.problem.empty() && !s.deliveries.source.empty()) {

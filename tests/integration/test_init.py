@@ -16,6 +16,15 @@ CONTROL = {"me": b"mail.example.com\n", "defaultdomain": b"example.com\n", "rcpt
            "databytes": b"26214400\n", "concurrencylocal": b"10\n", "concurrencyremote": b"20\n"}
 
 
+def clean_env(root):
+    """This environment without any location but QMAILHOME=root."""
+    e = {k: v for k, v in os.environ.items()
+         if k not in ("CONTROLDIR", "TCP_FILE", "ASSIGNDIR", "DOMAINDIR", "BASE_PATH", "QUEUEDIR", "SERVICEDIR",
+                      "QUEUED_SOCKET", "QMAILQUEUE", "MYSQL_READ_DEFAULT_FILE", "MYSQL_READ_DEFAULT_GROUP")}
+    e["QMAILHOME"] = root
+    return e
+
+
 class PrivateEtc:
     """Runs commands with /etc overlaid by a scratch upper directory: what useradd and groupadd write
     there is seen by every command run through it, and by nothing else on the machine."""
@@ -48,11 +57,7 @@ class Init(unittest.TestCase):
         self.root = os.path.join(self.base, "indimail")  # not there yet: init makes it
 
     def env(self):
-        e = {k: v for k, v in os.environ.items()
-             if k not in ("CONTROLDIR", "TCP_FILE", "ASSIGNDIR", "DOMAINDIR", "BASE_PATH", "QUEUEDIR", "SERVICEDIR",
-                          "QUEUED_SOCKET", "QMAILQUEUE", "MYSQL_READ_DEFAULT_FILE", "MYSQL_READ_DEFAULT_GROUP")}
-        e["QMAILHOME"] = self.root
-        return e
+        return clean_env(self.root)
 
     def run_tool(self, *args, input=None):
         return subprocess.run(self.etc.wrap([tool(args[0])] + list(args[1:])), env=self.env(), input=input,
@@ -138,6 +143,24 @@ class Init(unittest.TestCase):
         p = self.init()
         self.assertIn(b"kept as it is: control/databytes", p.stdout)
 
+    def test_a_strict_umask_still_gives_reachable_directories(self):
+        p = subprocess.run(self.etc.wrap(["sh", "-c", 'umask 077 && exec "$0" init --hostname mail.example.com',
+                                          tool("qmailctl")]), env=self.env(), capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for d in ("", "control", "etc", "run", "service", "service/qmail-smtpd.587/variables"):
+            self.assertEqual(stat.S_IMODE(os.stat(os.path.join(self.root, d)).st_mode), 0o755, d)
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(self.root, "control/me")).st_mode), 0o644)
+
+    def test_rules_that_do_not_compile_keep_their_old_cdb(self):
+        self.init("--hostname", "mail.example.com")
+        cdb = self.read("etc/tcp.smtp.cdb")
+        with open(os.path.join(self.root, "etc/tcp.smtp"), "a") as f:
+            f.write("10.0.0.:allow,RELAYCLIENT=yes\n")  # a value without quotes: tcprules refuses it
+        p = self.init()
+        self.assertIn(b"tcp.smtp:", p.stderr)
+        self.assertIn(b"etc/tcp.smtp.cdb left as it was", p.stderr)
+        self.assertEqual(self.read("etc/tcp.smtp.cdb"), cdb)
+
     def test_dry_run_and_bad_input_change_nothing(self):
         p = self.init("--dry-run", "--hostname", "mail.example.com")
         self.assertIn(b"would create the system user qmaild", p.stdout)
@@ -159,7 +182,7 @@ class InitUnprivileged(unittest.TestCase):
         self.addCleanup(shutil.rmtree, base, True)
         os.chown(base, NOBODY, NOBODY)
         root = os.path.join(base, "home")
-        env = dict(os.environ, QMAILHOME=root)
+        env = clean_env(root)
         p = subprocess.run(as_user(NOBODY, [os.path.join(shared_bin(), "qmailctl"), "init", "--hostname",
                                             "mail.example.com"]), env=env, capture_output=True)
         self.assertEqual(p.returncode, 0, p.stderr)

@@ -13,7 +13,9 @@ constexpr std::time_t kTime = 1796291991;  // 2026-12-03 09:59:51 UTC
 TEST_CASE("a delivery line's result, with the stamp of each kind of logger", "[status]") {
     for (const std::string stamp : {"@400000006b113da1000003e8 ", "1796291991.123456 mail qmail-send[812]: ",
                                     "2026-12-03T10:59:51+0100 mail qmail-send[812]: ", "2026-12-03_09:59:51.12345 ",
-                                    "2026-12-03 09:59:51 ", "2026-12-03T09:59:51Z "}) {
+                                    "2026-12-03 09:59:51 ", "2026-12-03T09:59:51Z ",
+                                    "2026-12-03T11:59:51.5+02:00 mail qmail-send[812]: ",
+                                    "2026-12-03T04:59:51-0500 mail qmail-send[812]: "}) {
         INFO(stamp);
         auto e = parse_send_log_line(stamp + kLine);
         REQUIRE(e);
@@ -25,6 +27,10 @@ TEST_CASE("a delivery line's result, with the stamp of each kind of logger", "[s
     REQUIRE(plain);
     CHECK(plain->kind == SendLogEvent::delivered);
     CHECK_FALSE(plain->time);
+    // the remote host's words may hold any result word: the first one counts
+    auto tricky = parse_send_log_line("delivery 3: msg 8 remote a@b.example: deferral: 451 it: success: maybe later (1 s)");
+    REQUIRE(tricky);
+    CHECK(tricky->kind == SendLogEvent::deferred);
     auto failed = parse_send_log_line("@400000006b113da1000003e8 delivery 2: msg 6 remote a@b.example: failure: 550_no (0.1 s)");
     REQUIRE(failed);
     CHECK(failed->kind == SendLogEvent::bounced);

@@ -31,6 +31,9 @@ int run_init(const Program& prog, const InitArgs& a) {
     if (!opts.dry_run && !path_exists(paths.qmailhome)) {
         if (::mkdir(paths.qmailhome.c_str(), 0755) != 0 && errno != EEXIST)
             throw sys_error(exit_for_create_errno(errno), "cannot create", paths.qmailhome, errno);
+        // 0755 whatever the umask: the services' users must reach control/ and run/
+        if (::chmod(paths.qmailhome.c_str(), 0755) != 0)
+            throw sys_error(exit_for_create_errno(errno), "cannot set the mode of", paths.qmailhome, errno);
         made_home = true;
     }
     auto lock = lock_for_change(paths, prog.common);

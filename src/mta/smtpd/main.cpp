@@ -1,7 +1,10 @@
 // qmail-smtpd - receive mail by SMTP, under tcpserver, and hand it to the queue. See qmail-smtpd(8).
 //   qmail-smtpd [hostname checkprogram subprogram...]
 // With a host name and a checkpassword program (vchkpass), SMTP AUTH is offered.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -9,10 +12,26 @@
 #include <string>
 #include <cstring>
 #include <exception>
+#include <optional>
 
 #include "qvmail/paths.hpp"
 #include "qvmail/service.hpp"
 #include "session.hpp"
+
+namespace {
+
+// The local port of the connection: TCPLOCALPORT, else the socket on descriptor 0.
+std::optional<std::string> local_port() {
+    if (const char* p = std::getenv("TCPLOCALPORT"); p && *p) return std::string(p);
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(0, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return std::nullopt;
+    if (ss.ss_family == AF_INET) return std::to_string(ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port));
+    if (ss.ss_family == AF_INET6) return std::to_string(ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port));
+    return std::nullopt;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "--version") == 0)) {
@@ -30,9 +49,10 @@ int main(int argc, char** argv) {
     qv::smtpd::Config config;
     try {
         // the variables of the service on this port (service/qmail-smtpd.PORT/variables/, as envdir would
-        // set them: REQUIREAUTH on 587), for those the environment does not set itself
-        if (const char* port = std::getenv("TCPLOCALPORT"))
-            for (const auto& [name, value] : qv::service_variables(qv::Paths::from_env(), std::string("qmail-smtpd.") + port))
+        // set them: REQUIREAUTH on 587), for those the environment does not set itself; the port from
+        // tcpserver, else from the socket itself (inetd, socket activation)
+        if (auto port = local_port())
+            for (const auto& [name, value] : qv::service_variables(qv::Paths::from_env(), "qmail-smtpd." + *port))
                 if (value && !std::getenv(name.c_str())) ::setenv(name.c_str(), value->c_str(), 1);
         config = qv::smtpd::load_config(argc, argv);
     } catch (const std::exception& e) {
