@@ -435,13 +435,6 @@ DeliverySummary deliveries(const StatusOptions& opts, std::time_t now) {
     return d;
 }
 
-std::string age(std::time_t s) {
-    if (s < 120) return std::to_string(s) + " s";
-    if (s < 7200) return std::to_string(s / 60) + " min";
-    if (s < 172800) return std::to_string(s / 3600) + " h";
-    return std::to_string(s / 86400) + " d";
-}
-
 }  // namespace
 
 HostStatus host_status(const Paths& paths, const StatusOptions& opts) {
@@ -485,10 +478,10 @@ HostStatus host_status(const Paths& paths, const StatusOptions& opts) {
     for (const auto& d : s.queue.by_domain)
         if (s.now - d.oldest >= opts.warn_age)
             s.attention.push_back(std::to_string(d.recipients) + " recipient" + (d.recipients == 1 ? "" : "s") + " at " +
-                                  (d.domain.empty() ? "(no domain)" : d.domain) + " waiting for " + age(s.now - d.oldest));
+                                  (d.domain.empty() ? "(no domain)" : d.domain) + " waiting for " + age_text(s.now - d.oldest));
     if (s.queue.bounces && s.now - s.queue.oldest_bounce >= opts.warn_age)
         s.attention.push_back(std::to_string(s.queue.bounces) + " bounce" + (s.queue.bounces == 1 ? "" : "s") +
-                              " not sent for " + age(s.now - s.queue.oldest_bounce));
+                              " not sent for " + age_text(s.now - s.queue.oldest_bounce));
     if (s.queue.messages > opts.warn_queue)
         s.attention.push_back(std::to_string(s.queue.messages) + " messages in the queue (more than " +
                               std::to_string(opts.warn_queue) + ")");

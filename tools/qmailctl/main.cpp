@@ -21,14 +21,6 @@ int report_change(const Program& prog, const std::string& what, const std::vecto
     return 0;
 }
 
-std::string age_text(std::int64_t s) {
-    if (s < 0) return "in the future";
-    if (s < 120) return std::to_string(s) + " s";
-    if (s < 7200) return std::to_string(s / 60) + " min";
-    if (s < 172800) return std::to_string(s / 3600) + " h";
-    return std::to_string(s / 86400) + " d";
-}
-
 void set_footers(CLI::App* app, const std::string& footer) {
     app->footer(footer);
     for (CLI::App* sub : app->get_subcommands([](CLI::App*) { return true; })) set_footers(sub, footer);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "qvmail/cli.hpp"
+#include "qvmail/text.hpp"  // age_text
 
 namespace qv::qmailctl {
 
@@ -22,9 +23,6 @@ void setup_status(CLI::App& app, Program& prog);
 // Reports a change: the steps with -v or --dry-run, a result line or object (`extra` with status and
 // change), and an audit line. Returns 0.
 int report_change(const Program& prog, const std::string& what, const std::vector<std::string>& steps, Json extra);
-
-// An age for people: "42 s", "5 min", "3 h", "2 d" ("in the future" when negative).
-std::string age_text(std::int64_t seconds);
 
 // Gives a subcommand and all the subcommands below it the footer (the exit codes that apply to them).
 void set_footers(CLI::App* app, const std::string& footer);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -95,6 +96,15 @@ inline bool is_utf8(std::string_view s) {
         i += n;
     }
     return true;
+}
+
+// An age for people: "42 s", "5 min", "3 h", "2 d" ("in the future" when negative).
+inline std::string age_text(std::int64_t s) {
+    if (s < 0) return "in the future";
+    if (s < 120) return std::to_string(s) + " s";
+    if (s < 7200) return std::to_string(s / 60) + " min";
+    if (s < 172800) return std::to_string(s / 3600) + " h";
+    return std::to_string(s / 86400) + " d";
 }
 
 }  // namespace qv
