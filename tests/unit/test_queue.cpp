@@ -105,19 +105,36 @@ TEST_CASE("a message is written in notqmail's order, and only a committed one is
     CHECK_THROWS_AS(qv::scan_queue(qv::QueueDirs(home / "nowhere")), qv::Error);
 }
 
-TEST_CASE("a finished message's files are reused for a new one only after a flush that began later", "[queue]") {
-    TempDir home;
-    qv::QueueDirs dirs(home / "queue");
+namespace {
+// The queue laid out in `dir` (owned by the caller), for the pool tests.
+qv::QueueDirs laid_out(const std::filesystem::path& dir) {
+    qv::QueueDirs dirs(dir);
     qv::QueueOwners owners{{::geteuid(), ::getegid()}, {::geteuid(), ::getegid()}, {::geteuid(), ::getegid()}, {}};
     qv::init_queue(dirs, owners, false);
-    qv::QueuePool pool(dirs);
-    auto queue = [&](const char* text) {
+    return dirs;
+}
+
+// A queue in a scratch directory with its pool; queue() puts a message in through the pool.
+struct PooledQueue {
+    TempDir home;
+    qv::QueueDirs dirs{laid_out(home / "queue")};
+    qv::QueuePool pool{dirs};
+    std::uint64_t queue(const char* text) {
         qv::QueueInjection m(dirs, &pool);
         m.write(text);
         m.write_envelope(42, 7, {"a@example.net", {"b@example.com"}});
         CHECK(m.commit_alone() == 5);
         return m.number();
-    };
+    }
+};
+}  // namespace
+
+TEST_CASE("a finished message's files are reused for a new one only after a flush that began later", "[queue]") {
+    PooledQueue q;
+    const TempDir& home = q.home;
+    const qv::QueueDirs& dirs = q.dirs;
+    qv::QueuePool& pool = q.pool;
+    auto queue = [&](const char* text) { return q.queue(text); };
     std::uint64_t first = queue("Subject: first\n\nthe first message, longer than the second\n");
     struct stat intd {};
     REQUIRE(::stat(dirs.intd(first).c_str(), &intd) == 0);
@@ -161,18 +178,10 @@ TEST_CASE("a finished message's files are reused for a new one only after a flus
 }
 
 TEST_CASE("an intd/N left by a sender that died does not stop the next message N", "[queue]") {
-    TempDir home;
-    qv::QueueDirs dirs(home / "queue");
-    qv::QueueOwners owners{{::geteuid(), ::getegid()}, {::geteuid(), ::getegid()}, {::geteuid(), ::getegid()}, {}};
-    qv::init_queue(dirs, owners, false);
-    qv::QueuePool pool(dirs);
-    auto queue = [&](const char* text) {
-        qv::QueueInjection m(dirs, &pool);
-        m.write(text);
-        m.write_envelope(42, 7, {"a@example.net", {"b@example.com"}});
-        CHECK(m.commit_alone() == 5);
-        return m.number();
-    };
+    PooledQueue q;
+    const qv::QueueDirs& dirs = q.dirs;
+    qv::QueuePool& pool = q.pool;
+    auto queue = [&](const char* text) { return q.queue(text); };
     std::uint64_t first = queue("Subject: first\n\nbody\n");
     // preprocessed, then killed between todo/N and intd/N; the delivery finished: mess/N to the pool
     qv::QueueRecycler recycler(dirs);
