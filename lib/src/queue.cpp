@@ -18,6 +18,7 @@
 #include <cstring>
 #include <tuple>
 
+#include "qvmail/control.hpp"
 #include "qvmail/error.hpp"
 
 namespace qv {
@@ -180,11 +181,73 @@ void sync_dir(const fs::path& dir, int code) {
     ::close(fd);
 }
 
-void pull_trigger(const QueueDirs& dirs) noexcept {
+void pull_trigger(const QueueDirs& dirs, const std::vector<std::uint64_t>& numbers) noexcept {
     int fd = ::open(dirs.trigger().c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return;  // nobody reads it: qmail-send will find todo/ on its next scan
-    [[maybe_unused]] ssize_t n = ::write(fd, "", 1);
+    if (numbers.empty()) {
+        [[maybe_unused]] ssize_t n = ::write(fd, "", 1);
+    } else {
+        char chunk[kTriggerChunk];
+        std::size_t used = 0;
+        auto flush = [&] {
+            [[maybe_unused]] ssize_t n = ::write(fd, chunk, used);  // <= PIPE_BUF: all of it or nothing
+            used = 0;
+        };
+        for (std::uint64_t n : numbers) {
+            char rec[24];
+            auto [end, ec] = std::to_chars(rec, rec + sizeof rec - 1, n);
+            *end++ = '\n';
+            std::size_t len = static_cast<std::size_t>(end - rec);
+            if (used + len > sizeof chunk) flush();
+            std::memcpy(chunk + used, rec, len);
+            used += len;
+        }
+        if (used) flush();
+    }
     ::close(fd);
+}
+
+TriggerReader::TriggerReader(int fd) : fd_(fd) {
+    int cap = ::fcntl(fd, F_GETPIPE_SZ);
+    if (cap <= 0) throw Error(Exit::ioerr, std::string("cannot read the trigger's capacity: ") + std::strerror(errno));
+    capacity_ = static_cast<std::size_t>(cap);
+}
+
+TriggerReader::News TriggerReader::drain() {
+    News news;
+    std::size_t total = 0;
+    char buf[8192];
+    for (;;) {
+        ssize_t n = ::read(fd_, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        total += static_cast<std::size_t>(n);
+        partial_.append(buf, static_cast<std::size_t>(n));
+    }
+    // Full, or nearly (less room than a writer's chunk): a write may have failed, its records lost.
+    if (total + kTriggerChunk > capacity_) news.scan = true;
+    std::size_t at = 0;
+    for (;;) {
+        std::size_t nl = partial_.find('\n', at);
+        std::size_t nul = partial_.find('\0', at);
+        if (nul < nl) {  // qmail's byte (its writers write nothing else)
+            news.scan = true;
+            at = nul + 1;
+            continue;
+        }
+        if (nl == std::string::npos) break;
+        if (auto v = parse_decimal(std::string_view(partial_).substr(at, nl - at)))
+            news.numbers.push_back(*v);
+        else
+            news.scan = true;
+        at = nl + 1;
+    }
+    partial_.erase(0, at);
+    if (partial_.size() > 32) {  // no record is that long: not ours
+        news.scan = true;
+        partial_.clear();
+    }
+    return news;
 }
 
 // ---- the pool of finished messages' files ----
@@ -419,7 +482,7 @@ int QueueInjection::commit_alone() {
     sync_dir(dirs_.root() / "intd", qq::intd);
     link_todo();
     sync_dir(dirs_.root() / "todo", qq::todo);
-    pull_trigger(dirs_);
+    pull_trigger(dirs_, {number_});
     return 5;
 }
 

@@ -1,3 +1,4 @@
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -119,8 +120,9 @@ struct PooledQueue {
     TempDir home;
     qv::QueueDirs dirs{laid_out(home / "queue")};
     qv::QueuePool pool{dirs};
-    std::uint64_t queue(const char* text) {
-        qv::QueueInjection m(dirs, &pool);
+    std::uint64_t queue(const char* text) { return queue_into(dirs, &pool, text); }
+    static std::uint64_t queue_into(const qv::QueueDirs& dirs, qv::QueuePool* pool = nullptr, const char* text = "x\n") {
+        qv::QueueInjection m(dirs, pool);
         m.write(text);
         m.write_envelope(42, 7, {"a@example.net", {"b@example.com"}});
         CHECK(m.commit_alone() == 5);
@@ -196,4 +198,53 @@ TEST_CASE("an intd/N left by a sender that died does not stop the next message N
     CHECK(second == first);
     CHECK(qvtest::slurp(dirs.todo(second)) == "u42\0p7\0Fa@example.net\0Tb@example.com\0"s);
     CHECK(qvtest::slurp(dirs.mess(second)) == "Subject: second\n\nbody\n");
+}
+
+TEST_CASE("the trigger names the queued messages; anything else, or a full FIFO, asks for a scan", "[queue]") {
+    TempDir home;
+    qv::QueueDirs dirs = laid_out(home / "queue");
+    int rfd = ::open(dirs.trigger().c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    REQUIRE(rfd >= 0);
+    qv::TriggerReader reader(rfd);
+    CHECK(reader.drain().numbers.empty());
+
+    // qmail-queued names its batch; qmail-queue (alone) names its message
+    qv::pull_trigger(dirs, {17, 123456789012ULL});
+    PooledQueue::queue_into(dirs);
+    auto news = reader.drain();
+    REQUIRE(news.numbers.size() == 3);
+    CHECK(news.numbers[0] == 17);
+    CHECK(news.numbers[1] == 123456789012ULL);
+    CHECK_FALSE(news.scan);
+
+    // qmail's byte (notqmail's qmail-queue, qmailctl) and a stranger's text mean "look at todo/"
+    qv::pull_trigger(dirs);
+    news = reader.drain();
+    CHECK(news.scan);
+    CHECK(news.numbers.empty());
+    int wfd = ::open(dirs.trigger().c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    REQUIRE(wfd >= 0);
+    REQUIRE(::write(wfd, "x12\n", 4) == 4);
+    CHECK(reader.drain().scan);
+
+    // a record cut between two reads waits for its end
+    REQUIRE(::write(wfd, "4", 1) == 1);
+    news = reader.drain();
+    CHECK(news.numbers.empty());
+    CHECK_FALSE(news.scan);
+    REQUIRE(::write(wfd, "2\n", 2) == 2);
+    news = reader.drain();
+    REQUIRE(news.numbers.size() == 1);
+    CHECK(news.numbers[0] == 42);
+
+    // a writer that finds the FIFO full says nothing: the reader, draining it full, scans
+    std::vector<std::uint64_t> many(20000);
+    for (std::size_t i = 0; i < many.size(); ++i) many[i] = 1000000 + i;
+    qv::pull_trigger(dirs, many);  // about 160 KB into a 64 KB FIFO
+    news = reader.drain();
+    CHECK(news.scan);
+    CHECK(news.numbers.size() < many.size());
+    CHECK_FALSE(reader.drain().scan);  // and only then
+    ::close(wfd);
+    ::close(rfd);
 }

@@ -5,7 +5,8 @@
 //   intd/N          the envelope being written: u<uid>\0p<pid>\0F<sender>\0T<recipient>\0...
 //   todo/N          the same file, linked here once complete and durable: the message is queued
 //   info/, local/, remote/ (split like mess/), bounce/   qmail-send's, once it has preprocessed N
-//   lock/trigger    a FIFO qmail-send reads: one byte written there says "look at todo/"
+//   lock/trigger    a FIFO qmail-send reads: one byte written there says "look at todo/"; qvmail's
+//                   writers write "N\n" for each message they queued instead (TriggerReader below)
 //   pool/N          qvmail's own (notqmail's tools never look): files of finished messages, kept for
 //                   qmail-queued to reuse (QueuePool below)
 //
@@ -213,8 +214,31 @@ private:
 
 // fsync of a directory (a new name in it is durable afterwards). Throws QueueError `code`.
 void sync_dir(const std::filesystem::path& dir, int code);
-// Writes a byte to lock/trigger without blocking (nothing when qmail-send is not reading it).
-void pull_trigger(const QueueDirs& dirs) noexcept;
+// Tells qmail-send, without blocking, that messages were queued: "N\n" for each of `numbers` (in writes
+// of at most kTriggerChunk bytes of whole records, each atomic), or qmail's single byte when there are
+// none. Nothing when qmail-send is not reading; a record that finds the FIFO full is dropped, and the
+// reader then sees a full FIFO (TriggerReader). notqmail's qmail-send reads and ignores what it reads.
+void pull_trigger(const QueueDirs& dirs, const std::vector<std::uint64_t>& numbers = {}) noexcept;
+constexpr std::size_t kTriggerChunk = 512;
+
+// qmail-send's side of lock/trigger: which messages were queued, so that it need not list todo/.
+class TriggerReader {
+public:
+    struct News {
+        std::vector<std::uint64_t> numbers;  // todo/N to look at
+        bool scan = false;  // look at the whole of todo/: qmail's byte, a record that is not a number,
+                            // or a FIFO drained full (a writer may have found no room and said nothing)
+    };
+    // `fd`: the FIFO opened O_RDONLY|O_NONBLOCK. Throws Error 74 when its capacity cannot be read.
+    explicit TriggerReader(int fd);
+    // Everything written since the last call (records cut by a read wait for their end).
+    News drain();
+
+private:
+    int fd_;
+    std::size_t capacity_;
+    std::string partial_;
+};
 
 // ---- what the queue holds (qmailctl queue stat|list) ----
 

@@ -116,25 +116,25 @@ private:
             // 2. the commit links, then 3. todo/ durable: only now are the messages queued. The clients
             // learn their results only at the end, under the lock: until then the committer uses them.
             std::vector<int> results(batch.size(), code);
-            bool linked = false;
+            std::vector<std::uint64_t> linked;
             for (std::size_t i = 0; i < batch.size() && !code; ++i) {
                 try {
                     batch[i]->message->check_written();
                     batch[i]->message->link_todo();
-                    linked = true;
+                    linked.push_back(batch[i]->message->number());
                 } catch (const qv::QueueError& e) {
                     log_line("message " + std::to_string(batch[i]->message->number()) + ": " + e.what());
                     results[i] = e.code();
                 }
             }
-            if (linked) {
+            if (!linked.empty()) {
                 ++flushes;
                 if (::fsync(todo_fd_) != 0) {
                     log_line("cannot flush todo/: " + std::string(std::strerror(errno)));
                     for (int& r : results)
                         if (r == 0) r = qv::qq::todo;  // maybe queued after all: a duplicate, never a loss
                 }
-                qv::pull_trigger(dirs_);
+                qv::pull_trigger(dirs_, linked);  // qmail-send takes these without listing todo/
             }
             g.lock();
             ++batches_;

@@ -266,10 +266,13 @@ private:
             std::vector<Result> batch;
             batch.swap(pending_);
             g.unlock();
-            std::map<fs::path, std::string> failed;  // one flush per Maildir's file system covers them all
+            // one flush for each Maildir of the batch covers all its deliveries (not one each: every
+            // sync() waits for a flush that starts after it is called)
+            std::set<fs::path> maildirs;
+            std::map<fs::path, std::string> failed;
             for (auto& r : batch)
                 for (const auto& p : r.unsynced)
-                    if (!failed.count(p)) try {
+                    if (maildirs.insert(p).second) try {
                             group_.sync(p);
                         } catch (const std::exception& e) {
                             failed[p] = e.what();
@@ -306,7 +309,7 @@ struct Field {
 };
 std::optional<std::vector<Field>> read_fields(const fs::path& p) {
     int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return std::nullopt;
+    if (fd < 0) return std::nullopt;  // errno says why
     std::string data;
     char buf[65536];
     for (;;) {
@@ -429,6 +432,7 @@ private:
 
     void load_info();
     void scan_todo();
+    void take_new(std::vector<std::uint64_t> found, bool named);
     void write_preprocessed(Job& j);
     bool leave_fast_path(Job& j);
     void cleanup();
@@ -543,23 +547,31 @@ void Sender::write_preprocessed(Job& j) {
     write_file(dirs_.info(j.n), "F" + j.sender + '\0');  // last: info/N says the message is preprocessed
 }
 
-// New messages. A message for one local recipient is delivered straight from todo/N (the fast path:
-// no info/ or local/ files, no flush; todo/N goes once it is delivered, and a crash before that only
-// delivers it again, qmail's window). Any other becomes info/N, local/N, remote/N (one flush for all
-// of a scan's messages), then todo/N goes.
+// All of todo/: at the start, every kRescan, and when the trigger does not say which messages came.
 void Sender::scan_todo() {
     std::vector<std::uint64_t> found;
     std::error_code ec;
     for (auto it = fs::directory_iterator(dirs_.root() / "todo", ec); !ec && it != fs::directory_iterator();
          it.increment(ec)) {
         auto n = number_name(it->path().filename().string());
-        if (n && !jobs_.count(*n)) found.push_back(*n);
+        if (n) found.push_back(*n);
     }
     if (ec) log_line("alert: cannot read todo/: " + ec.message());
     std::sort(found.begin(), found.end());
+    take_new(std::move(found), false);
+}
+
+// New messages: those of `found` not yet taken. `named`: the trigger named them, and one already
+// delivered and gone (a scan found it first) is no trouble. A message for one local recipient is
+// delivered straight from todo/N (the fast path: no info/ or local/ files, no flush; todo/N goes once it
+// is delivered, and a crash before that only delivers it again, qmail's window). Any other becomes
+// info/N, local/N, remote/N (one flush for all of them), then todo/N goes.
+void Sender::take_new(std::vector<std::uint64_t> found, bool named) {
     std::vector<Job> made;
     for (std::uint64_t n : found) {
+        if (jobs_.count(n)) continue;
         auto fields = read_fields(dirs_.todo(n));
+        if (!fields && named && errno == ENOENT) continue;
         struct stat st {};
         if (!fields || ::stat(dirs_.mess(n).c_str(), &st) != 0) {
             log_line("warning: trouble with todo/" + std::to_string(n) + ": no message file or unreadable envelope");
@@ -1053,6 +1065,7 @@ int Sender::run() {
     if (trig_fd < 0) throw qv::sys_error(qv::Exit::noinput, "cannot open", trig, errno);
     int trig_keep = ::open(trig.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);  // never an end of file
     (void)trig_keep;
+    qv::TriggerReader trigger(trig_fd);
 
     log_line("status: qmail-send starting on " + dirs_.root().string() + ", local " +
              std::to_string(controls_.concurrency[kLocal]) + ", remote " + std::to_string(controls_.concurrency[kRemote]) +
@@ -1120,9 +1133,10 @@ int Sender::run() {
             while (::read(p[1].fd, buf, sizeof buf) > 0) {
             }
         if (rc > 0 && (p[0].revents & POLLIN)) {
-            while (::read(trig_fd, buf, sizeof buf) > 0) {
-            }
-            triggered = true;
+            qv::TriggerReader::News news = trigger.drain();
+            if (news.scan) triggered = true;
+            // qvmail's writers name their messages: no need to list todo/
+            if (!news.numbers.empty() && !stopping) take_new(std::move(news.numbers), true);
         }
         // a scan lists all of todo/, where messages on the fast path wait until delivered: under load,
         // one scan for the triggers of kTriggerGap, not one for each
