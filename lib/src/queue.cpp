@@ -374,7 +374,9 @@ void QueueRecycler::count() {
 }
 
 void QueueRecycler::remove(const fs::path& p) noexcept {
-    if (++since_count_ >= 256) count();  // the writer takes from the pool meanwhile (and may have made it)
+    // counted again only when it seems full (the writer takes files meanwhile, so the count is high, never
+    // low) or missing (the writer may have made it since): listing it each time costs more than it saves
+    if (++since_count_ >= 256 && (!pool_ || in_pool_ >= kPoolMax)) count();
     struct stat st {};
     if (pool_ && in_pool_ < kPoolMax && ::lstat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
         st.st_uid == pool_owner_ && st.st_size <= kPoolFileMax) {

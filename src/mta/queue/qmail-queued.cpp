@@ -2,7 +2,7 @@
 // them durable together. See qmail-queued(8).
 //
 // Each client (qmail-smtpd, qmail-queue) connects to the socket and streams one message and its
-// envelope (queue_client.hpp). A thread per client writes mess/N and intd/N without flushing. The
+// envelope (queue_client.hpp). A serving thread per client writes mess/N and intd/N without flushing. The
 // committer takes every message that is complete, makes them all durable with one flush of the queue's
 // filesystem (syncfs), links each intd/N to todo/N, flushes todo/ once, and only then answers the
 // clients. While it flushes, the next batch gathers: two flushes per batch, however many messages.
@@ -21,6 +21,8 @@
 #include <condition_variable>
 #include <cstring>
 #include <ctime>
+#include <deque>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <string>
@@ -227,6 +229,78 @@ void serve(int fd, const qv::QueueDirs& dirs, qv::QueuePool& pool, Committer& co
     ::close(fd);
 }
 
+// The serving threads: they stay once started (a thread made for each client cost a clone, and a
+// stack's mmap and munmap, for every message), up to kMaxClients; one idle for kIdleExit ends.
+class Servers {
+public:
+    using Serve = std::function<void(int)>;
+    explicit Servers(Serve serve) : serve_(std::move(serve)) {}
+    ~Servers() {
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            stop_ = true;
+        }
+        work_.notify_all();
+        std::unique_lock<std::mutex> g(mu_);
+        gone_.wait(g, [&] { return threads_ == 0; });
+    }
+    // Hands the client to an idle thread or a new one; waits while kMaxClients are busy (the clients
+    // after them wait in the listen queue, and when that is full they write their messages
+    // themselves: queue_client.cpp). False when no thread could be made.
+    bool give(int fd) {
+        std::unique_lock<std::mutex> g(mu_);
+        while (busy_ >= static_cast<std::size_t>(kMaxClients) && !g_stop)  // g_stop: set by a signal
+            free_.wait_for(g, std::chrono::milliseconds(100));
+        fds_.push_back(fd);
+        ++busy_;
+        if (idle_ < fds_.size()) {
+            try {
+                std::thread([this] { run(); }).detach();
+                ++threads_;
+            } catch (const std::exception& e) {
+                fds_.pop_back();
+                --busy_;
+                log_line(std::string("cannot serve a client: ") + e.what());
+                return false;
+            }
+        }
+        g.unlock();
+        work_.notify_one();
+        return true;
+    }
+    // Waits up to `limit` for the clients being served; false if some are still busy.
+    bool drain(std::chrono::milliseconds limit) {
+        std::unique_lock<std::mutex> g(mu_);
+        return free_.wait_for(g, limit, [&] { return busy_ == 0; });
+    }
+private:
+    void run() {
+        std::unique_lock<std::mutex> g(mu_);
+        for (;;) {
+            ++idle_;
+            bool got = work_.wait_for(g, kIdleExit, [&] { return stop_ || !fds_.empty(); });
+            --idle_;
+            if (!got || fds_.empty()) break;  // idle too long, or stopping
+            int fd = fds_.front();
+            fds_.pop_front();
+            g.unlock();
+            serve_(fd);
+            g.lock();
+            --busy_;
+            free_.notify_all();
+        }
+        --threads_;
+        gone_.notify_all();
+    }
+    static constexpr std::chrono::seconds kIdleExit{60};
+    Serve serve_;
+    std::mutex mu_;
+    std::condition_variable work_, free_, gone_;
+    std::deque<int> fds_;
+    std::size_t busy_ = 0, idle_ = 0, threads_ = 0;
+    bool stop_ = false;
+};
+
 // The socket: made afresh (a stale one, with nobody listening, is removed), mode 0666 since any
 // local user may queue mail, as anyone may run qmail-queue.
 int listen_on(const fs::path& path) {
@@ -294,7 +368,7 @@ int main(int argc, char** argv) {
         Committer committer(dirs, pool);
         g_listen_fd = listen_on(paths.queue_socket);
         log_line("writing " + dirs.root().string() + " for clients of " + paths.queue_socket.string());
-        std::atomic<int> clients{0};
+        Servers servers([&](int fd) { serve(fd, dirs, pool, committer); });
         while (!g_stop) {
             int fd = ::accept4(g_listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
             if (fd < 0) {
@@ -304,28 +378,17 @@ int main(int argc, char** argv) {
                 ::poll(nullptr, 0, 100);
                 continue;
             }
-            ++clients;
-            try {
-                std::thread([fd, &dirs, &pool, &committer, &clients] {
-                    serve(fd, dirs, pool, committer);
-                    --clients;
-                }).detach();
-            } catch (const std::exception& e) {  // no thread: the client is told to try again later
-                log_line(std::string("cannot serve a client: ") + e.what());
+            if (!servers.give(fd)) {  // no thread: the client is told to try again later
                 answer(fd, qv::qq::nomem, 0);
                 ::close(fd);
-                --clients;
             }
-            // at most kMaxClients at once: the others wait in the listen queue; when that is full, they
-            // do not wait but write their messages themselves (queue_client.cpp)
-            while (clients >= kMaxClients && !g_stop) ::poll(nullptr, 0, 10);
         }
         ::close(g_listen_fd);
         ::unlink(paths.queue_socket.c_str());
         // the clients still sending finish (their answers may already be on the way)
-        for (int i = 0; i < 300 && clients > 0; ++i) ::poll(nullptr, 0, 100);
+        bool drained = servers.drain(std::chrono::seconds(30));
         log_line("stopped: " + committer.stats() + "; " + std::to_string(pool.taken()) + " files reused from pool/");
-        if (clients > 0) ::_exit(0);  // a client that stalls is abandoned; its message was never acknowledged
+        if (!drained) ::_exit(0);  // a client that stalls is abandoned; its message was never acknowledged
         return 0;
     } catch (const std::exception& e) {
         log_line(e.what());
