@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 #include "qvmail/error.hpp"
 
@@ -62,12 +63,42 @@ void CdbWriter::finish() {
 
 // ---------------------------------------------------------------------------------------------
 
+namespace {
+
+bool not_older(const struct stat& c, const struct stat& t) {
+    if (c.st_mtim.tv_sec != t.st_mtim.tv_sec) return c.st_mtim.tv_sec > t.st_mtim.tv_sec;
+    return c.st_mtim.tv_nsec >= t.st_mtim.tv_nsec;
+}
+
+}  // namespace
+
 bool cdb_is_current(const std::filesystem::path& cdb, const std::filesystem::path& source) {
     struct stat c {
     }, t{};
     if (::stat(cdb.c_str(), &c) != 0 || ::stat(source.c_str(), &t) != 0) return false;
-    if (c.st_mtim.tv_sec != t.st_mtim.tv_sec) return c.st_mtim.tv_sec > t.st_mtim.tv_sec;
-    return c.st_mtim.tv_nsec >= t.st_mtim.tv_nsec;
+    return not_older(c, t);
+}
+
+std::shared_ptr<const CdbReader> current_cdb(const std::filesystem::path& cdb, const std::filesystem::path& source) {
+    struct stat c {
+    }, t{};
+    if (::stat(cdb.c_str(), &c) != 0 || ::stat(source.c_str(), &t) != 0 || !not_older(c, t)) return nullptr;
+    struct Open {
+        struct stat st;
+        std::shared_ptr<const CdbReader> reader;
+    };
+    thread_local std::map<std::string, Open> open;  // a cdb's reader is not for two threads at once
+    auto same = [&](const struct stat& o) {
+        return o.st_dev == c.st_dev && o.st_ino == c.st_ino && o.st_size == c.st_size &&
+               o.st_mtim.tv_sec == c.st_mtim.tv_sec && o.st_mtim.tv_nsec == c.st_mtim.tv_nsec &&
+               o.st_ctim.tv_sec == c.st_ctim.tv_sec && o.st_ctim.tv_nsec == c.st_ctim.tv_nsec;
+    };
+    if (auto it = open.find(cdb.native()); it != open.end() && same(it->second.st)) return it->second.reader;
+    if (open.size() >= 32) open.clear();  // a few domains' files at a time, not every domain's
+    // (replaced since the stat: then the next call opens it again)
+    auto reader = std::make_shared<const CdbReader>(cdb);
+    open[cdb.native()] = Open{c, reader};
+    return reader;
 }
 
 CdbReader::CdbReader(const std::filesystem::path& path) : path_(path), db_(new struct cdb) {

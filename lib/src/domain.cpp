@@ -79,9 +79,8 @@ void write_assign(FileTransaction& tx, const Paths& paths, const AssignFile& a, 
 std::optional<Domain> find_domain(const Paths& paths, std::string_view name) {
     // users/cdb when it is current (one lookup, however many domains), else users/assign itself
     fs::path db = paths.assigndir / "cdb";
-    if (cdb_is_current(db, assign_file(paths))) {
-        CdbReader r(db);
-        auto v = r.find("!" + ascii_lower(name) + "-");
+    if (auto r = current_cdb(db, assign_file(paths))) {
+        auto v = r->find("!" + ascii_lower(name) + "-");
         if (!v) return std::nullopt;
         // the six fields user, uid, gid, dir, dash, ext, separated by NULs
         std::string line = "+" + ascii_lower(name) + "-:" + std::string(*v) + ":";

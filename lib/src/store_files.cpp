@@ -205,9 +205,8 @@ public:
         if (it == state_.end()) {
             // The fast path the mail programs take: the cdb, when it is current.
             fs::path text = d.dir / "vpasswd", db = d.dir / "vpasswd.cdb";
-            if (cdb_is_current(db, text)) {
-                CdbReader r(db);
-                auto v = r.find(name);
+            if (auto r = current_cdb(db, text)) {
+                auto v = r->find(name);
                 if (!v) return std::nullopt;
                 return parse_vpasswd_line(std::string(name) + ":" + std::string(*v));
             }

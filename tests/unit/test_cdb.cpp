@@ -1,3 +1,7 @@
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <array>
 #include <catch2/catch.hpp>
 #include <utility>
 #include <vector>
@@ -181,4 +185,28 @@ TEST_CASE("a missing database is a missing input", "[cdb]") {
         CHECK(e.code() == qv::Exit::noinput);
         CHECK_THAT(e.what(), Catch::Contains("nope.cdb"));
     }
+}
+
+TEST_CASE("a current cdb stays open between lookups until it is replaced or its source is newer", "[cdb]") {
+    TempDir dir;
+    const auto db = dir / "vpasswd.cdb", text = dir / "vpasswd";
+    qvtest::write(text, "joe:x\n");
+    ::utimensat(AT_FDCWD, text.c_str(), std::array<timespec, 2>{{{1000, 0}, {1000, 0}}}.data(), 0);
+    make_cdb(db, {{"joe", "one"}});
+    auto a = qv::current_cdb(db, text);
+    REQUIRE(a);
+    CHECK(a->find("joe") == "one");
+    CHECK(qv::current_cdb(db, text) == a);  // the same reader: nothing opened or mapped again
+
+    make_cdb(db, {{"joe", "two"}});  // replaced (a new file renamed over it), as every writer does
+    auto b = qv::current_cdb(db, text);
+    REQUIRE(b);
+    CHECK(b != a);
+    CHECK(b->find("joe") == "two");
+    CHECK(a->find("joe") == "one");  // a reader already handed out keeps its file
+
+    qvtest::write(text, "joe:y\n");  // the source changed after its cdb: read the source instead
+    ::utimensat(AT_FDCWD, text.c_str(), std::array<timespec, 2>{{{4000000000, 0}, {4000000000, 0}}}.data(), 0);
+    CHECK_FALSE(qv::current_cdb(db, text));
+    CHECK_FALSE(qv::current_cdb(dir / "missing.cdb", text));
 }

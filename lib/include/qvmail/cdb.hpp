@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -74,6 +75,13 @@ private:
 // Whether `cdb` may stand for `source`: both exist and the cdb is not older than the source (the
 // readers' fast path; a source changed after its cdb, as bulk adds leave it, is read instead).
 bool cdb_is_current(const std::filesystem::path& cdb, const std::filesystem::path& source);
+
+class CdbReader;
+// `cdb` opened for lookups when it is current for `source` (as cdb_is_current), else null. The reader
+// stays open for the calling thread, and serves its next calls while the file is the same one (device,
+// inode, size and times): a resident program (qmail-send looks up users/cdb and vpasswd.cdb for every
+// message) maps each file once, not once a lookup. Use it on this thread only. Throws as CdbReader.
+std::shared_ptr<const CdbReader> current_cdb(const std::filesystem::path& cdb, const std::filesystem::path& source);
 
 class CdbReader {
 public:
