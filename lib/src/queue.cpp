@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -118,11 +119,17 @@ Envelope parse_envelope(std::string_view data) {
 std::string rfc822_date(std::time_t when) {
     static const char* const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    struct tm t {};
-    ::gmtime_r(&when, &t);
+    // UTC by arithmetic: gmtime_r would read /etc/localtime first (glibc), in every qmail-smtpd
+    using namespace std::chrono;
+    const sys_seconds at{seconds{when}};
+    const auto day = floor<days>(at);
+    const year_month_day ymd{day};
+    const hh_mm_ss<seconds> hms{at - day};
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%d %s %d %02d:%02d:%02d -0000", t.tm_mday, months[t.tm_mon], t.tm_year + 1900,
-                  t.tm_hour, t.tm_min, t.tm_sec);
+    std::snprintf(buf, sizeof buf, "%u %s %d %02d:%02d:%02d -0000", static_cast<unsigned>(ymd.day()),
+                  months[static_cast<unsigned>(ymd.month()) - 1], static_cast<int>(ymd.year()),
+                  static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                  static_cast<int>(hms.seconds().count()));
     return buf;
 }
 
@@ -339,7 +346,7 @@ std::optional<PooledFile> QueuePool::take(const std::function<fs::path(std::uint
             if (e == ENOENT) continue;
             return std::nullopt;  // the caller's own way of making the file reports what is wrong there
         }
-        if (::ftruncate(fd, 0) != 0 || ::futimens(fd, nullptr) != 0) {
+        if (::futimens(fd, nullptr) != 0) {
             ::unlink(to.c_str());
             ::close(fd);
             return std::nullopt;
@@ -398,6 +405,7 @@ QueueInjection::QueueInjection(const QueueDirs& dirs, QueuePool* pool) : dirs_(d
         if (auto f = pool_->take([this](std::uint64_t n) { return dirs_.mess(n); })) {
             mess_fd_ = f->fd;
             number_ = f->number;
+            mess_pooled_ = true;
             return;
         }
     }
@@ -456,9 +464,14 @@ void QueueInjection::write(std::string_view data) {
 
 void QueueInjection::write_envelope(uid_t uid, pid_t pid, const Envelope& e) {
     flush_buffer();
+    if (mess_pooled_ && ::ftruncate(mess_fd_, static_cast<off_t>(size_)) != 0)
+        fail(qq::write_error, "cannot truncate", dirs_.mess(number_), errno);
     fs::path intdfn = dirs_.intd(number_);
     if (pool_)
-        if (auto f = pool_->take([&](std::uint64_t) { return intdfn; })) intd_fd_ = f->fd;
+        if (auto f = pool_->take([&](std::uint64_t) { return intdfn; })) {
+            intd_fd_ = f->fd;
+            intd_pooled_ = true;
+        }
     if (intd_fd_ < 0) intd_fd_ = ::open(intdfn.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (intd_fd_ < 0 && errno == EEXIST) {
         // A leftover of an earlier message N (its sender died between removing todo/N and intd/N): that
@@ -474,6 +487,8 @@ void QueueInjection::write_envelope(uid_t uid, pid_t pid, const Envelope& e) {
     std::string env = format_envelope(e);
     s.append(env, 0, env.size() - 1);  // the envelope without its final \0, as qmail-queue writes it
     write_all(intd_fd_, s, intdfn);
+    if (intd_pooled_ && ::ftruncate(intd_fd_, static_cast<off_t>(s.size())) != 0)
+        fail(qq::write_error, "cannot truncate", intdfn, errno);
 }
 
 int QueueInjection::commit_alone() {

@@ -54,6 +54,7 @@ TEST_CASE("qmail-queue's exit codes, as qmail-smtpd answers them", "[queue]") {
     CHECK_FALSE(qv::qq::permanent(51));
     CHECK(qv::rfc822_date(0) == "1 Jan 1970 00:00:00 -0000");
     CHECK(qv::rfc822_date(1796183150) == "2 Dec 2026 03:45:50 -0000");
+    CHECK(qv::rfc822_date(951868799) == "29 Feb 2000 23:59:59 -0000");
 }
 
 TEST_CASE("a message is written in notqmail's order, and only a committed one is queued", "[queue]") {
@@ -158,7 +159,8 @@ TEST_CASE("a finished message's files are reused for a new one only after a flus
     ::unlink(dirs.intd(second).c_str());
     ::unlink(dirs.mess(second).c_str());
 
-    // after a flush that began later (the coarse clock must move on): the pooled files, emptied, renamed
+    // after a flush that began later (the coarse clock must move on): the pooled files, renamed,
+    // overwritten and cut to the new message (the first was longer: none of it is left)
     std::this_thread::sleep_for(std::chrono::milliseconds(30));
     pool.flush_starting();
     pool.flush_done();

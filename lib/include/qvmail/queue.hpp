@@ -120,12 +120,14 @@ std::string rfc822_date(std::time_t when);
 // A pooled file still holds its old message. It is taken only once a flush of the filesystem that began
 // after it entered the pool has finished (QueuePool::flush_done): by then the removal of the old message's
 // other files (todo/N, info/N) is durable, so a crash can never pair them with a new message's data. The
-// taker moves it to its new name (never replacing anything there), then empties it.
+// taker moves it to its new name (never replacing anything there), overwrites it from the start and cuts
+// it to what it wrote before the commit's flush (emptying it first would free its blocks only to
+// allocate them again); a crash before that leaves a file that was never queued, removed as any other.
 constexpr std::size_t kPoolMax = 2048;
 constexpr off_t kPoolFileMax = 64 * 1024;
 
 struct PooledFile {
-    int fd = -1;               // open for writing, emptied, its times set to now
+    int fd = -1;               // open for writing at offset 0, its old bytes still there, its times set to now
     std::uint64_t number = 0;  // its inode number (its name in pool/)
 };
 
@@ -207,6 +209,7 @@ private:
     std::uint64_t number_ = 0;
     int mess_fd_ = -1;
     int intd_fd_ = -1;
+    bool mess_pooled_ = false, intd_pooled_ = false;  // old bytes past what we write: cut them off
     std::string buf_;
     std::uint64_t size_ = 0;
     bool committed_ = false;
