@@ -14,7 +14,9 @@
 namespace qv {
 
 GroupSync::~GroupSync() {
-    for (auto& [dev, fd] : pending_) ::close(fd);
+    for (auto& [dev, p] : pending_)
+        if (p.second) ::close(p.first);
+    for (auto& [dev, fd] : kept_) ::close(fd);
 }
 
 void GroupSync::sync(const std::filesystem::path& path) {
@@ -26,9 +28,38 @@ void GroupSync::sync(const std::filesystem::path& path) {
         ::close(fd);
         throw sys_error(Exit::ioerr, "cannot stat", path, e);
     }
+    join(path, st.st_dev, fd, true);
+}
+
+void GroupSync::sync(const std::filesystem::path& path, dev_t dev) {
+    {
+        std::unique_lock<std::mutex> g(mu_);
+        if (auto it = kept_.find(dev); it != kept_.end()) {
+            g.unlock();
+            join(path, dev, it->second, false);  // kept_ only grows: the descriptor stays valid
+            return;
+        }
+    }
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) throw sys_error(Exit::ioerr, "cannot open", path, errno);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        int e = errno;
+        ::close(fd);
+        throw sys_error(Exit::ioerr, "cannot stat", path, e);
+    }
+    bool keep = false;
+    if (st.st_dev == dev) {  // else `path` is not where the caller thinks: flush where it is, keep nothing
+        std::lock_guard<std::mutex> g(mu_);
+        if (kept_.size() < 16 && kept_.emplace(dev, fd).second) keep = true;
+    }
+    join(path, st.st_dev, fd, !keep);
+}
+
+void GroupSync::join(const std::filesystem::path& path, dev_t dev, int fd, bool owned) {
     std::unique_lock<std::mutex> g(mu_);
     const std::uint64_t ticket = next_ticket_++;
-    if (!pending_.emplace(st.st_dev, fd).second) ::close(fd);
+    if (auto [it, added] = pending_.emplace(dev, std::make_pair(fd, owned)); !added && owned) ::close(fd);
     while (done_upto_ < ticket) {
         if (flushing_) {  // a batch is being flushed without us: wait for it, then lead or join the next
             done_.wait(g);
@@ -36,17 +67,17 @@ void GroupSync::sync(const std::filesystem::path& path) {
         }
         // lead the batch gathered so far (ours included)
         flushing_ = true;
-        std::map<dev_t, int> batch;
+        std::map<dev_t, std::pair<int, bool>> batch;
         batch.swap(pending_);
         const std::uint64_t first = batch_first_, last = next_ticket_ - 1;
         batch_first_ = last + 1;
         g.unlock();
         std::string error;
         std::uint64_t n = 0;
-        for (auto& [dev, bfd] : batch) {
+        for (auto& [bdev, bfd] : batch) {
             ++n;
-            if (::syncfs(bfd) != 0 && error.empty()) error = std::strerror(errno);
-            ::close(bfd);
+            if (::syncfs(bfd.first) != 0 && error.empty()) error = std::strerror(errno);
+            if (bfd.second) ::close(bfd.first);
         }
         g.lock();
         flushes_ += n;

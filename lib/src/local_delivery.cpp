@@ -96,7 +96,7 @@ struct Delivery {
             }
             MaildirFile f = maildir_write(maildir, head(), m.fd, m.offset, o.group == nullptr);
             try {
-                if (o.group) o.group->sync(f.dir);  // the data
+                if (o.group) o.group->sync(f.dir, f.dev);  // the data
                 fs::path name = maildir_publish(f, o.group == nullptr);
                 if (o.group && o.unsynced_names)  // its name in new/: the caller's to flush
                     o.unsynced_names->push_back(f.dir);

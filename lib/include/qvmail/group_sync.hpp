@@ -29,14 +29,23 @@ public:
     // Returns once a syncfs of the file system holding `path`, started after this call, has completed.
     // Throws Error 74 when the flush fails, or `path` cannot be opened.
     void sync(const std::filesystem::path& path);
+    // The same for a file system known by its device (a file just written there, fstat'ed): a
+    // descriptor on it (`path`, opened the first time) is kept for the next calls, so a caller flushing
+    // for every message opens nothing. At most 16 file systems are remembered; each keeps one directory
+    // open while this object lives.
+    void sync(const std::filesystem::path& path, dev_t dev);
 
     std::uint64_t flushes() const;  // syncfs calls made so far
     std::uint64_t requests() const;  // sync() calls answered so far
 
 private:
+    // Waits for a flush of `dev` through `fd` (closed by the batch when `owned`) begun after the call.
+    void join(const std::filesystem::path& path, dev_t dev, int fd, bool owned);
     mutable std::mutex mu_;
+    std::map<dev_t, int> kept_;  // file system -> a descriptor kept on it (sync(path, dev))
     std::condition_variable done_;
-    std::map<dev_t, int> pending_;  // file system -> a descriptor on it, for the next batch
+    std::map<dev_t, std::pair<int, bool>> pending_;  // file system -> a descriptor on it, for the next
+                                                     // batch, and whether the batch closes it
     std::uint64_t next_ticket_ = 1;  // the ticket the next caller gets
     std::uint64_t batch_first_ = 1;  // the first ticket of the batch being gathered
     std::uint64_t done_upto_ = 0;    // every ticket up to this one is answered

@@ -453,6 +453,7 @@ private:
     void scan_todo();
     void take_new(std::vector<std::uint64_t> found, bool named);
     void write_preprocessed(Job& j);
+    void discard_preprocessed(std::uint64_t n, bool bounce);
     bool leave_fast_path(Job& j);
     void cleanup();
     void add_job(Job j);
@@ -475,6 +476,7 @@ private:
     std::string remote_program_;
     qv::Owner remote_owner_, send_owner_;  // qmailr runs qmail-remote, qmails BOUNCEPROCESSOR (as root)
     std::map<std::uint64_t, Job> jobs_;
+    bool scanned_ = false;  // todo/ was looked at once: what an earlier run left is gone
     std::deque<std::pair<std::uint64_t, std::size_t>> ready_[2];  // due now: (message, recipient)
     struct Timer {
         std::time_t at;
@@ -540,7 +542,13 @@ void Sender::load_info() {
     }
 }
 
-// New messages: todo/N becomes info/N, local/N, remote/N (one flush for all of a scan), then goes.
+// Removes info/N (first: without it, the others mean nothing), local/N, remote/N and, with `bounce`,
+// bounce/N: a preprocessing that failed, or what a run that died left of a message still in todo/.
+void Sender::discard_preprocessed(std::uint64_t n, bool bounce) {
+    for (const fs::path& p : {dirs_.info(n), dirs_.local(n), dirs_.remote(n)}) ::unlink(p.c_str());
+    if (bounce) ::unlink(dirs_.bounce(n).c_str());
+}
+
 // Writes info/N, local/N and remote/N of a job (not yet durable: the caller flushes).
 void Sender::write_preprocessed(Job& j) {
     auto write_file = [&](const fs::path& p, const std::string& data) {
@@ -589,6 +597,9 @@ void Sender::take_new(std::vector<std::uint64_t> found, bool named) {
     std::vector<Job> made;
     for (std::uint64_t n : found) {
         if (jobs_.count(n)) continue;
+        // what an earlier run left of this message (its preprocessing or delivery did not finish) goes;
+        // this run leaves nothing (a preprocessing that fails is undone), so only its first scan looks
+        if (!scanned_) discard_preprocessed(n, true);
         auto fields = read_fields(dirs_.todo(n));
         if (!fields && named && errno == ENOENT) continue;
         struct stat st {};
@@ -610,14 +621,13 @@ void Sender::take_new(std::vector<std::uint64_t> found, bool named) {
             r.addr = addr;
             j.rc[c].push_back(r);
         }
-        // what an earlier run left of this message (its preprocessing or delivery did not finish) goes
-        for (const fs::path& p : {dirs_.info(n), dirs_.local(n), dirs_.remote(n), dirs_.bounce(n)}) ::unlink(p.c_str());
         j.fast = j.rc[kLocal].size() == 1 && j.rc[kRemote].empty();
         if (!j.fast) {
             try {
                 write_preprocessed(j);
             } catch (const std::exception& e) {
                 log_line(std::string("warning: ") + e.what());
+                discard_preprocessed(n, false);
                 continue;
             }
         }
@@ -626,6 +636,7 @@ void Sender::take_new(std::vector<std::uint64_t> found, bool named) {
                  "> qp " + qp + " uid " + uid);
         made.push_back(std::move(j));
     }
+    scanned_ = true;
     if (made.empty()) return;
     bool slow = std::any_of(made.begin(), made.end(), [](const Job& j) { return !j.fast; });
     if (slow) {
@@ -634,7 +645,10 @@ void Sender::take_new(std::vector<std::uint64_t> found, bool named) {
         } catch (const std::exception& e) {
             log_line(std::string("alert: ") + e.what() + "; trying again later");
             for (auto& j : made)
-                if (j.fast) add_job(std::move(j));
+                if (j.fast)
+                    add_job(std::move(j));
+                else
+                    discard_preprocessed(j.n, false);
             return;
         }
     }
@@ -655,6 +669,7 @@ bool Sender::leave_fast_path(Job& j) {
         group_.sync(dirs_.root());
     } catch (const std::exception& e) {
         log_line(std::string("alert: msg ") + std::to_string(j.n) + ": " + e.what());
+        discard_preprocessed(j.n, false);  // it stays on the fast path: its finish removes no info/N
         return false;
     }
     ::unlink(dirs_.todo(j.n).c_str());
