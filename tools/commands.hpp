@@ -38,6 +38,9 @@ int main(int argc, char** argv);
 namespace qv::cmd_vchkpass {
 int main(int argc, char** argv);
 }
+namespace qv::cmd_valias {
+int main(int argc, char** argv);
+}
 namespace qv::cmd_vcfilter {
 int main(int argc, char** argv);
 }

@@ -27,6 +27,7 @@ constexpr Entry kCommands[] = {
     {"clearopensmtp", qv::cmd_clearopensmtp::main},
     {"vchkpass", qv::cmd_vchkpass::main},
     {"vcfilter", qv::cmd_vcfilter::main},
+    {"valias", qv::cmd_valias::main},
 };
 
 int dispatch(std::string_view name, int argc, char** argv) {

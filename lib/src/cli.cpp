@@ -377,8 +377,13 @@ std::vector<std::string> complete_domain_names(const std::string&) {
     return out;
 }
 
-std::vector<std::string> complete_addresses(const std::string& prefix) {
-    // "jo" offers joe@example.com and john@example.org; "jo@ex" narrows to domains starting "ex".
+namespace {
+
+// "jo" offers joe@example.com and john@example.org; "jo@ex" narrows to domains starting "ex". `names`:
+// the local parts of a domain to offer; with `domains`, the domain names themselves too.
+std::vector<std::string> complete_in_domains(const std::string& prefix,
+                                             const std::function<std::vector<std::string>(Store&, const Domain&)>& names,
+                                             bool domains) {
     constexpr std::size_t kLimit = 1000;
     Paths paths = Paths::from_env();
     std::size_t at = prefix.find('@');
@@ -387,11 +392,30 @@ std::vector<std::string> complete_addresses(const std::string& prefix) {
     auto store = open_store(paths);
     std::vector<std::string> out;
     for (auto& d : list_domains(paths)) {
+        if (domains && at == std::string::npos && d.name.starts_with(prefix) && out.size() < kLimit)
+            out.push_back(d.name);
         if (!d.name.starts_with(dompref)) continue;
-        for (auto& u : store->users(d.ref()))
-            if (u.name.starts_with(local) && out.size() < kLimit) out.push_back(u.name + "@" + d.name);
+        for (auto& n : names(*store, d))
+            if (n.starts_with(local) && out.size() < kLimit) out.push_back(n + "@" + d.name);
     }
     return out;
+}
+
+}  // namespace
+
+std::vector<std::string> complete_addresses(const std::string& prefix) {
+    return complete_in_domains(
+        prefix,
+        [](Store& s, const Domain& d) {
+            std::vector<std::string> out;
+            for (auto& u : s.users(d.ref())) out.push_back(u.name);
+            return out;
+        },
+        false);
+}
+
+std::vector<std::string> complete_aliases(const std::string& prefix) {
+    return complete_in_domains(prefix, [](Store& s, const Domain& d) { return s.aliases(d.ref()); }, true);
 }
 
 void audit(std::string_view program, std::string_view what) {

@@ -94,6 +94,26 @@ class MailboxDelivery(DeliveryCase):
         self.host.wait_for(self.joe, "joe's mail")
         self.wait_empty()
 
+    def test_valias_alias_reaches_each_target(self):
+        """An alias made with valias (two forwards and a Maildir of the domain) delivers a copy to each."""
+        run = self.host.home.run
+        for line in ("&" + JOE, TIM, "./sales/Maildir/"):
+            p = run("valias", "-i", line, "sales@example.com")
+            self.assertEqual(p.returncode, 0, p.stderr)
+        archive = os.path.join(self.host.home.path("domains/example.com"), "sales/Maildir")
+        for sub in ("", "/new", "/cur", "/tmp"):
+            os.makedirs(archive + sub)
+        uid, gid = self.owner()
+        for sub in ("", "/new", "/cur", "/tmp"):
+            os.chown(archive + sub, uid, gid)
+        self.host.start_send()
+        self.inject("sender@remote.test", ["sales@example.com"])
+        for who in (self.joe, lambda: self.host.maildir_messages(self.host.mailbox(TIM)),
+                    lambda: self.host.maildir_messages(archive)):
+            got = self.host.wait_for(who, "a copy for each of the alias's lines")
+            self.assertIn(b"Delivered-To: sales@example.com\n", got[0])
+        self.wait_empty()
+
     def test_loop_is_bounced(self):
         """A message that already carries the mailbox's Delivered-To line is a loop: bounced, not delivered."""
         self.host.start_send()

@@ -20,7 +20,8 @@ MTA = ["qmail-smtpd", "qmail-queue", "qmail-queued", "qmail-nullqueue", "qmail-s
        "vfilter"]
 COMMANDS = [("qmailctl", ["cdb"]), ("qmailctl", ["check"]), ("vadddomain", []), ("vdeldomain", []),
             ("vdominfo", []), ("vmoddomain", []), ("vadduser", []), ("vdeluser", []), ("vpasswd", []),
-            ("vuserinfo", []), ("vmoduser", []), ("clearopensmtp", []), ("vchkpass", []), ("vcfilter", [])] + \
+            ("vuserinfo", []), ("vmoduser", []), ("clearopensmtp", []), ("vchkpass", []), ("vcfilter", []),
+            ("valias", [])] + \
            [("qmailctl", sub) for sub in RELAY]
 
 

@@ -176,5 +176,6 @@ void audit(std::string_view program, std::string_view what);
 // Completion hooks shared by the domain and mailbox commands.
 std::vector<std::string> complete_domain_names(const std::string& prefix);
 std::vector<std::string> complete_addresses(const std::string& prefix);
+std::vector<std::string> complete_aliases(const std::string& prefix);  // alias@domain, and domain names
 
 }  // namespace qv

@@ -1,0 +1,177 @@
+// Aliases of virtual domains. See alias.hpp.
+#include "qvmail/alias.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <optional>
+#include <set>
+
+#include "qvmail/error.hpp"
+#include "qvmail/paths.hpp"
+#include "qvmail/store.hpp"
+#include "qvmail/transaction.hpp"
+
+namespace qv {
+
+namespace {
+
+std::string_view trim_blanks(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+[[noreturn]] void bad_line(std::string_view line, const std::string& why) {
+    throw Error(Exit::dataerr, "delivery line \"" + printable(line) + "\": " + why);
+}
+
+// The address a line forwards to, if it is a forward.
+std::optional<Address> forward_target(std::string_view line) {
+    if (line.empty() || line[0] == '|' || line[0] == '/' || line[0] == '.' || line[0] == '#') return std::nullopt;
+    try {
+        return parse_address(line[0] == '&' ? line.substr(1) : line);
+    } catch (const Error&) {
+        return std::nullopt;
+    }
+}
+
+// A stored line as check_alias_line would write it, or as it is when it does not pass (written by hand).
+std::string normal_form(std::string_view line) {
+    try {
+        return check_alias_line(line);
+    } catch (const Error&) {
+        return std::string(line);
+    }
+}
+
+}  // namespace
+
+std::string check_alias_line(std::string_view in) {
+    std::string_view line = trim_blanks(in);
+    if (line.empty()) bad_line(in, "empty");
+    for (unsigned char c : line)
+        if (c < 0x20 || c == 0x7f) bad_line(in, "a line end or another control character");
+    if (line[0] == '#') bad_line(in, "a comment delivers nothing");
+    if (line[0] == '|') {
+        if (trim_blanks(line.substr(1)).empty()) bad_line(in, "a program line without a command");
+        return std::string(line);
+    }
+    if (line[0] == '/' || line.starts_with("./")) {
+        if (line.back() != '/') bad_line(in, "not a Maildir (end it with '/'; mbox files are not delivered to)");
+        std::string_view rest = line;
+        while (!rest.empty()) {
+            std::size_t slash = rest.find('/');
+            if (rest.substr(0, slash) == "..") bad_line(in, "a path with \"..\"");
+            if (slash == std::string_view::npos) break;
+            rest.remove_prefix(slash + 1);
+        }
+        return std::string(line);
+    }
+    try {
+        return "&" + parse_address(line[0] == '&' ? line.substr(1) : line).str();
+    } catch (const Error& e) {
+        bad_line(in, std::string("not an address, a |program or a Maildir path (") + e.what() + ")");
+    }
+}
+
+std::vector<AliasEntry> list_aliases(const Paths& paths, Store& store, std::string_view domain, std::string_view local) {
+    std::vector<Domain> domains;
+    if (domain.empty())
+        domains = list_domains(paths);
+    else
+        domains.push_back(require_domain(paths, domain));
+    std::vector<AliasEntry> out;
+    for (const Domain& d : domains) {
+        DomainRef ref = d.ref();
+        std::vector<std::string> names;
+        if (local.empty())
+            names = store.aliases(ref);
+        else
+            names.emplace_back(local);
+        std::sort(names.begin(), names.end());
+        for (const auto& name : names) {
+            auto lines = store.alias_lines(ref, name);
+            if (!lines.empty()) out.push_back({name + "@" + d.name, std::move(lines)});
+        }
+    }
+    return out;
+}
+
+std::vector<AliasEntry> aliases_forwarding_to(const Paths& paths, Store& store, const Address& target) {
+    std::vector<AliasEntry> out;
+    for (auto& e : list_aliases(paths, store, {}))
+        for (const auto& line : e.lines)
+            if (auto t = forward_target(trim_blanks(line)); t && t->str() == target.str()) {
+                out.push_back(e);
+                break;
+            }
+    return out;
+}
+
+AliasChangeResult change_alias(const Paths& paths, Store& store, const Address& alias, const AliasChange& change,
+                               bool dry_run) {
+    Domain d = require_domain(paths, alias.domain);
+    DomainRef ref = d.ref();
+    const std::string line = check_alias_line(change.line);
+    std::vector<std::string> lines = store.alias_lines(ref, alias.local);
+    auto find = [&](const std::string& want) {
+        return std::find_if(lines.begin(), lines.end(), [&](const std::string& l) { return normal_form(l) == want; });
+    };
+    switch (change.kind) {
+        case AliasChange::insert:
+            if (find(line) != lines.end()) throw Error(Exit::exists, alias.str() + " has the line " + line + " already");
+            lines.push_back(line);
+            break;
+        case AliasChange::remove: {
+            auto it = find(line);
+            if (it == lines.end()) throw Error(Exit::missing, alias.str() + " has no line " + line);
+            lines.erase(it);
+            break;
+        }
+        case AliasChange::update: {
+            auto it = find(check_alias_line(change.old_line));
+            if (it == lines.end())
+                throw Error(Exit::missing, alias.str() + " has no line " + check_alias_line(change.old_line));
+            if (find(line) != lines.end()) throw Error(Exit::exists, alias.str() + " has the line " + line + " already");
+            *it = line;
+            break;
+        }
+    }
+
+    // Mail must not go round between local aliases: follow the forwards of the alias as it will be,
+    // through the aliases of this host's domains (a mailbox of the name takes the mail first: the
+    // forwards stop there).
+    std::vector<std::string> path{alias.str()};
+    std::set<std::string> seen;
+    std::function<void(const std::vector<std::string>&)> follow = [&](const std::vector<std::string>& ls) {
+        for (const auto& l : ls) {
+            auto t = forward_target(trim_blanks(l));
+            if (!t) continue;
+            const std::string to = t->str();
+            if (to == alias.str()) {
+                std::string loop;
+                for (const auto& p : path) loop += p + " -> ";
+                throw Error(Exit::dataerr, "mail would loop: " + loop + to);
+            }
+            if (!seen.insert(to).second) continue;
+            auto td = find_domain(paths, t->domain);
+            if (!td) continue;  // not a domain of this host
+            DomainRef tref = td->ref();
+            if (store.get_user(tref, t->local)) continue;
+            path.push_back(to);
+            follow(store.alias_lines(tref, t->local));
+            path.pop_back();
+        }
+    };
+    AliasChangeResult result;
+    result.mailbox_first = store.get_user(ref, alias.local).has_value();
+    if (!result.mailbox_first) follow(lines);  // else its lines are never read (and go with the mailbox)
+    FileTransaction tx(dry_run);
+    store.set_alias(ref, alias.local, lines);
+    apply_change(tx, store);
+    result.steps = tx.log();
+    result.lines = std::move(lines);
+    return result;
+}
+
+}  // namespace qv
