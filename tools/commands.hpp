@@ -41,6 +41,9 @@ int main(int argc, char** argv);
 namespace qv::cmd_valias {
 int main(int argc, char** argv);
 }
+namespace qv::cmd_vsetuserquota {
+int main(int argc, char** argv);
+}
 namespace qv::cmd_vcfilter {
 int main(int argc, char** argv);
 }

@@ -28,6 +28,7 @@ constexpr Entry kCommands[] = {
     {"vchkpass", qv::cmd_vchkpass::main},
     {"vcfilter", qv::cmd_vcfilter::main},
     {"valias", qv::cmd_valias::main},
+    {"vsetuserquota", qv::cmd_vsetuserquota::main},
 };
 
 int dispatch(std::string_view name, int argc, char** argv) {

@@ -454,6 +454,11 @@ MaildirUsage maildir_usage(const fs::path& maildir, const Quota& q, bool recalcu
     return use;
 }
 
+std::optional<MaildirUsage> maildirsize_usage(const fs::path& maildir) {
+    if (auto sf = read_maildirsize(maildir / "maildirsize")) return sf->usage;
+    return std::nullopt;
+}
+
 void maildirsize_add(const fs::path& maildir, std::int64_t bytes, std::int64_t count) {
     const fs::path file = maildir / "maildirsize";
     Fd fd(::open(file.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));

@@ -69,6 +69,36 @@ class Mailboxes(HomeTestCase):
         self.assertIsNone(self.record("john.doe"))
         self.assertEqual(h.run("vuserinfo", "john.doe@example.com").returncode, 67)
 
+    def test_vsetuserquota_and_the_usage_deliveries_keep(self):
+        h = self.home
+        self.ok(h.run("vadduser", "joe@example.com", "--password-stdin", input=b"pw-joe\n"))
+        maildir = h.path("home/F2K/example.com/joe/Maildir")
+        h.write(maildir + "/new/1.msg", "x" * 1000)
+        h.write(maildir + "/cur/2.msg:2,S", "y" * 500)
+        p = self.ok(h.run("vsetuserquota", "joe@example.com", "10M,100"))
+        self.assertEqual(p.stdout, b"usage 1500 bytes\n")
+        self.assertEqual(self.record("joe")[6], "10485760S,100C")
+        # maildirsize counted again under the new limit
+        self.assertEqual(h.read(maildir + "/maildirsize"), b"10485760S,100C\n1500 2\n")
+        # deliveries add a line each; vuserinfo shows the sums they keep (here, as a delivery would)
+        with open(maildir + "/maildirsize", "a") as f:
+            f.write("2000 1\n")
+        j = json.loads(self.ok(h.run("vuserinfo", "--json", "joe@example.com")).stdout)
+        self.assertEqual((j["usage_bytes"], j["usage_count"], j["quota_bytes"], j["quota_count"]),
+                         (3500, 3, 10485760, 100))
+        j = json.loads(self.ok(h.run("vsetuserquota", "--json", "--dry-run", "joe@example.com", "NOQUOTA")).stdout)
+        self.assertEqual((j["status"], j["quota"], j["usage_bytes"]), ("would-change", "NOQUOTA", 3500))
+        self.assertEqual(self.record("joe")[6], "10485760S,100C")
+        before = h.snapshot()
+        for args, code in [(("joe@example.com", "lots"), 65), (("joe@example.com", "-5"), 65),
+                           (("joe@example.com", "5M,x"), 65), (("nobody@example.com", "5M"), 67),
+                           (("joe@nowhere.example", "5M"), 68), (("joe@example.com",), 64)]:
+            p = h.run("vsetuserquota", *args)
+            self.assertEqual(p.returncode, code, (args, p.stderr))
+            self.assertEqual(h.snapshot(), before, args)
+        self.assertEqual(self.ok(h.run("vsetuserquota", "joe@example.com", "NOQUOTA")).stdout, b"usage 1500 bytes\n")
+        self.assertEqual(self.record("joe")[6], "NOQUOTA")
+
     def test_add_then_delete_restores_the_tree(self):
         h = self.home
         before = h.snapshot()

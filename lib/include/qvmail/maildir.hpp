@@ -92,6 +92,9 @@ std::string format_maildirsize_quota(const Quota& q);
 // counted.
 // (user.hpp's one-argument maildir_usage counts with stat(2) only, for display.)
 MaildirUsage maildir_usage(const std::filesystem::path& maildir, const Quota& q, bool recalculate = false);
+// The sums of maildir/maildirsize as deliveries keep them, read only (nothing is counted or written);
+// nullopt when the file is missing, unreadable, malformed or due for a recount (5120 bytes or more).
+std::optional<MaildirUsage> maildirsize_usage(const std::filesystem::path& maildir);
 // Appends "<bytes> <count>\n" to maildir/maildirsize in one write (O_APPEND). Does nothing when the file
 // does not exist (the next maildir_usage counts the messages). Throws MaildirError 74.
 void maildirsize_add(const std::filesystem::path& maildir, std::int64_t bytes, std::int64_t count);
