@@ -44,6 +44,9 @@ int main(int argc, char** argv);
 namespace qv::cmd_vsetuserquota {
 int main(int argc, char** argv);
 }
+namespace qv::cmd_vaddaliasdomain {
+int main(int argc, char** argv);
+}
 namespace qv::cmd_vcfilter {
 int main(int argc, char** argv);
 }

@@ -29,6 +29,7 @@ constexpr Entry kCommands[] = {
     {"vcfilter", qv::cmd_vcfilter::main},
     {"valias", qv::cmd_valias::main},
     {"vsetuserquota", qv::cmd_vsetuserquota::main},
+    {"vaddaliasdomain", qv::cmd_vaddaliasdomain::main},
 };
 
 int dispatch(std::string_view name, int argc, char** argv) {

@@ -52,6 +52,14 @@ CheckSummary check_host(const Paths& paths, Store& store, const ProgressFn& prog
     for (auto& d : domains) {
         if (progress) progress(checked++, domains.size());
         known.insert(d.name);
+        for (const auto& a : alias_domains(d)) {  // its alias domains, each with its link and line
+            auto ad = find_domain(paths, a);
+            if (ad && ad->alias == a && ad->name == d.name)
+                known.insert(a);
+            else
+                add(Finding::problem, d.name, "alias domains",
+                    d.name + "/.aliasdomains lists " + a + ", which users/assign does not make an alias domain of " + d.name);
+        }
         std::error_code ec;
         struct stat st {};
         if (::stat(d.dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {

@@ -1,6 +1,7 @@
 #include "qvmail/domain.hpp"
 
 #include <grp.h>
+#include <sys/stat.h>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -76,7 +77,48 @@ void write_assign(FileTransaction& tx, const Paths& paths, const AssignFile& a, 
 
 }  // namespace
 
+namespace {
+
+std::optional<Domain> find_assigned(const Paths& paths, std::string_view name);
+
+// The real domain of an alias domain `d` (its directory a link to a sibling domain's), if it is one.
+std::optional<Domain> real_domain_of(const Paths& paths, const Domain& d) {
+    struct stat st {};
+    if (::lstat(d.dir.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return std::nullopt;
+    std::error_code ec;
+    fs::path to = fs::read_symlink(d.dir, ec);
+    if (ec) return std::nullopt;
+    std::string real = to.filename().string();
+    if (real.empty() || real == d.name) return std::nullopt;
+    auto r = find_assigned(paths, real);
+    if (!r || ::lstat(r->dir.c_str(), &st) != 0 || S_ISLNK(st.st_mode) || !fs::equivalent(r->dir, d.dir, ec))
+        return std::nullopt;  // not IndiMail's layout: the domain stands as it is
+    r->alias = d.name;
+    return r;
+}
+
+}  // namespace
+
 std::optional<Domain> find_domain(const Paths& paths, std::string_view name) {
+    auto d = find_assigned(paths, name);
+    if (!d) return d;
+    if (auto real = real_domain_of(paths, *d)) return real;
+    return d;
+}
+
+std::vector<std::string> alias_domains(const Domain& d) {
+    std::vector<std::string> out;
+    ControlFile::load(d.dir / ".aliasdomains").for_each_line([&](std::string_view l) {
+        if (auto e = control_entry(l); !e.empty()) out.emplace_back(e);
+        return true;
+    });
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+namespace {
+
+std::optional<Domain> find_assigned(const Paths& paths, std::string_view name) {
     // users/cdb when it is current (one lookup, however many domains), else users/assign itself
     fs::path db = paths.assigndir / "cdb";
     if (auto r = current_cdb(db, assign_file(paths))) {
@@ -94,6 +136,8 @@ std::optional<Domain> find_domain(const Paths& paths, std::string_view name) {
     return domain_from(paths, *e);
 }
 
+}  // namespace
+
 Domain require_domain(const Paths& paths, std::string_view name) {
     auto d = find_domain(paths, name);
     if (!d) throw Error(Exit::nohost, "no such domain " + std::string(name));
@@ -102,7 +146,10 @@ Domain require_domain(const Paths& paths, std::string_view name) {
 
 std::vector<Domain> list_domains(const Paths& paths) {
     std::vector<Domain> out;
-    for (auto& e : AssignFile::load(assign_file(paths)).domains()) out.push_back(domain_from(paths, e));
+    for (auto& e : AssignFile::load(assign_file(paths)).domains()) {
+        Domain d = domain_from(paths, e);
+        if (!real_domain_of(paths, d)) out.push_back(std::move(d));
+    }
     return out;
 }
 
@@ -165,6 +212,57 @@ void apply_change(FileTransaction& tx, Store& store) {
     tx.finish();
 }
 
+namespace {
+
+// A domain's entries in rcpthosts (or morercpthosts + cdb when rcpthosts is full) and virtualdomains.
+void add_domain_controls(FileTransaction& tx, const Paths& paths, const std::string& name, ControlFile& vdomains, bool bulk) {
+    tx.make_dir(paths.controldir, 0755);
+    ControlFile rcpthosts = ControlFile::load(paths.control("rcpthosts"));
+    ControlFile more = ControlFile::load(paths.control("morercpthosts"));
+    if (!rcpthosts.contains(name) && !more.contains(name)) {
+        if (rcpthosts.count_entries() < kRcpthostsLimit) {
+            edit_control(tx, rcpthosts, name, true);
+        } else {
+            more.add(name);
+            write_control_and_cdb(tx, more, paths.control("morercpthosts.cdb"), bulk);
+        }
+    }
+    edit_control(tx, vdomains, name + ":" + name, true);
+    edit_control(tx, paths.control("locals"), name, false);
+}
+
+// Refuses a name that control/virtualdomains routes already.
+void refuse_routed(const ControlFile& vdomains, const std::string& name) {
+    std::string route = name + ":";
+    vdomains.for_each_line([&](std::string_view l) {
+        if (control_entry(l).starts_with(route))
+            throw Error(Exit::exists, "domain " + name + ": control/virtualdomains already routes it (" +
+                                          std::string(control_entry(l)) + ")");
+        return true;
+    });
+}
+
+// Takes the domains `names` out of rcpthosts, morercpthosts, virtualdomains and chkrcptdomains.
+void remove_domain_controls(FileTransaction& tx, const Paths& paths, const std::vector<std::string>& names) {
+    ControlFile rcpthosts = ControlFile::load(paths.control("rcpthosts"));
+    ControlFile more = ControlFile::load(paths.control("morercpthosts"));
+    ControlFile vdomains = ControlFile::load(paths.control("virtualdomains"));
+    ControlFile chkrcpt = ControlFile::load(paths.control("chkrcptdomains"));
+    bool r = false, m = false, v = false, c = false;
+    for (const auto& n : names) {
+        r = rcpthosts.remove(n) > 0 || r;
+        m = more.remove(n) > 0 || m;
+        v = vdomains.remove(n + ":" + n) > 0 || v;
+        c = chkrcpt.remove(n) > 0 || c;
+    }
+    if (r) tx.write(rcpthosts.path(), rcpthosts.text(), 0644);
+    if (m) write_control_and_cdb(tx, more, paths.control("morercpthosts.cdb"), false);
+    if (v) tx.write(vdomains.path(), vdomains.text(), 0644);
+    if (c) tx.write(chkrcpt.path(), chkrcpt.text(), 0644);
+}
+
+}  // namespace
+
 Domain add_domain(const Paths& paths, Store& store, const AddDomainRequest& req, bool dry_run, ChangeReport* report) {
     const std::string& name = req.name;
     if (req.owner.uid == 0)
@@ -177,13 +275,7 @@ Domain add_domain(const Paths& paths, Store& store, const AddDomainRequest& req,
         throw Error(Exit::exists, "domain " + name + ": " + dir.string() +
                                       " already exists, though users/assign does not list it (see qmailctl check)");
     ControlFile vdomains = ControlFile::load(paths.control("virtualdomains"));
-    std::string route = name + ":";
-    vdomains.for_each_line([&](std::string_view l) {
-        if (control_entry(l).starts_with(route))
-            throw Error(Exit::exists, "domain " + name + ": control/virtualdomains already routes it (" +
-                                          std::string(control_entry(l)) + ")");
-        return true;
-    });
+    refuse_routed(vdomains, name);
 
     Domain d;
     d.name = name;
@@ -210,19 +302,7 @@ Domain add_domain(const Paths& paths, Store& store, const AddDomainRequest& req,
     write_assign(tx, paths, assign, req.bulk);
 
     // Control files.
-    tx.make_dir(paths.controldir, 0755);
-    ControlFile rcpthosts = ControlFile::load(paths.control("rcpthosts"));
-    ControlFile more = ControlFile::load(paths.control("morercpthosts"));
-    if (!rcpthosts.contains(name) && !more.contains(name)) {
-        if (rcpthosts.count_entries() < kRcpthostsLimit) {
-            edit_control(tx, rcpthosts, name, true);
-        } else {
-            more.add(name);
-            write_control_and_cdb(tx, more, paths.control("morercpthosts.cdb"), req.bulk);
-        }
-    }
-    edit_control(tx, vdomains, name + ":" + name, true);
-    edit_control(tx, paths.control("locals"), name, false);
+    add_domain_controls(tx, paths, name, vdomains, req.bulk);
     if (req.chkrcpt) edit_control(tx, paths.control("chkrcptdomains"), name, true);
 
     // Mailbox directories and the postmaster.
@@ -249,20 +329,66 @@ Domain add_domain(const Paths& paths, Store& store, const AddDomainRequest& req,
     return d;
 }
 
+void add_alias_domain(const Paths& paths, Store& store, const std::string& alias, const std::string& real_name,
+                      bool dry_run, ChangeReport* report) {
+    AssignFile assign = AssignFile::load(assign_file(paths));
+    if (assign.domain(alias)) throw Error(Exit::exists, "domain " + alias + " already exists");
+    Domain real = require_domain(paths, real_name);
+    if (!real.alias.empty())
+        throw Error(Exit::dataerr, real_name + " is itself an alias domain of " + real.name + ": name " + real.name);
+    const fs::path link = real.dir.parent_path() / alias;
+    struct stat st {};
+    if (::lstat(link.c_str(), &st) == 0)
+        throw Error(Exit::exists, "domain " + alias + ": " + link.string() +
+                                      " already exists, though users/assign does not list it (see qmailctl check)");
+    ControlFile vdomains = ControlFile::load(paths.control("virtualdomains"));
+    refuse_routed(vdomains, alias);
+
+    FileTransaction tx(dry_run);
+    tx.symlink(link, real.dir.filename());  // relative, as IndiMail makes it
+    assign.add(domain_assign_entry(alias, real.owner.uid, real.owner.gid, link));
+    write_assign(tx, paths, assign, false);
+    add_domain_controls(tx, paths, alias, vdomains, false);
+    ControlFile aliases = ControlFile::load(real.dir / ".aliasdomains");
+    aliases.add(alias);
+    tx.write(aliases.path(), aliases.text(), 0640, real.owner);
+    apply_change(tx, store);
+    if (report) report->steps = tx.log();
+}
+
 void delete_domain(const Paths& paths, Store& store, std::string_view name, bool dry_run, ChangeReport* report) {
     Domain d = require_domain(paths, name);
     DomainRef ref = d.ref();
     FileTransaction tx(dry_run);
-
     AssignFile assign = AssignFile::load(assign_file(paths));
+
+    // An alias domain's name: that alias domain only (its link, its lines, its .aliasdomains entry).
+    // The real domain's name: its alias domains go with it.
+    std::vector<std::string> aliases;
+    if (!d.alias.empty()) {
+        aliases.push_back(d.alias);
+    } else {
+        for (const auto& a : alias_domains(d))
+            if (auto ad = find_domain(paths, a); ad && ad->alias == a && ad->name == d.name) aliases.push_back(a);
+    }
+    for (const auto& a : aliases) {
+        if (auto e = assign.domain(a)) tx.remove(e->dir);  // the link (remove() never follows it)
+        assign.remove_domain(a);
+    }
+    if (!d.alias.empty()) {
+        ControlFile left = ControlFile::load(d.dir / ".aliasdomains");
+        left.remove(d.alias);
+        tx.write(left.path(), left.text(), 0640, d.owner);
+        write_assign(tx, paths, assign, false);
+        remove_domain_controls(tx, paths, aliases);
+        apply_change(tx, store);
+        if (report) report->steps = tx.log();
+        return;
+    }
     assign.remove_domain(d.name);
     write_assign(tx, paths, assign, false);
-
-    edit_control(tx, paths.control("rcpthosts"), d.name, false);
-    ControlFile more = ControlFile::load(paths.control("morercpthosts"));
-    if (more.remove(d.name) > 0) write_control_and_cdb(tx, more, paths.control("morercpthosts.cdb"), false);
-    edit_control(tx, paths.control("virtualdomains"), d.name + ":" + d.name, false);
-    edit_control(tx, paths.control("chkrcptdomains"), d.name, false);
+    aliases.push_back(d.name);
+    remove_domain_controls(tx, paths, aliases);
 
     // Mailboxes kept outside the domain's buckets go one by one; the buckets go whole.
     std::vector<fs::path> trees;

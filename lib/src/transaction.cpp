@@ -84,7 +84,7 @@ AtomicFile& FileTransaction::stage(const fs::path& target, mode_t mode_if_new, s
     if (staged(target)) throw Error(Exit::software, "staged twice in one change: " + target.string());
     if (dry_run_) throw Error(Exit::software, "stage() in a dry run: " + target.string());
     log_.push_back("write " + target.string());
-    Step s{Step::write, target, std::make_unique<AtomicFile>(target, mode_if_new, owner_if_new), {}, {}, false};
+    Step s{Step::write, target, std::make_unique<AtomicFile>(target, mode_if_new, owner_if_new), {}, {}, false, {}};
     steps_.push_back(std::move(s));
     return *steps_.back().file;
 }
@@ -93,7 +93,7 @@ void FileTransaction::stage_job(const fs::path& target, mode_t mode_if_new, std:
     if (dry_run_) {
         if (staged(target)) throw Error(Exit::software, "staged twice in one change: " + target.string());
         log_.push_back("write " + target.string());
-        steps_.push_back(Step{Step::write, target, nullptr, {}, {}, false});
+        steps_.push_back(Step{Step::write, target, nullptr, {}, {}, false, {}});
         return;
     }
     AtomicFile& f = stage(target, mode_if_new);
@@ -118,7 +118,7 @@ void FileTransaction::write(const fs::path& target, std::string_view content, mo
     if (dry_run_) {
         if (staged(target)) throw Error(Exit::software, "staged twice in one change: " + target.string());
         log_.push_back("write " + target.string());
-        steps_.push_back(Step{Step::write, target, nullptr, {}, {}, false});
+        steps_.push_back(Step{Step::write, target, nullptr, {}, {}, false, {}});
         return;
     }
     stage(target, mode_if_new, owner_if_new).write(content);
@@ -127,7 +127,13 @@ void FileTransaction::write(const fs::path& target, std::string_view content, mo
 void FileTransaction::remove(const fs::path& path) {
     if (staged(path)) throw Error(Exit::software, "staged twice in one change: " + path.string());
     log_.push_back("remove " + path.string());
-    steps_.push_back(Step{Step::remove, path, nullptr, {}, {}, false});
+    steps_.push_back(Step{Step::remove, path, nullptr, {}, {}, false, {}});
+}
+
+void FileTransaction::symlink(const fs::path& link, const fs::path& to) {
+    if (staged(link)) throw Error(Exit::software, "staged twice in one change: " + link.string());
+    log_.push_back("link " + link.string() + " -> " + to.string());
+    steps_.push_back(Step{Step::link, link, nullptr, {}, {}, false, to});
 }
 
 void FileTransaction::publish() {
@@ -157,6 +163,10 @@ void FileTransaction::publish() {
                     }
                 }
                 s.file->publish();
+                s.applied = true;
+            } else if (s.kind == Step::link) {
+                if (::symlink(s.link_to.c_str(), s.target.c_str()) != 0)
+                    throw sys_error(Exit::cantcreat, "cannot make the link", s.target, errno);
                 s.applied = true;
             } else {
                 if (!exists) continue;
@@ -191,6 +201,8 @@ void FileTransaction::undo() noexcept {
                 ::rename(s.saved.c_str(), s.target.c_str());
             else
                 ::unlink(s.target.c_str());
+        } else if (s.kind == Step::link) {
+            ::unlink(s.target.c_str());
         } else {
             ::rename(s.saved.c_str(), s.target.c_str());
         }

@@ -114,6 +114,20 @@ class MailboxDelivery(DeliveryCase):
             self.assertIn(b"Delivered-To: sales@example.com\n", got[0])
         self.wait_empty()
 
+    def test_alias_domain_delivers_to_the_real_mailbox(self):
+        """After vaddaliasdomain, mail to joe@alias.example over SMTP lands in joe@example.com's Maildir."""
+        p = self.host.home.run("vaddaliasdomain", "alias.example", "example.com")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.host.start()
+        self.host.start_send()
+        with smtplib.SMTP("127.0.0.1", self.host.port, timeout=30) as s:
+            s.sendmail("sender@remote.test", ["joe@alias.example"], message("to the alias domain").replace(b"\n", b"\r\n"))
+            with self.assertRaises(smtplib.SMTPRecipientsRefused):  # an unknown mailbox: refused at RCPT
+                s.sendmail("sender@remote.test", ["nobody@alias.example"], message("nobody").replace(b"\n", b"\r\n"))
+        got = self.host.wait_for(self.joe, "joe's mail through the alias domain")
+        self.assertIn(b"Subject: to the alias domain", got[0])
+        self.wait_empty()
+
     def test_loop_is_bounced(self):
         """A message that already carries the mailbox's Delivered-To line is a loop: bounced, not delivered."""
         self.host.start_send()

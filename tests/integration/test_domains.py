@@ -412,5 +412,79 @@ class Concurrency(DomainTestCase):
         self.assertEqual(json.loads(p.stdout.splitlines()[-1])["mailboxes"], 400)
 
 
+class AliasDomains(DomainTestCase):
+    def setUp(self):
+        super().setUp()
+        self.ok(self.add("example.com"))
+        self.ok(self.home.run("vadduser", "joe@example.com", "--password-stdin", input=b"pw-joe-1\n"))
+
+    def test_add_show_use_and_remove(self):
+        h = self.home
+        before = h.snapshot()
+        p = self.ok(h.run("vaddaliasdomain", "Alias.Example", "example.com"))
+        self.assertEqual(p.stdout, b"added alias domain alias.example of example.com\n")
+        # IndiMail's layout
+        self.assertEqual(os.readlink(h.path("domains/alias.example")), "example.com")
+        assign = h.read("users/assign").decode().splitlines()
+        real = [l for l in assign if l.startswith("+example.com-:")][0].split(":")
+        self.assertIn("+alias.example-:alias.example:%s:%s:%s:-::" % (real[2], real[3], h.path("domains/alias.example")),
+                      assign)
+        self.assertIn("alias.example", h.read("control/rcpthosts").decode().splitlines())
+        self.assertIn("alias.example:alias.example", h.read("control/virtualdomains").decode().splitlines())
+        self.assertEqual(h.read("domains/example.com/.aliasdomains"), b"alias.example\n")
+        # joe@alias.example is joe@example.com for every command, on either store
+        j = json.loads(self.ok(h.run("vuserinfo", "--json", "joe@alias.example")).stdout)
+        self.assertEqual((j["name"], j["domain"]), ("joe", "example.com"))
+        info = json.loads(self.ok(h.run("vdominfo", "--json", "alias.example")).stdout)
+        self.assertEqual((info["domain"], info["alias_of"]), ("alias.example", "example.com"))
+        info = json.loads(self.ok(h.run("vdominfo", "--json", "example.com")).stdout)
+        self.assertEqual((info["alias_of"], info["alias_domains"]), (None, ["alias.example"]))
+        listed = [json.loads(l)["domain"] for l in self.ok(h.run("vdominfo", "--json")).stdout.splitlines()]
+        self.assertEqual(listed, ["example.com"])  # the real domains; their alias domains inside
+        self.ok(h.run("qmailctl", "check"))
+        # removing the alias domain leaves the real one as it was
+        p = self.ok(h.run("vdeldomain", "alias.example"))
+        self.assertEqual(p.stdout, b"removed alias domain alias.example (of example.com)\n")
+        after = h.snapshot()
+        self.assertEqual(set(after) ^ set(before), {"domains/example.com/.aliasdomains"})
+        self.assertEqual(after.pop("domains/example.com/.aliasdomains")[4], b"")
+        self.assertEqual(after, before)
+        self.ok(h.run("vuserinfo", "joe@example.com"))
+        self.assertEqual(h.run("vuserinfo", "joe@alias.example").returncode, 68)
+
+    def test_removing_the_real_domain_removes_its_alias_domains(self):
+        h = self.home
+        self.ok(h.run("vaddaliasdomain", "one.example", "example.com"))
+        self.ok(h.run("vaddaliasdomain", "two.example", "example.com"))
+        self.ok(h.run("vdeldomain", "--yes", "example.com"))
+        for name in ("one.example", "two.example", "example.com"):
+            self.assertFalse(os.path.lexists(h.path("domains", name)), name)
+            self.assertNotIn(name, h.read("control/rcpthosts").decode())
+            self.assertNotIn(name, h.read("control/virtualdomains").decode())
+            self.assertNotIn("+%s-" % name, h.read("users/assign").decode())
+            self.assertEqual(h.run("vdominfo", name).returncode, 68)
+
+    def test_refusals_change_nothing(self):
+        h = self.home
+        self.ok(h.run("vaddaliasdomain", "alias.example", "example.com"))
+        self.ok(self.add("other.example"))
+        before = h.snapshot()
+        for args, code in [(("other.example", "example.com"), 9),  # a domain already
+                           (("alias.example", "example.com"), 9),
+                           (("new.example", "nowhere.example"), 68),
+                           (("new.example", "alias.example"), 65),  # an alias of an alias
+                           (("example.com", "example.com"), 65),
+                           (("bad..name", "example.com"), 65),
+                           (("-x.example", "example.com"), 64),
+                           (("new.example",), 64)]:
+            p = h.run("vaddaliasdomain", *args)
+            self.assertEqual(p.returncode, code, (args, p.stderr))
+            self.assertEqual(h.snapshot(), before, args)
+        os.symlink("example.com", h.path("domains/stray.example"))  # a file of that name: 9, nothing made
+        before = h.snapshot()
+        self.assertEqual(h.run("vaddaliasdomain", "stray.example", "example.com").returncode, 9)
+        self.assertEqual(h.snapshot(), before)
+
+
 if __name__ == "__main__":
     unittest.main()

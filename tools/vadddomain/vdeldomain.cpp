@@ -21,7 +21,7 @@ int run(const Program& prog, const std::string& name_arg) {
     auto lock = lock_for_change(paths, prog.common);
     auto store = open_store(paths, prog.mysql);
     Domain d = require_domain(paths, name);
-    if (!prog.common.yes && !prog.common.dry_run && on_terminal()) {
+    if (d.alias.empty() && !prog.common.yes && !prog.common.dry_run && on_terminal()) {
         std::size_t users = store->users(d.ref()).size();
         if (!confirm("Remove " + name + " with its " + std::to_string(users) + " mailbox(es) and all their mail?"))
             throw Error(Exit::usage, "not removed");
@@ -37,7 +37,8 @@ int run(const Program& prog, const std::string& name_arg) {
         return 0;
     }
     rep.steps(report.steps);
-    if (!prog.common.dry_run) rep.line("removed domain " + name);
+    if (!prog.common.dry_run)
+        rep.line(d.alias.empty() ? "removed domain " + name : "removed alias domain " + name + " (of " + d.name + ")");
     return 0;
 }
 

@@ -32,7 +32,9 @@ void show(const Reporter& rep, const Paths& paths, Store& store, const Domain& d
     std::string program = d.delivery ? (d.delivery->vfilter ? "vfilter" : "vdelivermail") : "?";
     if (rep.json()) {
         Json j = Json::object();
-        j.set("domain", d.name)
+        j.set("domain", d.alias.empty() ? d.name : d.alias)
+            .set("alias_of", d.alias.empty() ? Json() : Json(d.name))
+            .set("alias_domains", alias_domains(d))
             .set("uid", d.owner.uid)
             .set("gid", d.owner.gid)
             .set("dir", d.dir.string())
@@ -48,6 +50,7 @@ void show(const Reporter& rep, const Paths& paths, Store& store, const Domain& d
         return;
     }
     bool all = f.all || !f.any();
+    if (!d.alias.empty()) rep.line("---- Domain " + d.alias + " is an alias domain of " + d.name);
     if (all) {
         std::string head = "---- Domain " + d.name;
         if (d.name.size() < 25) head += std::string(25 - d.name.size(), ' ');
@@ -70,6 +73,9 @@ void show(const Reporter& rep, const Paths& paths, Store& store, const Domain& d
         std::string aliases;
         for (auto& a : store.aliases(d.ref())) aliases += (aliases.empty() ? "" : " ") + a;
         rep.line(label("Aliases", aliases));
+        std::string domains;
+        for (auto& a : alias_domains(d)) domains += (domains.empty() ? "" : " ") + a;
+        rep.line(label("Alias dom.", domains));
     }
 }
 

@@ -34,16 +34,21 @@ struct Domain {
     std::filesystem::path base_path;       // where its mailboxes live (.base_path, or BASE_PATH)
     std::optional<HashMethod> hash;        // the domain's hash_method file, if any
     std::optional<QmailDefault> delivery;  // parsed .qmail-default (nullopt: missing or hand-made)
+    std::string alias;                     // looked up by the name of one of its alias domains: that name
 
     DomainRef ref(bool bulk = false) const { return DomainRef{name, dir, owner, bulk}; }
 };
 
 // Reads users/assign (the source of truth, so that bulk adds whose users/cdb is not rebuilt yet are
-// seen too). Unknown domain: nullopt.
+// seen too). Unknown domain: nullopt. An alias domain (IndiMail's layout: its users/assign line names
+// domains/<alias>, a symbolic link to the real domain's directory) gives the real domain, with `alias`
+// set: its mailboxes, aliases and settings are the real domain's.
 std::optional<Domain> find_domain(const Paths& paths, std::string_view name);
 // As find_domain, but throws Error 68 "no such domain".
 Domain require_domain(const Paths& paths, std::string_view name);
-std::vector<Domain> list_domains(const Paths& paths);
+std::vector<Domain> list_domains(const Paths& paths);  // the real domains (no alias domains)
+// The alias domains of a real domain, from its .aliasdomains file (IndiMail's), sorted.
+std::vector<std::string> alias_domains(const Domain& d);
 
 // The hash method for new passwords of a domain: PASSWORD_HASH, the domain's hash_method,
 // control/hash_method, then SHA-512.
@@ -80,9 +85,18 @@ struct ChangeReport {
 Domain add_domain(const Paths& paths, Store& store, const AddDomainRequest& req, bool dry_run,
                   ChangeReport* report = nullptr);
 
-// Removes a domain and everything add_domain made, plus its mailboxes. Throws Error 68 if unknown.
+// Removes a domain and everything add_domain made, plus its mailboxes and its alias domains. An alias
+// domain's name removes that alias domain only. Throws Error 68 if unknown.
 void delete_domain(const Paths& paths, Store& store, std::string_view name, bool dry_run,
                    ChangeReport* report = nullptr);
+
+// Makes `alias` an alias domain of `real` as IndiMail's vaddaliasdomain does: the link domains/<alias>
+// -> <real>, a users/assign line for it (the real domain's owner), rcpthosts (or morercpthosts) and
+// virtualdomains, and a line in the real domain's .aliasdomains; in one transaction. Mail for
+// user@alias is then delivered as for user@real. Throws Error 9 when `alias` exists (as a domain, a
+// route or a file), 68 when `real` does not, 65 when `real` is itself an alias domain.
+void add_alias_domain(const Paths& paths, Store& store, const std::string& alias, const std::string& real, bool dry_run,
+                      ChangeReport* report = nullptr);
 
 // Rewrites .qmail-default with a new handler and program, atomically.
 void set_domain_delivery(const Paths& paths, const Domain& d, const QmailDefault& delivery, bool dry_run);

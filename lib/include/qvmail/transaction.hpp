@@ -45,6 +45,8 @@ public:
                std::optional<Owner> owner_if_new = std::nullopt);
     // Removes a file or a whole directory tree at publish time (nothing if it does not exist).
     void remove(const std::filesystem::path& path);
+    // Makes the symbolic link `link` -> `to` at publish time; a `link` that exists by then fails the change.
+    void symlink(const std::filesystem::path& link, const std::filesystem::path& to);
 
     // Whether a change to `target` is already staged (each target is staged once).
     bool staged(const std::filesystem::path& target) const;
@@ -66,12 +68,13 @@ public:
 private:
     void wait_for_jobs();
     struct Step {
-        enum Kind { write, remove } kind;
+        enum Kind { write, remove, link } kind;
         std::filesystem::path target;
         std::unique_ptr<AtomicFile> file;  // write
         std::future<void> job;             // write by a job still running
         std::filesystem::path saved;       // the replaced file (hard link) or the moved-aside path
         bool applied = false;
+        std::filesystem::path link_to;     // link: what the symbolic link says
     };
     bool dry_run_ = false;
     std::vector<std::string> log_;
