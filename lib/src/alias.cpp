@@ -141,24 +141,26 @@ AliasChangeResult change_alias(const Paths& paths, Store& store, const Address& 
     // Mail must not go round between local aliases: follow the forwards of the alias as it will be,
     // through the aliases of this host's domains (a mailbox of the name takes the mail first: the
     // forwards stop there).
+    // (An alias domain's address is its real domain's: compared by the real domain's name.)
+    const std::string self = alias.local + "@" + d.name;
     std::vector<std::string> path{alias.str()};
     std::set<std::string> seen;
     std::function<void(const std::vector<std::string>&)> follow = [&](const std::vector<std::string>& ls) {
         for (const auto& l : ls) {
             auto t = forward_target(trim_blanks(l));
             if (!t) continue;
-            const std::string to = t->str();
-            if (to == alias.str()) {
-                std::string loop;
-                for (const auto& p : path) loop += p + " -> ";
-                throw Error(Exit::dataerr, "mail would loop: " + loop + to);
-            }
-            if (!seen.insert(to).second) continue;
             auto td = find_domain(paths, t->domain);
             if (!td) continue;  // not a domain of this host
+            const std::string to = t->local + "@" + td->name;
+            if (to == self) {
+                std::string loop;
+                for (const auto& p : path) loop += p + " -> ";
+                throw Error(Exit::dataerr, "mail would loop: " + loop + t->str());
+            }
+            if (!seen.insert(to).second) continue;
             DomainRef tref = td->ref();
             if (store.get_user(tref, t->local)) continue;
-            path.push_back(to);
+            path.push_back(t->str());
             follow(store.alias_lines(tref, t->local));
             path.pop_back();
         }

@@ -122,6 +122,12 @@ class Aliases(HomeTestCase):
             self.assertEqual(h.snapshot(), before, args)
         p = h.run("valias", "-i", "&a@example.com", "c@example.org")
         self.assertIn(b"c@example.org -> a@example.com -> b@example.com -> c@example.org", p.stderr)
+        # through an alias domain: a@alias.example is a@example.com
+        self.ok(h.run("vaddaliasdomain", "alias.example", "example.com"))
+        before = h.snapshot()
+        p = h.run("valias", "-i", "&a@alias.example", "c@example.org")
+        self.assertEqual(p.returncode, 65, p.stderr)
+        self.assertEqual(h.snapshot(), before)
         # a mailbox stops the forwards: jane -> a is no loop even though a forwards to jane's domain
         self.ok(h.run("valias", "-i", "&jane@example.com", "c@example.org"))
         self.ok(h.run("vadduser", "d@example.com", "--password-stdin", input=b"pw-d\n"))
