@@ -442,6 +442,10 @@ class AliasDomains(DomainTestCase):
         listed = [json.loads(l)["domain"] for l in self.ok(h.run("vdominfo", "--json")).stdout.splitlines()]
         self.assertEqual(listed, ["example.com"])  # the real domains; their alias domains inside
         self.ok(h.run("qmailctl", "check"))
+        cdbs = self.ok(h.run("qmailctl", "cdb", "--force")).stdout.decode()
+        if h.backend == "files":
+            self.assertIn("vpasswd.example.com", cdbs)
+        self.assertNotIn("vpasswd.alias.example", cdbs)  # the same file: compiled once
         # removing the alias domain leaves the real one as it was
         p = self.ok(h.run("vdeldomain", "alias.example"))
         self.assertEqual(p.stdout, b"removed alias domain alias.example (of example.com)\n")
