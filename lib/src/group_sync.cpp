@@ -19,7 +19,10 @@ GroupSync::~GroupSync() {
     for (auto& [dev, fd] : kept_) ::close(fd);
 }
 
-void GroupSync::sync(const std::filesystem::path& path) {
+namespace {
+
+// A descriptor on `path` for syncfs, and the file system it is on. Throws Error 74.
+int open_on(const std::filesystem::path& path, dev_t& dev) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) throw sys_error(Exit::ioerr, "cannot open", path, errno);
     struct stat st {};
@@ -28,7 +31,16 @@ void GroupSync::sync(const std::filesystem::path& path) {
         ::close(fd);
         throw sys_error(Exit::ioerr, "cannot stat", path, e);
     }
-    join(path, st.st_dev, fd, true);
+    dev = st.st_dev;
+    return fd;
+}
+
+}  // namespace
+
+void GroupSync::sync(const std::filesystem::path& path) {
+    dev_t dev = 0;
+    int fd = open_on(path, dev);
+    join(path, dev, fd, true);
 }
 
 void GroupSync::sync(const std::filesystem::path& path, dev_t dev) {
@@ -40,20 +52,14 @@ void GroupSync::sync(const std::filesystem::path& path, dev_t dev) {
             return;
         }
     }
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) throw sys_error(Exit::ioerr, "cannot open", path, errno);
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-        int e = errno;
-        ::close(fd);
-        throw sys_error(Exit::ioerr, "cannot stat", path, e);
-    }
+    dev_t on = 0;
+    int fd = open_on(path, on);
     bool keep = false;
-    if (st.st_dev == dev) {  // else `path` is not where the caller thinks: flush where it is, keep nothing
+    if (on == dev) {  // else `path` is not where the caller thinks: flush where it is, keep nothing
         std::lock_guard<std::mutex> g(mu_);
         if (kept_.size() < 16 && kept_.emplace(dev, fd).second) keep = true;
     }
-    join(path, st.st_dev, fd, !keep);
+    join(path, on, fd, !keep);
 }
 
 void GroupSync::join(const std::filesystem::path& path, dev_t dev, int fd, bool owned) {
