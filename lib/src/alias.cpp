@@ -6,6 +6,7 @@
 #include <optional>
 #include <set>
 
+#include "qvmail/delivery_instruction.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/store.hpp"
@@ -27,9 +28,10 @@ std::string_view trim_blanks(std::string_view s) {
 
 // The address a line forwards to, if it is a forward.
 std::optional<Address> forward_target(std::string_view line) {
-    if (line.empty() || line[0] == '|' || line[0] == '/' || line[0] == '.' || line[0] == '#') return std::nullopt;
+    DotQmailLine l = classify_dot_qmail_line(line);
+    if (l.kind != DotQmailLine::forward) return std::nullopt;
     try {
-        return parse_address(line[0] == '&' ? line.substr(1) : line);
+        return parse_address(l.text);
     } catch (const Error&) {
         return std::nullopt;
     }
@@ -51,12 +53,14 @@ std::string check_alias_line(std::string_view in) {
     if (line.empty()) bad_line(in, "empty");
     for (unsigned char c : line)
         if (c < 0x20 || c == 0x7f) bad_line(in, "a line end or another control character");
-    if (line[0] == '#') bad_line(in, "a comment delivers nothing");
-    if (line[0] == '|') {
-        if (trim_blanks(line.substr(1)).empty()) bad_line(in, "a program line without a command");
+    DotQmailLine l = classify_dot_qmail_line(line);
+    if (l.kind == DotQmailLine::nothing) bad_line(in, "a comment delivers nothing");
+    if (l.kind == DotQmailLine::program) {
+        if (trim_blanks(l.text).empty()) bad_line(in, "a program line without a command");
         return std::string(line);
     }
-    if (line[0] == '/' || line.starts_with("./")) {
+    if (l.kind == DotQmailLine::path) {
+        if (line[0] == '.' && !line.starts_with("./")) bad_line(in, "a path under the domain directory starts with ./");
         if (line.back() != '/') bad_line(in, "not a Maildir (end it with '/'; mbox files are not delivered to)");
         std::string_view rest = line;
         while (!rest.empty()) {
@@ -68,7 +72,7 @@ std::string check_alias_line(std::string_view in) {
         return std::string(line);
     }
     try {
-        return "&" + parse_address(line[0] == '&' ? line.substr(1) : line).str();
+        return "&" + parse_address(l.text).str();
     } catch (const Error& e) {
         bad_line(in, std::string("not an address, a |program or a Maildir path (") + e.what() + ")");
     }

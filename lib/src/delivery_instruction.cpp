@@ -55,6 +55,13 @@ std::string_view to_string(HandlerKind k) noexcept {
     return "?";
 }
 
+DotQmailLine classify_dot_qmail_line(std::string_view line) noexcept {
+    if (line.empty() || line[0] == '#') return {DotQmailLine::nothing, line};
+    if (line[0] == '|') return {DotQmailLine::program, line.substr(1)};
+    if (line[0] == '/' || line[0] == '.') return {DotQmailLine::path, line};
+    return {DotQmailLine::forward, line[0] == '&' ? line.substr(1) : line};
+}
+
 Handler parse_handler(std::string_view t) {
     if (t.empty()) bad(t, "it is empty");
     for (unsigned char c : t)

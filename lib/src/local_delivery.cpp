@@ -186,20 +186,21 @@ struct Delivery {
         for (const auto& raw : ls) {
             std::string_view line(raw);
             while (!line.empty() && (line.back() == '\n' || line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
-            if (line.empty() || line[0] == '#') continue;
+            DotQmailLine l = classify_dot_qmail_line(line);
+            if (l.kind == DotQmailLine::nothing) continue;
+            if (l.kind == DotQmailLine::forward) {
+                forwards.emplace_back(l.text);
+                continue;
+            }
             DeliveryOutcome r;
             bool stop = false;
-            if (line[0] == '|') {
-                r = program(std::string(line.substr(1)), cwd, &stop);
-            } else if (line[0] == '/' || line[0] == '.') {
+            if (l.kind == DotQmailLine::program) {
+                r = program(std::string(l.text), cwd, &stop);
+            } else {
                 if (line.back() != '/')
                     return temporary("mbox delivery (" + std::string(line) + ") is not supported: end a Maildir with '/'. (#4.3.0)");
                 fs::path dir = line[0] == '/' ? fs::path(line) : cwd / line;
                 r = to_maildir(dir, std::nullopt);
-            } else {
-                std::string_view to = line[0] == '&' ? line.substr(1) : line;
-                forwards.emplace_back(to);
-                continue;
             }
             if (r.kind != DeliveryOutcome::success) return r;
             done += (done.empty() ? "" : "; ") + r.text;

@@ -106,3 +106,16 @@ TEST_CASE(".qmail-default lines", "[delivery]") {
     CHECK_FALSE(qv::parse_qmail_default("| /usr/bin/procmail\n"));
     CHECK_FALSE(qv::parse_qmail_default("./Maildir/\n"));
 }
+
+TEST_CASE("a .qmail line is read as qmail-local reads it", "[delivery]") {
+    using K = qv::DotQmailLine;
+    auto c = [](std::string_view l) { return qv::classify_dot_qmail_line(l); };
+    CHECK(c("").kind == K::nothing);
+    CHECK(c("# a comment").kind == K::nothing);
+    CHECK((c("|/usr/bin/logger -t x").kind == K::program && c("|/usr/bin/logger -t x").text == "/usr/bin/logger -t x"));
+    CHECK((c("/var/mail/joe/").kind == K::path && c("/var/mail/joe/").text == "/var/mail/joe/"));
+    CHECK(c("./Maildir/").kind == K::path);
+    CHECK(c(".mbox").kind == K::path);
+    CHECK((c("&joe@example.com").kind == K::forward && c("&joe@example.com").text == "joe@example.com"));
+    CHECK((c("joe@example.com").kind == K::forward && c("joe@example.com").text == "joe@example.com"));
+}

@@ -35,6 +35,15 @@ struct QmailDefault {
     std::string handler;
 };
 
+// One line of a .qmail file or an alias, as qmail-local reads it (the caller has taken off what may
+// surround it): nothing (empty, or a # comment), |command, a path (starting with '/' or '.': a Maildir
+// when it ends with '/', else an mbox file), or an address to forward to (with or without its '&').
+struct DotQmailLine {
+    enum Kind { nothing, program, path, forward } kind = nothing;
+    std::string_view text;  // program: the command; path: the line; forward: the address, '&' taken off
+};
+DotQmailLine classify_dot_qmail_line(std::string_view line) noexcept;
+
 std::string format_qmail_default(const std::filesystem::path& sbindir, const QmailDefault& d);
 // The handler and program of a .qmail-default qvmail (or IndiMail) wrote; nullopt for anything else.
 std::optional<QmailDefault> parse_qmail_default(std::string_view content);
