@@ -69,11 +69,9 @@ void discover_assign(const Paths& paths, std::vector<CdbSource>& out) {
 // The files backend's user database of every domain: vpasswd.<domain>.
 void discover_vpasswd(const Paths& paths, std::vector<CdbSource>& out) {
     if (!path_exists(paths.assigndir / "assign")) return;
-    for (auto& e : AssignFile::load(paths.assigndir / "assign").domains()) {
-        // an alias domain's directory is a link to its real domain's: the same files, compiled once
-        if (auto d = find_domain(paths, e.user); d && d->alias == e.user) continue;
-        out.push_back({"vpasswd." + e.user, e.dir / "vpasswd", e.dir / "vpasswd.cdb", "vpasswd", compile_vpasswd});
-    }
+    // the real domains: an alias domain's directory is a link to its real domain's (the same files)
+    for (auto& d : list_domains(paths))
+        out.push_back({"vpasswd." + d.name, d.dir / "vpasswd", d.dir / "vpasswd.cdb", "vpasswd", compile_vpasswd});
 }
 
 // The table of source kinds. New kinds of cdb are registered here.
