@@ -116,7 +116,9 @@ AliasChangeResult change_alias(const Paths& paths, Store& store, const Address& 
                                bool dry_run) {
     Domain d = require_domain(paths, alias.domain);
     DomainRef ref = d.ref();
-    const std::string line = check_alias_line(change.line);
+    AliasChangeResult result;
+    const std::string line = result.line = check_alias_line(change.line);
+    if (change.kind == AliasChange::update) result.old_line = check_alias_line(change.old_line);
     std::vector<std::string> lines = store.alias_lines(ref, alias.local);
     auto find = [&](const std::string& want) {
         return std::find_if(lines.begin(), lines.end(), [&](const std::string& l) { return normal_form(l) == want; });
@@ -133,9 +135,8 @@ AliasChangeResult change_alias(const Paths& paths, Store& store, const Address& 
             break;
         }
         case AliasChange::update: {
-            auto it = find(check_alias_line(change.old_line));
-            if (it == lines.end())
-                throw Error(Exit::missing, alias.str() + " has no line " + check_alias_line(change.old_line));
+            auto it = find(result.old_line);
+            if (it == lines.end()) throw Error(Exit::missing, alias.str() + " has no line " + result.old_line);
             if (find(line) != lines.end()) throw Error(Exit::exists, alias.str() + " has the line " + line + " already");
             *it = line;
             break;
@@ -169,7 +170,6 @@ AliasChangeResult change_alias(const Paths& paths, Store& store, const Address& 
             path.pop_back();
         }
     };
-    AliasChangeResult result;
     result.mailbox_first = store.get_user(ref, alias.local).has_value();
     if (!result.mailbox_first) follow(lines);  // else its lines are never read (and go with the mailbox)
     FileTransaction tx(dry_run);

@@ -89,7 +89,7 @@ int run(const Program& prog, const Request& req) {
     AliasChangeResult r = change_alias(paths, *store, a, change, prog.common.dry_run);
     const char* verbs[3][2] = {{"inserted", "would-insert"}, {"deleted", "would-delete"}, {"updated", "would-update"}};
     const char* status = verbs[change.kind][prog.common.dry_run ? 1 : 0];
-    if (!prog.common.dry_run) audit(prog.name, std::string(status) + " alias line of " + a.str() + ": " + check_alias_line(change.line));
+    if (!prog.common.dry_run) audit(prog.name, std::string(status) + " alias line of " + a.str() + ": " + r.line);
     if (r.mailbox_first)
         rep.warning(a.str() + " is also a mailbox, which takes its mail first: these lines are used only once it is gone");
     if (rep.json()) {
@@ -101,9 +101,9 @@ int run(const Program& prog, const Request& req) {
     }
     rep.steps(r.steps);
     if (prog.common.dry_run) return 0;
-    std::string line = check_alias_line(change.line);
+    const std::string& line = r.line;
     if (change.kind == AliasChange::insert) rep.line("added " + a.str() + " -> " + line);
-    if (change.kind == AliasChange::update) rep.line("replaced " + a.str() + " -> " + check_alias_line(change.old_line) + " by " + line);
+    if (change.kind == AliasChange::update) rep.line("replaced " + a.str() + " -> " + r.old_line + " by " + line);
     if (change.kind == AliasChange::remove)
         rep.line(r.lines.empty() ? "removed " + a.str() + " -> " + line + " (its last line: the alias is gone)"
                                  : "removed " + a.str() + " -> " + line);

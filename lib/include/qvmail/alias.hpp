@@ -45,6 +45,7 @@ struct AliasChange {
 };
 
 struct AliasChangeResult {
+    std::string line, old_line;         // the change's lines as stored (check_alias_line)
     std::vector<std::string> lines;     // the alias's lines afterwards (none: the alias is gone)
     bool mailbox_first = false;         // a mailbox of that name exists and takes the mail first
     std::vector<std::string> steps;
