@@ -6,6 +6,7 @@
 #include <charconv>
 
 #include "qvmail/error.hpp"
+#include "qvmail/maildir.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/transaction.hpp"
 
@@ -196,6 +197,7 @@ void update_user(Store& store, const Domain& d, const UserRecord& u, bool dry_ru
 }
 
 MaildirUsage maildir_usage(const fs::path& maildir) {
+    if (auto kept = maildirsize_usage(maildir)) return *kept;
     MaildirUsage use;
     auto scan = [&](const fs::path& dir) {
         for (const char* sub : {"new", "cur"}) {

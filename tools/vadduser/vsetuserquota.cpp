@@ -35,8 +35,7 @@ int run(const Program& prog, const std::string& address, const std::string& quot
     std::error_code ec;
     if (std::filesystem::is_directory(maildir, ec)) {
         if (prog.common.dry_run) {
-            auto kept = maildirsize_usage(maildir);
-            use = kept ? *kept : maildir_usage(maildir);
+            use = maildir_usage(maildir);
         } else {
             auto q = try_parse_quota(quota);  // normalize_quota's text always reads back
             use = q ? maildir_usage(maildir, *q, true) : maildir_usage(maildir);

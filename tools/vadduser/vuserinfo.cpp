@@ -7,7 +7,6 @@
 #include "qvmail/cli.hpp"
 #include "qvmail/domain.hpp"
 #include "qvmail/error.hpp"
-#include "qvmail/maildir.hpp"
 #include "qvmail/password.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/store.hpp"
@@ -55,13 +54,7 @@ int run(const Program& prog, const std::string& address, const Fields& f) {
     UserRecord u = require_user(*store, d, a.local);
     std::error_code ec;
     bool home_ok = std::filesystem::is_directory(std::filesystem::path(u.dir) / "Maildir", ec);
-    // as deliveries keep it in maildirsize (Maildir++), else counted
-    const std::filesystem::path maildir = std::filesystem::path(u.dir) / "Maildir";
-    MaildirUsage use{};
-    if (home_ok) {
-        auto kept = maildirsize_usage(maildir);
-        use = kept ? *kept : maildir_usage(maildir);
-    }
+    MaildirUsage use = home_ok ? maildir_usage(std::filesystem::path(u.dir) / "Maildir") : MaildirUsage{};
     if (rep.json()) {
         Json j = Json::object();
         j.set("address", a.str()).set("name", u.name).set("domain", d.name);

@@ -90,7 +90,7 @@ std::string format_maildirsize_quota(const Quota& q);
 // A maildirsize that cannot be rewritten is left as it is: the counted usage is still returned.
 // Throws MaildirError (74, or 66 for a directory that cannot be read) when the messages cannot be
 // counted.
-// (user.hpp's one-argument maildir_usage counts with stat(2) only, for display.)
+// (user.hpp's one-argument maildir_usage is for display: it reads maildirsize, or counts, and writes nothing.)
 MaildirUsage maildir_usage(const std::filesystem::path& maildir, const Quota& q, bool recalculate = false);
 // The sums of maildir/maildirsize as deliveries keep them, read only (nothing is counted or written);
 // nullopt when the file is missing, unreadable, malformed or due for a recount (5120 bytes or more).

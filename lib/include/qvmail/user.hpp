@@ -60,6 +60,8 @@ struct MaildirUsage {
     std::uint64_t bytes = 0;
     std::uint64_t count = 0;
 };
+// The usage a mailbox shows: the sums its maildirsize keeps (Maildir++, as deliveries update it) when the
+// file is there and sound, else counted with stat(2); nothing is written. None for a missing Maildir.
 MaildirUsage maildir_usage(const std::filesystem::path& maildir);
 
 }  // namespace qv
