@@ -1,8 +1,8 @@
 #include "qvmail/domain.hpp"
 
 #include <grp.h>
-#include <sys/stat.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -75,11 +75,24 @@ void write_assign(FileTransaction& tx, const Paths& paths, const AssignFile& a, 
     if (!bulk) stage_cdb(tx, assign_file(paths), paths.assigndir / "cdb", text, compile_assign);
 }
 
-}  // namespace
-
-namespace {
-
-std::optional<Domain> find_assigned(const Paths& paths, std::string_view name);
+// The domain users/assign has under `name` as it stands (an alias domain not resolved).
+std::optional<Domain> find_assigned(const Paths& paths, std::string_view name) {
+    // users/cdb when it is current (one lookup, however many domains), else users/assign itself
+    fs::path db = paths.assigndir / "cdb";
+    if (auto r = current_cdb(db, assign_file(paths))) {
+        auto v = r->find("!" + ascii_lower(name) + "-");
+        if (!v) return std::nullopt;
+        // the six fields user, uid, gid, dir, dash, ext, separated by NULs
+        std::string line = "+" + ascii_lower(name) + "-:" + std::string(*v) + ":";
+        std::replace(line.begin(), line.end(), '\0', ':');
+        auto e = parse_assign_line(line);
+        if (e && e->user == ascii_lower(name)) return domain_from(paths, *e);
+        // anything else (a hand-made line for another user) is left to the text, which says what it is
+    }
+    auto e = AssignFile::load(assign_file(paths)).domain(name);
+    if (!e) return std::nullopt;
+    return domain_from(paths, *e);
+}
 
 // The real domain of an alias domain `d` (its directory a link to a sibling domain's), if it is one.
 std::optional<Domain> real_domain_of(const Paths& paths, const Domain& d) {
@@ -115,28 +128,6 @@ std::vector<std::string> alias_domains(const Domain& d) {
     std::sort(out.begin(), out.end());
     return out;
 }
-
-namespace {
-
-std::optional<Domain> find_assigned(const Paths& paths, std::string_view name) {
-    // users/cdb when it is current (one lookup, however many domains), else users/assign itself
-    fs::path db = paths.assigndir / "cdb";
-    if (auto r = current_cdb(db, assign_file(paths))) {
-        auto v = r->find("!" + ascii_lower(name) + "-");
-        if (!v) return std::nullopt;
-        // the six fields user, uid, gid, dir, dash, ext, separated by NULs
-        std::string line = "+" + ascii_lower(name) + "-:" + std::string(*v) + ":";
-        std::replace(line.begin(), line.end(), '\0', ':');
-        auto e = parse_assign_line(line);
-        if (e && e->user == ascii_lower(name)) return domain_from(paths, *e);
-        // anything else (a hand-made line for another user) is left to the text, which says what it is
-    }
-    auto e = AssignFile::load(assign_file(paths)).domain(name);
-    if (!e) return std::nullopt;
-    return domain_from(paths, *e);
-}
-
-}  // namespace
 
 Domain require_domain(const Paths& paths, std::string_view name) {
     auto d = find_domain(paths, name);
