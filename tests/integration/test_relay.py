@@ -453,6 +453,12 @@ class Vchkpass(RelayCase):
         finally:
             os.close(r)
 
+    def test_login_through_an_alias_domain(self):
+        """vaddaliasdomain(8): a login as user@alias is user@domain's."""
+        self.ok(self.home.run("vaddaliasdomain", "alias.example", "example.com"))
+        self.assertEqual(self.check(b"tim@alias.example\0tanstaaftanstaaf\0\0", program=["true"]).returncode, 0)
+        self.assertEqual(self.check(b"tim@alias.example\0wrong-password\0\0", program=["true"]).returncode, 1)
+
     def test_passwords(self):
         p = self.check(b"tim@example.com\0tanstaaftanstaaf\0\0", program=["sh", "-c", 'echo "$USER $HOME $PWD"'])
         self.assertEqual(p.returncode, 0, p.stderr)
