@@ -47,6 +47,15 @@ int main(int argc, char** argv);
 namespace qv::cmd_vaddaliasdomain {
 int main(int argc, char** argv);
 }
+namespace qv::cmd_vrenameuser {
+int main(int argc, char** argv);
+}
+namespace qv::cmd_vrenamedomain {
+int main(int argc, char** argv);
+}
+namespace qv::cmd_vdeloldusers {
+int main(int argc, char** argv);
+}
 namespace qv::cmd_vcfilter {
 int main(int argc, char** argv);
 }

@@ -29,6 +29,9 @@ constexpr Entry kCommands[] = {
     {"vcfilter", qv::cmd_vcfilter::main},
     {"valias", qv::cmd_valias::main},
     {"vsetuserquota", qv::cmd_vsetuserquota::main},
+    {"vrenameuser", qv::cmd_vrenameuser::main},
+    {"vrenamedomain", qv::cmd_vrenamedomain::main},
+    {"vdeloldusers", qv::cmd_vdeloldusers::main},
     {"vaddaliasdomain", qv::cmd_vaddaliasdomain::main},
 };
 

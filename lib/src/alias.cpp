@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -110,6 +111,45 @@ std::vector<AliasEntry> aliases_forwarding_to(const Paths& paths, Store& store, 
                 break;
             }
     return out;
+}
+
+std::vector<std::string> retarget_forwards(const Paths& paths, Store& store, const std::string& from,
+                                           const std::string& to) {
+    const bool whole_domain = from.starts_with("@");
+    std::map<std::string, std::string> real;  // domain -> its real domain's name ("" if not served here)
+    auto real_name = [&](const std::string& domain) -> const std::string& {
+        auto it = real.find(domain);
+        if (it == real.end()) {
+            auto d = find_domain(paths, domain);
+            it = real.emplace(domain, d ? d->name : std::string()).first;
+        }
+        return it->second;
+    };
+    std::string want = from;
+    if (!whole_domain) {
+        Address a = parse_address(from);
+        want = a.local + "@" + real_name(a.domain);
+    }
+    std::vector<std::string> changed;
+    for (const Domain& d : list_domains(paths)) {
+        DomainRef ref = d.ref();
+        for (const auto& alias : store.aliases(ref)) {
+            auto lines = store.alias_lines(ref, alias);
+            bool any = false;
+            for (auto& l : lines) {
+                auto t = forward_target(trim_blanks(l));
+                if (!t) continue;
+                if (whole_domain ? "@" + t->domain == want : t->local + "@" + real_name(t->domain) == want) {
+                    l = "&" + (whole_domain ? t->local + to : to);
+                    any = true;
+                }
+            }
+            if (!any) continue;
+            store.set_alias(ref, alias, lines);
+            changed.push_back(alias + "@" + d.name);
+        }
+    }
+    return changed;
 }
 
 AliasChangeResult change_alias(const Paths& paths, Store& store, const Address& alias, const AliasChange& change,

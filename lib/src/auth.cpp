@@ -147,6 +147,7 @@ std::optional<std::string> find_mailbox(const Paths& paths, Store& store, std::s
     r.user = store.get_user(d->ref(), a.local);
     if (!r.user) return "no mailbox " + a.str();
     r.owner = d->owner;
+    r.domain = d->ref();
     return std::nullopt;
 }
 

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 
@@ -430,6 +431,19 @@ void audit(std::string_view program, std::string_view what) {
     ::openlog(ident.c_str(), LOG_PID, LOG_MAIL);
     ::syslog(LOG_INFO, "%s: %.*s", who.c_str(), static_cast<int>(what.size()), what.data());
     ::closelog();
+}
+
+}  // namespace qv
+
+namespace qv {
+
+std::string local_time_text(std::int64_t unix_seconds) {
+    char buf[32];
+    std::tm tm{};
+    const std::time_t t = static_cast<std::time_t>(unix_seconds);
+    ::localtime_r(&t, &tm);
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+    return buf;
 }
 
 }  // namespace qv

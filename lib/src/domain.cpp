@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "qvmail/alias.hpp"
 #include "qvmail/assign.hpp"
 #include "qvmail/cdb.hpp"
 #include "qvmail/cdb_sources.hpp"
@@ -15,6 +16,7 @@
 #include "qvmail/paths.hpp"
 #include "qvmail/text.hpp"
 #include "qvmail/transaction.hpp"
+#include "qvmail/user.hpp"
 
 namespace qv {
 
@@ -315,6 +317,7 @@ Domain add_domain(const Paths& paths, Store& store, const AddDomainRequest& req,
     store.add_user(ref, pm);
     for (const char* alias : {"abuse", "mailer-daemon"}) store.set_alias(ref, alias, {"&postmaster@" + name});
 
+    record_creation(store, ref, pm, dry_run);  // in the change's transaction (mysql)
     apply_change(tx, store);
     if (report) report->steps = tx.log();
     return d;
@@ -399,6 +402,162 @@ void delete_domain(const Paths& paths, Store& store, std::string_view name, bool
 
     apply_change(tx, store);
     if (report) report->steps = tx.log();
+}
+
+namespace {
+
+// `p` with the leading path `from` replaced by `to`; nullopt when `p` is not inside `from`.
+std::optional<fs::path> moved_path(const fs::path& p, const fs::path& from, const fs::path& to) {
+    auto rel = p.lexically_normal().lexically_relative(from.lexically_normal());
+    if (rel.empty() || *rel.begin() == "..") return std::nullopt;
+    return rel == "." ? to : to / rel;
+}
+
+// The domain's entries in the control files under its new name: each file written once.
+void rename_domain_controls(FileTransaction& tx, const Paths& paths, const std::string& from, const std::string& to) {
+    ControlFile more = ControlFile::load(paths.control("morercpthosts"));
+    if (more.remove(from) > 0) {
+        more.add(to);
+        write_control_and_cdb(tx, more, paths.control("morercpthosts.cdb"), false);
+    }
+    for (const char* name : {"rcpthosts", "chkrcptdomains", "etrnhosts"}) {
+        ControlFile f = ControlFile::load(paths.control(name));
+        if (f.remove(from) == 0) continue;
+        f.add(to);
+        tx.write(f.path(), f.text(), 0644);
+    }
+    ControlFile vdomains = ControlFile::load(paths.control("virtualdomains"));
+    vdomains.remove(from + ":" + from);
+    vdomains.add(to + ":" + to);
+    tx.write(vdomains.path(), vdomains.text(), 0644);
+    edit_control(tx, paths.control("locals"), to, false);
+}
+
+}  // namespace
+
+RenameDomainResult rename_domain(const Paths& paths, Store& store, const std::string& from, const std::string& to,
+                                 bool dry_run) {
+    Domain d = require_domain(paths, from);
+    AssignFile assign = AssignFile::load(assign_file(paths));
+    if (from == to) throw Error(Exit::dataerr, from + " and " + to + " are the same domain");
+    if (assign.domain(to)) throw Error(Exit::exists, "domain " + to + " already exists");
+    ControlFile vdomains = ControlFile::load(paths.control("virtualdomains"));
+    refuse_routed(vdomains, to);
+    auto refuse_existing = [&](const fs::path& p) {
+        struct stat st {};
+        if (::lstat(p.c_str(), &st) == 0)
+            throw Error(Exit::exists, "domain " + to + ": " + p.string() +
+                                          " already exists, though users/assign does not list it (see qmailctl check)");
+    };
+    RenameDomainResult result;
+    result.real = d.name;
+    FileTransaction tx(dry_run);
+
+    if (!d.alias.empty()) {
+        // An alias domain: a new link and assign line in place of the old, and the real domain's list.
+        auto e = assign.domain(from);
+        const fs::path link = e->dir, new_link = link.parent_path() / to;
+        refuse_existing(new_link);
+        tx.remove(link);
+        tx.symlink(new_link, d.dir.filename());
+        assign.remove_domain(from);
+        assign.add(domain_assign_entry(to, e->uid, e->gid, new_link));
+        write_assign(tx, paths, assign, false);
+        rename_domain_controls(tx, paths, from, to);
+        ControlFile list = ControlFile::load(d.dir / ".aliasdomains");
+        list.remove(from);
+        list.add(to);
+        tx.write(list.path(), list.text(), 0640, d.owner);
+        result.alias = true;
+        apply_change(tx, store);
+        result.steps = tx.log();
+        return result;
+    }
+
+    DomainRef ref = d.ref();
+    const fs::path new_dir = d.dir.parent_path() / to;
+    refuse_existing(new_dir);
+    std::vector<std::pair<fs::path, fs::path>> trees;  // the mailbox trees that move
+    for (const char* b : kBuckets) {
+        fs::path t = d.base_path / b / from;
+        struct stat st {};
+        if (::lstat(t.c_str(), &st) != 0) continue;
+        refuse_existing(d.base_path / b / to);
+        trees.emplace_back(t, d.base_path / b / to);
+    }
+    // Where a path of the domain (a home, a Maildir line) is after the move.
+    auto relocate = [&](const fs::path& p) -> std::optional<fs::path> {
+        for (auto& [f, t] : trees)
+            if (auto m = moved_path(p, f, t)) return m;
+        return moved_path(p, d.dir, new_dir);
+    };
+
+    // The store's records, written while they still name the old domain (the files store's inside the
+    // directory that moves last).
+    auto fix_homes = [&](std::vector<UserRecord> users, bool active) {
+        for (auto& u : users) {
+            auto m = u.dir.empty() ? std::nullopt : relocate(u.dir);
+            if (!m) continue;
+            // an inactive record is moved to the active set for the update and back
+            if (!active) store.set_active(ref, u.name, true);
+            u.dir = m->string();
+            store.update_user(ref, u);
+            if (!active) store.set_active(ref, u.name, false);
+        }
+        return users.size();
+    };
+    result.mailboxes = fix_homes(store.users(ref), true);
+    fix_homes(store.inactive_users(ref), false);
+    // Maildir lines of the domain's own aliases that point into the trees
+    for (const auto& alias : store.aliases(ref)) {
+        auto lines = store.alias_lines(ref, alias);
+        bool any = false;
+        for (auto& l : lines) {
+            if (l.empty() || l[0] != '/') continue;
+            if (auto m = relocate(l)) {
+                l = m->string() + (l.ends_with("/") && !m->string().ends_with("/") ? "/" : "");
+                any = true;
+            }
+        }
+        if (any) store.set_alias(ref, alias, lines);
+    }
+    result.forwards = retarget_forwards(paths, store, "@" + from, "@" + to);
+    for (auto& f : result.forwards)  // the renamed domain's own aliases by their new name
+        if (f.ends_with("@" + from)) f = f.substr(0, f.size() - from.size()) + to;
+    store.rename_grants("@" + from, "@" + to);
+    store.rename_domain_rows(ref, to);
+
+    // .qmail-default: a handler that names the domain (an address, a path of its trees).
+    if (d.delivery) {
+        QmailDefault q = *d.delivery;
+        if (q.handler.ends_with("@" + from)) q.handler = q.handler.substr(0, q.handler.size() - from.size()) + to;
+        else if (!q.handler.empty() && q.handler[0] == '/')
+            if (auto m = relocate(q.handler)) q.handler = m->string() + (q.handler.ends_with("/") ? "/" : "");
+        if (q.handler != d.delivery->handler)
+            tx.write(d.dir / ".qmail-default", format_qmail_default(paths.sbindir, q), 0600, d.owner);
+    }
+
+    // users/assign, the control files, the alias domains' links
+    auto e = assign.domain(from);
+    assign.remove_domain(from);
+    assign.add(domain_assign_entry(to, e->uid, e->gid, new_dir));
+    write_assign(tx, paths, assign, false);
+    rename_domain_controls(tx, paths, from, to);
+    for (const auto& a : alias_domains(d)) {
+        auto ae = assign.domain(a);
+        if (!ae) continue;
+        std::error_code ec;
+        if (fs::read_symlink(ae->dir, ec).filename() != from || ec) continue;
+        tx.remove(ae->dir);
+        tx.symlink(ae->dir, to);
+    }
+
+    // the moves, after every write (FileTransaction::move)
+    tx.move(d.dir, new_dir);
+    for (auto& [f, t] : trees) tx.move(f, t);
+    apply_change(tx, store);
+    result.steps = tx.log();
+    return result;
 }
 
 void set_domain_delivery(const Paths& paths, const Domain& d, const QmailDefault& delivery, bool dry_run) {

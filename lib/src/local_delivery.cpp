@@ -225,7 +225,11 @@ struct Delivery {
         }
         switch (h.kind) {
             case HandlerKind::discard: return ok("no mailbox " + address + ": discarded (the domain's handler is delete)");
-            case HandlerKind::bounce: return permanent("no account " + address + " here by that name. (#5.1.1)");
+            case HandlerKind::bounce:
+                // an inactive mailbox (vdeloldusers, vmoduser -n) says so, as IndiMail's vdelivermail does
+                if (store().get_inactive_user(d.ref(), local))
+                    return permanent("account " + address + " is inactive. (#5.1.3)");
+                return permanent("no account " + address + " here by that name. (#5.1.1)");
             case HandlerKind::maildir: {
                 fs::path dir(h.text);
                 if (!is_maildir(dir) && is_maildir(dir / "Maildir")) dir /= "Maildir";

@@ -393,6 +393,12 @@ const std::vector<TableDefinition>& indimail_tables() {
          "valias_line char(190) not null, "
          "timestamp TIMESTAMP DEFAULT CURRENT_TIMESTAMP on update CURRENT_TIMESTAMP NOT NULL, "
          "unique index(alias, domain, valias_line), index (alias, domain)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"},
+        {"lastauth",
+         "CREATE TABLE IF NOT EXISTS lastauth (user char(40) not null, domain char(67) not null, "
+         "service char(10) not null, remote_ip char(46) not null, quota int not null, gecos char(48) not null, "
+         "timestamp TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL, primary key (user, domain, service), "
+         "index gecos (gecos), index quota (quota), index timestamp (timestamp)) "
+         "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"},
         {"relay",
          "CREATE TABLE IF NOT EXISTS relay (email char(96) not null, ipaddr char(46) not null, timestamp int, "
          "unique index (email, ipaddr), index(ipaddr), index(timestamp)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"},

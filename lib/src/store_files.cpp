@@ -1,5 +1,7 @@
 // The files backend of the store: vpasswd (+ vpasswd.cdb) and .qmail-<alias> files per domain.
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -16,6 +18,7 @@
 #include "qvmail/mysql.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/store.hpp"
+#include "qvmail/text.hpp"
 #include "qvmail/transaction.hpp"
 
 namespace qv {
@@ -258,7 +261,7 @@ public:
     void create_domain(const DomainRef& d) override {
         State& s = state_[d.name];
         s.ref = d;
-        s.loaded = true;
+        s.loaded = s.inactive_loaded = true;
         s.dirty = true;
     }
 
@@ -299,6 +302,72 @@ public:
             s.alias_changes[std::string(alias)] = std::nullopt;
         else
             s.alias_changes[std::string(alias)] = lines;
+    }
+
+    void rename_domain_rows(const DomainRef&, const std::string&) override {}  // all in the moved directory
+
+    // Reads that keep nothing in state_ unless a change has loaded the domain: a long-lived reader (delivery
+    // asks on its bounce path) must see the next change to the file.
+    std::optional<UserRecord> get_inactive_user(const DomainRef& d, std::string_view name) override {
+        auto set = inactive_users(d);
+        auto it = find(set, name);
+        if (it == set.end()) return std::nullopt;
+        return *it;
+    }
+
+    std::vector<UserRecord> inactive_users(const DomainRef& d) override {
+        auto st = state_.find(d.name);
+        if (st != state_.end() && st->second.inactive_loaded) return st->second.inactive;
+        return read_vpasswd(d.dir / "indibak");
+    }
+
+    void set_active(const DomainRef& d, std::string_view name, bool active) override {
+        State& s = load(d);
+        auto& from = active ? s.inactive : s.users;
+        auto& to = active ? s.users : s.inactive;
+        auto it = find(from, name);
+        if (it == from.end())
+            throw Error(Exit::nouser, "no " + std::string(active ? "inactive" : "active") + " mailbox " +
+                                          std::string(name) + "@" + d.name);
+        if (find(to, name) != to.end())
+            throw Error(Exit::exists, "an " + std::string(active ? "active" : "inactive") + " mailbox " +
+                                          std::string(name) + "@" + d.name + " exists already");
+        to.push_back(*it);
+        from.erase(it);
+        s.dirty = s.inactive_dirty = true;
+    }
+
+    void remove_inactive_user(const DomainRef& d, std::string_view name) override {
+        State& s = load(d);
+        auto it = find(s.inactive, name);
+        if (it == s.inactive.end()) throw Error(Exit::nouser, "no inactive mailbox " + std::string(name) + "@" + d.name);
+        s.inactive.erase(it);
+        s.inactive_dirty = true;
+    }
+
+    void record_login(const DomainRef&, const UserRecord& u, const LoginRecord& l) override {
+        if (u.dir.empty()) return;
+        const fs::path file = fs::path(u.dir) / "lastauth";
+        std::vector<LoginRecord> kept = read_logins(file);
+        std::erase_if(kept, [&](const LoginRecord& o) { return o.service == l.service; });
+        kept.push_back(l);
+        write_logins(file, kept);
+    }
+
+    std::map<std::string, std::vector<LoginRecord>> logins(const DomainRef& d) override {
+        std::map<std::string, std::vector<LoginRecord>> out;
+        State& s = load(d);
+        for (const auto* set : {&s.users, &s.inactive})
+            for (const auto& u : *set)
+                if (!u.dir.empty())
+                    if (auto l = read_logins(fs::path(u.dir) / "lastauth"); !l.empty()) out[u.name] = std::move(l);
+        return out;
+    }
+
+    void move_logins(const DomainRef&, std::string_view, const DomainRef&, std::string_view) override {}
+
+    void rename_grants(const std::string& from, const std::string& to) override {
+        grant_renames_.emplace_back(from, to);
     }
 
     std::vector<FilterRule> filters(const DomainRef& d, std::string_view local, bool) override {
@@ -365,6 +434,18 @@ public:
     }
 
     void stage(FileTransaction& tx) override {
+        if (!grant_renames_.empty()) {
+            auto grants = list_grants();
+            bool changed = false;
+            for (auto& g : grants)
+                for (auto& [from, to] : grant_renames_) {
+                    std::string renamed = renamed_email(g.email, from, to);
+                    if (renamed == g.email) continue;
+                    g.email = renamed;
+                    changed = true;
+                }
+            if (changed) tx.write(open_smtp_, format_open_smtp(grants), 0644);
+        }
         for (auto& [name, s] : state_) {
             if (s.dropped) continue;
             const DomainRef& d = s.ref;
@@ -392,6 +473,15 @@ public:
                     w.finish();
                 }
             }
+            if (s.inactive_dirty) {
+                if (s.inactive.empty()) {
+                    tx.remove(d.dir / "indibak");
+                } else {
+                    std::string text;
+                    for (auto& u : s.inactive) text += format_vpasswd_line(u) + "\n";
+                    tx.write(d.dir / "indibak", text, 0600, d.owner);
+                }
+            }
             for (auto& [alias, lines] : s.alias_changes) {
                 fs::path f = d.dir / qmail_alias_file(alias);
                 if (!lines) {
@@ -405,15 +495,24 @@ public:
         }
     }
 
-    void commit() override { state_.clear(); }
-    void rollback() noexcept override { state_.clear(); }
+    void commit() override {
+        state_.clear();
+        grant_renames_.clear();
+    }
+    void rollback() noexcept override {
+        state_.clear();
+        grant_renames_.clear();
+    }
 
 private:
     struct State {
         DomainRef ref;
         std::vector<UserRecord> users;
+        std::vector<UserRecord> inactive;  // <domain dir>/indibak
         bool loaded = false;
+        bool inactive_loaded = false;
         bool dirty = false;
+        bool inactive_dirty = false;
         bool dropped = false;
         std::map<std::string, std::optional<std::vector<std::string>>> alias_changes;
         std::map<std::string, std::vector<FilterRule>> filter_changes;  // per local part; none: remove
@@ -446,19 +545,71 @@ private:
             s.users = read_vpasswd(d.dir / "vpasswd");
             s.loaded = true;
         }
+        if (!s.inactive_loaded) {
+            s.inactive = read_vpasswd(d.dir / "indibak");
+            s.inactive_loaded = true;
+        }
         return s;
     }
 
-    static std::vector<UserRecord>::iterator find(State& s, std::string_view name) {
-        return std::find_if(s.users.begin(), s.users.end(), [&](const UserRecord& u) { return u.name == name; });
+    static std::vector<UserRecord>::iterator find(State& s, std::string_view name) { return find(s.users, name); }
+    static std::vector<UserRecord>::iterator find(std::vector<UserRecord>& set, std::string_view name) {
+        return std::find_if(set.begin(), set.end(), [&](const UserRecord& u) { return u.name == name; });
+    }
+
+    // <home>/lastauth: "service<TAB>ip<TAB>unix time" a line. A line that does not read is skipped.
+    static std::vector<LoginRecord> read_logins(const fs::path& file) {
+        std::vector<LoginRecord> out;
+        ControlFile f = ControlFile::load(file);
+        f.for_each_line([&](std::string_view l) {
+            std::size_t t1 = l.find('\t'), t2 = t1 == std::string_view::npos ? t1 : l.find('\t', t1 + 1);
+            if (t2 == std::string_view::npos) return true;
+            LoginRecord r{std::string(l.substr(0, t1)), std::string(l.substr(t1 + 1, t2 - t1 - 1)), 0};
+            std::string_view ts = l.substr(t2 + 1);
+            if (std::from_chars(ts.data(), ts.data() + ts.size(), r.time).ec == std::errc()) out.push_back(r);
+            return true;
+        });
+        return out;
+    }
+
+    // Replaced by rename (a temporary file beside it, with the home's owner), not flushed: a crash loses
+    // at most the latest login, never the file.
+    static void write_logins(const fs::path& file, const std::vector<LoginRecord>& logins) {
+        std::string text;
+        for (auto& l : logins) text += l.service + "\t" + l.ip + "\t" + std::to_string(l.time) + "\n";
+        struct stat home {};
+        if (::stat(file.parent_path().c_str(), &home) != 0) return;  // no home: nothing to record
+        const fs::path tmp = file.parent_path() / (".lastauth." + std::to_string(::getpid()));
+        int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) throw sys_error(Exit::cantcreat, "cannot record the login in", file, errno);
+        bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+        int e = errno;
+        if (ok && ::geteuid() == 0 && ::fchown(fd, home.st_uid, home.st_gid) != 0) ok = false, e = errno;
+        ::close(fd);
+        if (!ok || ::rename(tmp.c_str(), file.c_str()) != 0) {
+            if (ok) e = errno;
+            ::unlink(tmp.c_str());
+            throw sys_error(Exit::ioerr, "cannot record the login in", file, e);
+        }
     }
 
     [[noreturn]] static void rules_only() {
         throw Error(Exit::software, "the files store's relay grants change with tcp.smtp.cdb (see relay.hpp)");
     }
 
+    // `email` as rename_grants(from, to) leaves it (the domain compared without regard to case).
+    static std::string renamed_email(const std::string& email, const std::string& from, const std::string& to) {
+        if (from.starts_with("@")) {
+            if (email.size() > from.size() && equal_ignoring_case(email.substr(email.size() - from.size()), from))
+                return email.substr(0, email.size() - from.size()) + to;
+            return email;
+        }
+        return equal_ignoring_case(email, from) ? to : email;
+    }
+
     fs::path open_smtp_;
     std::map<std::string, State> state_;
+    std::vector<std::pair<std::string, std::string>> grant_renames_;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 // same change are in place (see apply_change in domain.cpp).
 #include <algorithm>
 #include <charconv>
+#include <map>
 #include <memory>
 
 #include "qvmail/error.hpp"
@@ -93,6 +94,7 @@ public:
         for (const char* sql : {"DELETE FROM indimail WHERE pw_domain = ?", "DELETE FROM indibak WHERE pw_domain = ?",
                                 "DELETE FROM valias WHERE domain = ?"})
             MysqlStatement(conn_, sql).execute({d.name});
+        table_execute("DELETE FROM lastauth WHERE domain = ?", {d.name});
         // the rules of every address of the domain, prefilt and postfilt included
         table_execute("DELETE FROM vfilter WHERE emailid LIKE ? ESCAPE '!'", {domain_pattern(d)});
     }
@@ -127,6 +129,86 @@ public:
         auto n = MysqlStatement(conn_, "DELETE FROM indimail WHERE pw_name = ? AND pw_domain = ?")
                      .execute({std::string(name), d.name});
         if (n == 0) throw Error(Exit::nouser, "no mailbox " + std::string(name) + "@" + d.name);
+        table_execute("DELETE FROM lastauth WHERE user = ? AND domain = ?", {std::string(name), d.name});
+    }
+
+    std::optional<UserRecord> get_inactive_user(const DomainRef& d, std::string_view name) override {
+        auto rows = MysqlStatement(conn_, std::string("SELECT ") + kUserColumns +
+                                              " FROM indibak WHERE pw_name = ? AND pw_domain = ?")
+                        .query({std::string(name), d.name});
+        if (rows.empty()) return std::nullopt;
+        return user_from(rows[0]);
+    }
+
+    std::vector<UserRecord> inactive_users(const DomainRef& d) override {
+        std::vector<UserRecord> out;
+        for (auto& r : MysqlStatement(conn_, std::string("SELECT ") + kUserColumns +
+                                                 " FROM indibak WHERE pw_domain = ? ORDER BY pw_name")
+                           .query({d.name}))
+            out.push_back(user_from(r));
+        return out;
+    }
+
+    void set_active(const DomainRef& d, std::string_view name, bool active) override {
+        change();
+        const std::string from = active ? "indibak" : "indimail", to = active ? "indimail" : "indibak";
+        const std::string cols = "pw_name, pw_domain, pw_passwd, pw_uid, pw_gid, pw_gecos, pw_dir, pw_shell, scram";
+        std::uint64_t n = 0;
+        try {
+            n = MysqlStatement(conn_, "INSERT INTO " + to + " (" + cols + ") SELECT " + cols + " FROM " + from +
+                                          " WHERE pw_name = ? AND pw_domain = ?")
+                    .execute({std::string(name), d.name});
+        } catch (const Error& e) {
+            if (e.code() == Exit::exists)
+                throw Error(Exit::exists, "an " + std::string(active ? "active" : "inactive") + " mailbox " +
+                                              std::string(name) + "@" + d.name + " exists already");
+            throw;
+        }
+        if (n == 0)
+            throw Error(Exit::nouser,
+                        "no " + std::string(active ? "inactive" : "active") + " mailbox " + std::string(name) + "@" + d.name);
+        MysqlStatement(conn_, "DELETE FROM " + from + " WHERE pw_name = ? AND pw_domain = ?")
+            .execute({std::string(name), d.name});
+    }
+
+    void remove_inactive_user(const DomainRef& d, std::string_view name) override {
+        change();
+        auto n = MysqlStatement(conn_, "DELETE FROM indibak WHERE pw_name = ? AND pw_domain = ?")
+                     .execute({std::string(name), d.name});
+        if (n == 0) throw Error(Exit::nouser, "no inactive mailbox " + std::string(name) + "@" + d.name);
+        table_execute("DELETE FROM lastauth WHERE user = ? AND domain = ?", {std::string(name), d.name});
+    }
+
+    void record_login(const DomainRef& d, const UserRecord& u, const LoginRecord& l) override {
+        // one statement on its own (autocommit); the table is made when it is missing (IndiMail makes
+        // it on first use too), so that a login costs no SHOW TABLES
+        const char* sql =
+            "REPLACE INTO lastauth (user, domain, service, remote_ip, quota, gecos, timestamp) "
+            "VALUES (?, ?, ?, ?, 0, ?, FROM_UNIXTIME(?))";
+        const std::vector<SqlValue> params{u.name, d.name, l.service, l.ip, u.gecos, l.time};
+        try {
+            MysqlStatement(conn_, sql).execute(params);
+        } catch (const Error& e) {
+            if (e.code() != Exit::config || in_transaction_) throw;
+            create_missing_tables(conn_);
+            MysqlStatement(conn_, sql).execute(params);
+        }
+    }
+
+    std::map<std::string, std::vector<LoginRecord>> logins(const DomainRef& d) override {
+        std::map<std::string, std::vector<LoginRecord>> out;
+        for (auto& r : table_query("SELECT user, service, remote_ip, UNIX_TIMESTAMP(timestamp) FROM lastauth "
+                                   "WHERE domain = ? ORDER BY user, service",
+                                   {d.name}))
+            out[r[0].value_or("")].push_back(LoginRecord{r[1].value_or(""), r[2].value_or(""), to_i64(r[3])});
+        return out;
+    }
+
+    void move_logins(const DomainRef& from, std::string_view old_name, const DomainRef& to,
+                     std::string_view new_name) override {
+        change();
+        table_execute("UPDATE lastauth SET user = ?, domain = ? WHERE user = ? AND domain = ?",
+                      {std::string(new_name), to.name, std::string(old_name), from.name});
     }
 
     void set_alias(const DomainRef& d, std::string_view alias, const std::vector<std::string>& lines) override {
@@ -135,6 +217,31 @@ public:
             .execute({std::string(alias), d.name});
         MysqlStatement insert(conn_, "INSERT INTO valias (alias, domain, valias_line) VALUES (?, ?, ?)");
         for (auto& l : lines) insert.execute({std::string(alias), d.name, l});
+    }
+
+    void rename_domain_rows(const DomainRef& d, const std::string& to) override {
+        ensure_tables();
+        change();
+        for (const char* sql : {"UPDATE indimail SET pw_domain = ? WHERE pw_domain = ?",
+                                "UPDATE indibak SET pw_domain = ? WHERE pw_domain = ?",
+                                "UPDATE valias SET domain = ? WHERE domain = ?"})
+            MysqlStatement(conn_, sql).execute({to, d.name});
+        table_execute("UPDATE lastauth SET domain = ? WHERE domain = ?", {to, d.name});
+        table_execute("UPDATE vfilter SET emailid = CONCAT(SUBSTRING(emailid, 1, CHAR_LENGTH(emailid) - ?), ?) "
+                      "WHERE emailid LIKE ? ESCAPE '!'",
+                      {std::int64_t(d.name.size()), to, domain_pattern(d)});
+    }
+
+    void rename_grants(const std::string& from, const std::string& to) override {
+        ensure_tables();
+        change();
+        if (from.starts_with("@")) {
+            table_execute("UPDATE relay SET email = CONCAT(SUBSTRING(email, 1, CHAR_LENGTH(email) - ?), ?) "
+                          "WHERE email LIKE ? ESCAPE '!'",
+                          {std::int64_t(from.size()), to, like_suffix(from)});
+        } else {
+            table_execute("UPDATE relay SET email = ? WHERE email = ?", {to, from});
+        }
     }
 
     std::optional<RelayGrant> find_grant(const std::string& ip, const std::optional<std::string>& sender,
@@ -358,15 +465,17 @@ private:
 
     static std::string email(const DomainRef& d, std::string_view local) { return std::string(local) + "@" + d.name; }
 
-    // LIKE pattern for every address of a domain ('!' escapes LIKE's own wildcards, '_' in a name).
-    static std::string domain_pattern(const DomainRef& d) {
-        std::string p = "%@";
-        for (char c : d.name) {
+    // LIKE pattern for text ending in `suffix` ('!' escapes LIKE's own wildcards, '_' in a name).
+    static std::string like_suffix(std::string_view suffix) {
+        std::string p = "%";
+        for (char c : suffix) {
             if (c == '%' || c == '_' || c == '!') p += '!';
             p += c;
         }
         return p;
     }
+    // LIKE pattern for every address of a domain.
+    static std::string domain_pattern(const DomainRef& d) { return like_suffix("@" + d.name); }
 
     static std::int64_t to_i64(const std::optional<std::string>& s) {
         std::int64_t v = 0;

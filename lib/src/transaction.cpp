@@ -131,17 +131,43 @@ void FileTransaction::remove(const fs::path& path) {
 }
 
 void FileTransaction::symlink(const fs::path& link, const fs::path& to) {
-    if (staged(link)) throw Error(Exit::software, "staged twice in one change: " + link.string());
+    bool replaces = std::any_of(steps_.begin(), steps_.end(),
+                                [&](const Step& s) { return s.target == link && s.kind == Step::remove; });
+    if (staged(link) && !replaces) throw Error(Exit::software, "staged twice in one change: " + link.string());
     log_.push_back("link " + link.string() + " -> " + to.string());
     steps_.push_back(Step{Step::link, link, nullptr, {}, {}, false, to});
 }
 
+void FileTransaction::move(const fs::path& from, const fs::path& to) {
+    if (staged(to)) throw Error(Exit::software, "staged twice in one change: " + to.string());
+    move_log_.push_back("move " + from.string() + " -> " + to.string());
+    steps_.push_back(Step{Step::move, to, nullptr, {}, {}, false, from});
+}
+
+fs::path FileTransaction::relocated(const fs::path& p) const {
+    fs::path out = p;
+    for (auto& s : steps_) {
+        if (s.kind != Step::move || !s.applied) continue;
+        auto rel = out.lexically_relative(s.link_to);
+        if (!rel.empty() && *rel.begin() != ".." && rel.is_relative()) out = rel == "." ? s.target : s.target / rel;
+    }
+    return out;
+}
+
+void FileTransaction::log_moves() {
+    log_.insert(log_.end(), move_log_.begin(), move_log_.end());
+    move_log_.clear();
+}
+
 void FileTransaction::publish() {
+    log_moves();
     if (dry_run_) {
         published_ = true;
         return;
     }
     wait_for_jobs();
+    // Moves go last, in the order given, so that undo (in reverse) takes them back first.
+    std::stable_partition(steps_.begin(), steps_.end(), [](const Step& s) { return s.kind != Step::move; });
     // Everything that can fail slowly (sync, mode, owner) happens before anything is replaced. All
     // files start writing out together, so their syncs overlap instead of queueing one by one.
     for (auto& s : steps_)
@@ -168,6 +194,16 @@ void FileTransaction::publish() {
                 if (::symlink(s.link_to.c_str(), s.target.c_str()) != 0)
                     throw sys_error(Exit::cantcreat, "cannot make the link", s.target, errno);
                 s.applied = true;
+            } else if (s.kind == Step::move) {
+                if (::renameat2(AT_FDCWD, s.link_to.c_str(), AT_FDCWD, s.target.c_str(), RENAME_NOREPLACE) != 0) {
+                    int e = errno;
+                    if (e == EXDEV)
+                        throw Error(Exit::cantcreat, "cannot move " + s.link_to.string() + " to " + s.target.string() +
+                                                         ": they are on different file systems");
+                    throw sys_error(Exit::cantcreat, "cannot move " + s.link_to.string() + " to", s.target, e);
+                }
+                s.applied = true;
+                dirs.insert(s.link_to.parent_path());
             } else {
                 if (!exists) continue;
                 s.saved = aside_name(s.target, "removed");
@@ -185,7 +221,7 @@ void FileTransaction::publish() {
         throw;
     }
     published_ = true;
-    for (auto& d : dirs) sync_directory(d);
+    for (auto& d : dirs) sync_directory(relocated(d));
 }
 
 void FileTransaction::undo() noexcept {
@@ -203,6 +239,9 @@ void FileTransaction::undo() noexcept {
                 ::unlink(s.target.c_str());
         } else if (s.kind == Step::link) {
             ::unlink(s.target.c_str());
+        } else if (s.kind == Step::move) {
+            ::rename(s.target.c_str(), s.link_to.c_str());
+            sync_directory(s.link_to.parent_path());
         } else {
             ::rename(s.saved.c_str(), s.target.c_str());
         }
@@ -214,10 +253,11 @@ void FileTransaction::undo() noexcept {
 }
 
 void FileTransaction::finish() noexcept {
+    log_moves();
     for (auto& s : steps_) {
         if (s.saved.empty()) continue;
         std::error_code ec;
-        fs::remove_all(s.saved, ec);
+        fs::remove_all(relocated(s.saved), ec);  // a saved copy inside a moved directory went with it
         s.saved.clear();
     }
     steps_.clear();

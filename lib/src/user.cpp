@@ -2,9 +2,12 @@
 
 #include <sys/stat.h>
 
+#include <ctime>
+
 #include <algorithm>
 #include <charconv>
 
+#include "qvmail/alias.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/maildir.hpp"
 #include "qvmail/paths.hpp"
@@ -126,6 +129,15 @@ std::optional<std::uint32_t> parse_flag_name(std::string_view name) {
     return std::nullopt;
 }
 
+void record_creation(Store& store, const DomainRef& d, const UserRecord& u, bool dry_run) noexcept {
+    if (dry_run) return;
+    try {
+        store.record_login(d, u, LoginRecord{"add", "", static_cast<std::int64_t>(::time(nullptr))});
+    } catch (const std::exception&) {
+        // the record only dates the mailbox for vdeloldusers, which then goes by its Maildir's time
+    }
+}
+
 UserRecord require_user(Store& store, const Domain& d, std::string_view name) {
     auto u = store.get_user(d.ref(), name);
     if (!u) throw Error(Exit::nouser, "no mailbox " + std::string(name) + "@" + d.name);
@@ -161,6 +173,7 @@ UserRecord add_user(const Paths& paths, Store& store, const AddUserRequest& req,
     for (const char* sub : {"Maildir", "Maildir/cur", "Maildir/new", "Maildir/tmp"})
         tx.make_dir(home / sub, 0750, d.owner);
     store.add_user(ref, u);
+    record_creation(store, ref, u, dry_run);  // in the change's transaction (mysql)
     apply_change(tx, store);
     if (report) report->steps = tx.log();
     return u;
@@ -169,10 +182,16 @@ UserRecord add_user(const Paths& paths, Store& store, const AddUserRequest& req,
 void delete_user(const Paths& paths, Store& store, const Address& a, bool dry_run, ChangeReport* report) {
     Domain d = require_domain(paths, a.domain);
     DomainRef ref = d.ref();
-    UserRecord u = require_user(store, d, a.local);
+    auto active = store.get_user(ref, a.local);
+    auto found = active ? active : store.get_inactive_user(ref, a.local);
+    if (!found) throw Error(Exit::nouser, "no mailbox " + a.local + "@" + d.name);
+    const UserRecord& u = *found;
     FileTransaction tx(dry_run);
     if (!u.dir.empty()) tx.remove(u.dir);
-    store.remove_user(ref, u.name);
+    if (active)
+        store.remove_user(ref, u.name);
+    else
+        store.remove_inactive_user(ref, u.name);
     store.remove_filters(ref, u.name);
     // Its own .qmail-<name>, and alias lines that forward to it.
     std::string target = "&" + a.str();
@@ -188,6 +207,60 @@ void delete_user(const Paths& paths, Store& store, const Address& a, bool dry_ru
     }
     apply_change(tx, store);
     if (report) report->steps = tx.log();
+}
+
+RenameUserResult rename_user(const Paths& paths, Store& store, const Address& from, const Address& to, bool dry_run) {
+    Domain dfrom = require_domain(paths, from.domain);
+    Domain dto = require_domain(paths, to.domain);
+    if (dfrom.name == dto.name && from.local == to.local)
+        throw Error(Exit::dataerr, from.str() + " and " + to.str() + " are the same mailbox");
+    if (dfrom.owner.uid != dto.owner.uid || dfrom.owner.gid != dto.owner.gid)
+        throw Error(Exit::dataerr, dfrom.name + " and " + dto.name + " belong to different owners (" +
+                                       std::to_string(dfrom.owner.uid) + ":" + std::to_string(dfrom.owner.gid) +
+                                       " and " + std::to_string(dto.owner.uid) + ":" + std::to_string(dto.owner.gid) +
+                                       "); a mailbox is renamed only between domains of one owner");
+    DomainRef rfrom = dfrom.ref(), rto = dto.ref();
+    UserRecord u = require_user(store, dfrom, from.local);
+    const Address target{to.local, dto.name};
+    if (store.get_user(rto, to.local)) throw Error(Exit::exists, "mailbox " + target.str() + " already exists");
+    auto aliases = store.aliases(rto);
+    if (std::find(aliases.begin(), aliases.end(), to.local) != aliases.end())
+        throw Error(Exit::exists, target.str() + " is an alias; remove the alias before renaming a mailbox to it");
+    const fs::path old_home(u.dir), new_home = mailbox_home(dto, to.local);
+    std::error_code ec;
+    const bool move_home = !u.dir.empty() && fs::exists(old_home, ec);
+    if (move_home && fs::exists(new_home, ec))
+        throw Error(Exit::exists, "mailbox " + target.str() + ": its home " + new_home.string() +
+                                      " already exists (see qmailctl check)");
+
+    FileTransaction tx(dry_run);
+    UserRecord renamed = u;
+    renamed.name = to.local;
+    renamed.dir = new_home.string();
+    // the record, its logins, the rules and the mailbox's own .qmail file under the new name
+    store.move_logins(rfrom, u.name, rto, to.local);
+    store.remove_user(rfrom, u.name);
+    store.add_user(rto, renamed);
+    auto rules = store.filters(rfrom, u.name);
+    store.remove_filters(rfrom, u.name);
+    for (auto& r : rules) store.add_filter(rto, to.local, r);
+    if (auto own = store.alias_lines(rfrom, u.name); !own.empty()) {
+        store.set_alias(rfrom, u.name, {});
+        store.set_alias(rto, to.local, own);
+    }
+    const std::string old_address = u.name + "@" + dfrom.name;
+    RenameUserResult result;
+    result.forwards = retarget_forwards(paths, store, old_address, target.str());
+    store.rename_grants(old_address, target.str());
+    if (move_home) {
+        tx.make_dir(new_home.parent_path().parent_path(), 0755);
+        tx.make_dir(new_home.parent_path(), 0750, dto.owner);
+        tx.move(old_home, new_home);
+    }
+    apply_change(tx, store);
+    result.user = renamed;
+    result.steps = tx.log();
+    return result;
 }
 
 void update_user(Store& store, const Domain& d, const UserRecord& u, bool dry_run) {

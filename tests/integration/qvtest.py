@@ -1,5 +1,6 @@
 """Shared helpers for the integration tests: a scratch QMAILHOME and the built commands."""
 import atexit
+import fcntl
 import os
 import shutil
 import socket
@@ -219,7 +220,7 @@ def snapshot(root, skip=(".qvmail.lock",), home=None):
     MySQL home, the rows of its tables too (keys "db:<table>")."""
     out = {}
     if home is not None and home.database:
-        for table in ("indimail", "indibak", "valias", "vfilter"):
+        for table in ("indimail", "indibak", "valias", "vfilter", "lastauth", "relay"):
             try:
                 out["db:" + table] = sorted(map(tuple, home.rows("SELECT * FROM " + table)))
             except subprocess.CalledProcessError:
@@ -245,3 +246,25 @@ def snapshot(root, skip=(".qvmail.lock",), home=None):
 
 def sbindir():
     return os.environ.get("QV_SBINDIR", "/usr/local/sbin")
+
+
+def login(home, address, password, service="imap", ip="10.1.2.3", grant=False, user=None, env=None):
+    """A checkpassword login of `address` through vchkpass (descriptor 3, as Dovecot gives it; as the uid
+    `user`, when given); returns the process."""
+    r0, w = os.pipe()
+    os.write(w, address.encode() + b"\0" + password.encode() + b"\0\0")
+    os.close(w)
+    r = fcntl.fcntl(r0, fcntl.F_DUPFD, 4)
+    os.close(r0)
+    argv = [tool("vchkpass") if user is None else os.path.join(shared_bin(), "vchkpass"), "-s", service]
+    if grant:
+        argv.append("--grant")
+    argv += ["--", "true"]
+    if user is not None:
+        argv = as_user(user, argv)
+    argv = ["sh", "-c", 'exec "$@" 3<&%d %d<&-' % (r, r), "sh"] + argv
+    try:
+        return subprocess.run(argv, env=home.env(TCPREMOTEIP=ip, **(env or {})), capture_output=True, pass_fds=(r,),
+                              timeout=60)
+    finally:
+        os.close(r)

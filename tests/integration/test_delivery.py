@@ -10,8 +10,8 @@ import threading
 import time
 import unittest
 
-from qvtest import tool
-from smtptest import JOE, TIM, MailHost, Sink
+from qvtest import login, tool
+from smtptest import JOE, JOE_PASSWORD, TIM, MailHost, Sink
 
 MESSAGE = b"From: Sender <sender@remote.test>\nTo: joe@example.com\nSubject: %s\n\nHello,\n.dot line\nbye\n"
 
@@ -128,6 +128,29 @@ class MailboxDelivery(DeliveryCase):
         self.assertIn(b"Subject: to the alias domain", got[0])
         self.wait_empty()
 
+    def test_renamed_mailbox_gets_mail_and_logs_in(self):
+        """After vrenameuser joe jim, mail to jim over SMTP lands in the moved Maildir (joe's mail with it),
+        jim logs in with joe's password, and joe is refused at RCPT."""
+        self.host.start()
+        self.host.start_send()
+        self.inject("sender@remote.test", [JOE], message("before the rename"))
+        self.host.wait_for(self.joe, "joe's mail")
+        self.wait_empty()
+        p = self.host.home.run("vrenameuser", JOE, "jim@example.com")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with smtplib.SMTP("127.0.0.1", self.host.port, timeout=30) as s:
+            s.sendmail("sender@remote.test", ["jim@example.com"], message("after the rename").replace(b"\n", b"\r\n"))
+            with self.assertRaises(smtplib.SMTPRecipientsRefused):
+                s.sendmail("sender@remote.test", [JOE], message("old name").replace(b"\n", b"\r\n"))
+        jim = self.host.mailbox("jim@example.com")
+        got = self.host.wait_for(lambda: len(self.host.maildir_messages(jim)) == 2 and self.host.maildir_messages(jim),
+                                 "jim's mail")
+        self.assertEqual(sorted(b"Subject: before" in m for m in got), [False, True])
+        self.assertIn(b"Delivered-To: jim@example.com\n", [m for m in got if b"after the rename" in m][0])
+        self.wait_empty()
+        self.assertEqual(login(self.host.home, "jim@example.com", JOE_PASSWORD).returncode, 0)
+        self.assertEqual(login(self.host.home, JOE, JOE_PASSWORD).returncode, 1)
+
     def test_loop_is_bounced(self):
         """A message that already carries the mailbox's Delivered-To line is a loop: bounced, not delivered."""
         self.host.start_send()
@@ -184,6 +207,22 @@ class Handlers(DeliveryCase):
         self.wait_empty()
         self.assertTrue(self.log_lines(r"nobody@example\.com: success: .*discarded"), self.host.send_log())
         self.assertEqual(self.host.maildir_messages(self.host.mailbox(TIM)), [], "no bounce")
+
+    def test_inactive_mailbox_bounces_as_inactive(self):
+        """A mailbox made inactive (vmoduser --inactive, as vdeloldusers does) bounces its mail saying so, and
+        takes mail again once active."""
+        maildir = self.host.mailbox(JOE)
+        self.host.run_ok("vmoduser", "--inactive", JOE)
+        self.host.start_send()
+        self.inject("tim@example.com", [JOE], message("to the inactive"))
+        bounce = self.host.wait_for(lambda: self.host.maildir_messages(self.host.mailbox(TIM)), "the bounce")[0]
+        self.assertIn(b"<joe@example.com>:\naccount joe@example.com is inactive. (#5.1.3)\n", bounce)
+        self.assertEqual(self.host.maildir_messages(maildir), [], "kept out of the inactive mailbox")
+        self.wait_empty()
+        self.host.run_ok("vmoduser", "--active", JOE)
+        self.inject("tim@example.com", [JOE], message("active again"))
+        self.assertIn(b"Subject: active again", self.host.wait_for(self.joe, "joe's mail")[0])
+        self.wait_empty()
 
     def test_bounce_no_mailbox(self):
         self.handler("bounce-no-mailbox")

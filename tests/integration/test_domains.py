@@ -58,7 +58,10 @@ class AddDomain(DomainTestCase):
         others = {k for k in set(snap) - set(expected_dirs) - set(expected_files) if not k.startswith("db:")}
         if BACKEND == "files":
             self.assertEqual(others, {d + "/vpasswd", d + "/vpasswd.cdb", "users/cdb", d + "/.qmail-abuse",
-                                      d + "/.qmail-mailer-daemon"})
+                                      d + "/.qmail-mailer-daemon", pm + "/lastauth"})
+            # IndiMail's "add" record of the postmaster's creation (vdeloldusers dates mailboxes by it)
+            self.assertEqual(snap[pm + "/lastauth"][:4], ("file", "0o600", 555, 555))
+            self.assertRegex(snap[pm + "/lastauth"][4], rb"^add\t\t\d{10}\n$")
             self.assertEqual(snap[d + "/vpasswd"][:4], ("file", "0o600", 555, 555))
             self.assertEqual(snap[d + "/vpasswd.cdb"][:4], ("file", "0o600", 555, 555))
             for alias in ("abuse", "mailer-daemon"):
@@ -67,6 +70,7 @@ class AddDomain(DomainTestCase):
             self.assertEqual(others, {"users/cdb", "control/host.mysql"})
             self.assertEqual(len(snap["db:indimail"]), 1)
             self.assertEqual(snap["db:indibak"], [])
+            self.assertEqual([r[:4] for r in snap["db:lastauth"]], [("postmaster", "example.com", "add", "")])
             self.assertEqual([r[:3] for r in snap["db:valias"]], [("abuse", "example.com", "&postmaster@example.com"),
                                                                   ("mailer-daemon", "example.com",
                                                                    "&postmaster@example.com")])

@@ -112,3 +112,42 @@ TEST_CASE("a job's content is published with the rest, and its failure stops the
     CHECK(qvtest::slurp(d / "a") == "a\n");
     CHECK(qvtest::listing(d.path()) == std::vector<std::string>{"a", "b"});
 }
+
+TEST_CASE("moves go last, carry the change's writes inside them, and are undone first", "[transaction]") {
+    TempDir d;
+    qvtest::write(d / "dom" / "vpasswd", "old\n");
+    qvtest::write(d / "link-target", "x");
+    SECTION("committed: the new content is in the moved directory, and no saved copy is left") {
+        qv::FileTransaction tx;
+        tx.move(d / "dom", d / "renamed");  // registered first, done last
+        tx.write(d / "dom" / "vpasswd", "new\n");
+        tx.commit();
+        CHECK(qvtest::slurp(d / "renamed" / "vpasswd") == "new\n");
+        CHECK_FALSE(fs::exists(d / "dom"));
+        CHECK(qvtest::listing(d / "renamed") == std::vector<std::string>{"vpasswd"});
+        CHECK(tx.log() == std::vector<std::string>{"write " + (d / "dom" / "vpasswd").string(),
+                                                   "move " + (d / "dom").string() + " -> " + (d / "renamed").string()});
+    }
+    SECTION("a move that fails undoes the moves and writes before it") {
+        qvtest::write(d / "taken" / "x", "x");
+        qv::FileTransaction tx;
+        tx.write(d / "dom" / "vpasswd", "new\n");
+        tx.move(d / "dom", d / "renamed");
+        tx.move(d / "link-target", d / "taken");  // exists: RENAME_NOREPLACE refuses it
+        CHECK_THROWS_AS(tx.publish(), qv::Error);
+        tx.rollback();
+        CHECK(qvtest::slurp(d / "dom" / "vpasswd") == "old\n");
+        CHECK_FALSE(fs::exists(d / "renamed"));
+        CHECK(qvtest::listing(d / "dom") == std::vector<std::string>{"vpasswd"});
+    }
+    SECTION("a link removed and made again in one change") {
+        fs::create_symlink("dom", d / "alias");
+        qv::FileTransaction tx;
+        tx.remove(d / "alias");
+        tx.symlink(d / "alias", "renamed");
+        tx.move(d / "dom", d / "renamed");
+        tx.commit();
+        CHECK(fs::read_symlink(d / "alias") == "renamed");
+        CHECK(qvtest::slurp(d / "alias" / "vpasswd") == "old\n");
+    }
+}

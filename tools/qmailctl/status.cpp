@@ -22,11 +22,7 @@ struct StatusArgs {
 };
 
 std::string when(std::time_t t) {
-    char buf[32];
-    std::tm tm{};
-    ::localtime_r(&t, &tm);
-    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-    return buf;
+    return local_time_text(t);
 }
 
 Json status_json(const HostStatus& s) {

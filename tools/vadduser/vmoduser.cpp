@@ -7,6 +7,7 @@
 #include "qvmail/cli.hpp"
 #include "qvmail/domain.hpp"
 #include "qvmail/error.hpp"
+#include "qvmail/inactive.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/store.hpp"
 #include "qvmail/user.hpp"
@@ -21,6 +22,7 @@ struct Args {
     bool toggle = false, clear_all = false;
     std::vector<std::string> set, clear;
     std::optional<std::string> gecos, quota;
+    bool active = false, inactive = false;
 };
 
 std::uint32_t named_flags(const std::vector<std::string>& names) {
@@ -45,15 +47,35 @@ int run(const Program& prog, const Args& a) {
     for (auto& f : user_flags())
         if (a.letters.at(f.letter)) letter_bits |= f.bit;
     std::uint32_t set_bits = named_flags(a.set), clear_bits = named_flags(a.clear);
-    if (!letter_bits && !set_bits && !clear_bits && !a.clear_all && !a.gecos && !a.quota)
-        throw Error(Exit::usage, "nothing to change: give flags, --set, --clear, -x, -c or -q");
+    const bool other = letter_bits || set_bits || clear_bits || a.clear_all || a.gecos || a.quota;
+    if (!other && !a.active && !a.inactive)
+        throw Error(Exit::usage, "nothing to change: give flags, --set, --clear, -x, -c, -q, --active or --inactive");
     std::optional<std::string> quota = a.quota ? std::optional(normalize_quota(*a.quota)) : std::nullopt;
     std::optional<std::string> gecos = a.gecos ? std::optional(check_gecos(*a.gecos)) : std::nullopt;
 
     auto lock = lock_for_change(paths, prog.common);
     auto store = open_store(paths, prog.mysql);
     Domain d = require_domain(paths, addr.domain);
-    UserRecord u = require_user(*store, d, addr.local);
+    // --active first (the other changes then apply to the active mailbox), --inactive last
+    if (a.active) {
+        set_mailbox_active(paths, *store, addr, true, prog.common.dry_run);
+        if (!prog.common.dry_run) audit(prog.name, "made mailbox " + addr.str() + " active");
+    }
+    if (!other) {
+        if (a.inactive) set_mailbox_active(paths, *store, addr, false, prog.common.dry_run);
+        if (a.inactive && !prog.common.dry_run) audit(prog.name, "made mailbox " + addr.str() + " inactive");
+        const std::string state = a.active ? "active" : "inactive";
+        if (rep.json()) {
+            Json j = Json::object();
+            j.set("address", addr.str()).set("status", prog.common.dry_run ? "would-change" : "changed").set("state", state);
+            rep.object(j);
+        } else {
+            rep.line(std::string(prog.common.dry_run ? "would make " : "made ") + addr.str() + " " + state);
+        }
+        return 0;
+    }
+    UserRecord u = prog.common.dry_run && a.active ? *store->get_inactive_user(d.ref(), addr.local)
+                                                   : require_user(*store, d, addr.local);
     std::uint32_t before = u.gid_flags;
     if (a.clear_all) u.gid_flags = 0;
     if (a.toggle)
@@ -64,6 +86,7 @@ int run(const Program& prog, const Args& a) {
     if (gecos) u.gecos = *gecos;
     if (quota) u.quota = *quota;
     update_user(*store, d, u, prog.common.dry_run);
+    if (a.inactive) set_mailbox_active(paths, *store, addr, false, prog.common.dry_run);
     if (!prog.common.dry_run)
         audit(prog.name, "changed mailbox " + addr.str() + ": flags " + std::to_string(before) + " -> " +
                              std::to_string(u.gid_flags) + (gecos ? ", comment" : "") +
@@ -111,11 +134,17 @@ int main(int argc, char** argv) {
     app.add_option("--clear", a.clear, "Clear a flag by name (repeatable)")->type_name("FLAG");
     app.add_option("-c,--comment", a.gecos, "New comment (gecos)")->type_name("TEXT");
     app.add_option("-q,--quota", a.quota, "New quota: NOQUOTA, bytes (k/m/g), or size,count")->type_name("QUOTA");
+    auto* active = app.add_flag("--active", a.active,
+                                "Make an inactive mailbox active again (IndiMail's -n; here -n is --dry-run)");
+    app.add_flag("--inactive", a.inactive,
+                 "Make the mailbox inactive: it keeps its mail, but its mail bounces and its logins are refused")
+        ->excludes(active);
     add_common_options(app, prog.common, opt_json | opt_dry_run | opt_quiet | opt_verbose | opt_lock_wait);
     add_mysql_options(app, prog);
     app.footer(
-        "Exit status: 0 changed; 64 usage; 65 bad address, comment or quota; 67 no such mailbox; 68 no\n"
-        "such domain; 73/74/77 files cannot be written; 75 another command holds the lock. See vmoduser(8).");
+        "Exit status: 0 changed; 9 --active/--inactive: the mailbox is in both sets; 64 usage; 65 bad address,\n"
+        "comment or quota; 67 no such mailbox (--active: no such inactive mailbox); 68 no such domain;\n"
+        "73/74/77 files cannot be written; 75 another command holds the lock. See vmoduser(8).");
     app.callback([&] { prog.action = [&] { return run(prog, a); }; });
     prog.positional_completions[&app] = complete_addresses;
     return qv::run(app, prog, argc, argv);

@@ -89,6 +89,18 @@ void record_grant(const Paths& paths, Store& store, const AuthResult& r, const P
     }
 }
 
+// IndiMail's lastauth: the service, the client's address and the time of each login. A login that
+// cannot be recorded is logged and still succeeds. NOLASTAUTH turns the record off.
+void record_login(Store& store, const AuthResult& r, const std::string& service) {
+    if (std::getenv("NOLASTAUTH") || !r.domain || !r.user) return;
+    const char* ip = remote_ip();
+    try {
+        store.record_login(*r.domain, *r.user, LoginRecord{service.substr(0, 10), ip ? ip : "", std::time(nullptr)});
+    } catch (const std::exception& e) {
+        log_line("login of " + r.address + " not recorded: " + e.what());
+    }
+}
+
 // Where the login came from: -s, else the SERVICE variable Dovecot sets (imap, pop3, submission...),
 // else smtp (qmail-smtpd sets none). An unknown -s is a usage error; an unknown SERVICE is reported
 // as nullopt with `unknown` set, since a login for a service vchkpass cannot check must be refused.
@@ -191,12 +203,14 @@ int run(const Program& prog, const Args& a) {
                 return kRefused;
             }
             log_line(r.address + from + ": authenticated, but NO_RELAY is set: may not relay");
+            record_login(*store, r, std::string(to_string(*service)));
             return kNoRelay;
         }
         bool want_grant = !lookup && !a.no_grant && (a.grant || std::getenv("OPEN_SMTP")) &&
                           !std::getenv("NORELAY") && *service != AuthService::smtp &&
                           !(r.user->gid_flags & userflag::no_relay);
         if (want_grant) record_grant(paths, *store, r, prog);
+        if (!lookup) record_login(*store, r, dovecot_service(a) ? dovecot_service(a) : std::string(to_string(*service)));
         if (prog.common.verbose) log_line(what + " of " + r.address + from);
         set_login_environment(r);
         if (lookup) ::setenv("AUTHORIZED", "2", 1);
@@ -239,7 +253,8 @@ int main(int argc, char** argv) {
     app.prefix_command();
     app.footer(
         "Dovecot: without -s, the service is Dovecot's SERVICE; AUTHORIZED=1 asks for a lookup without a\n"
-        "password; userdb_uid, userdb_gid and userdb_mail are set and named in EXTRA.\n\n"
+        "password; userdb_uid, userdb_gid and userdb_mail are set and named in EXTRA. Each login is recorded\n"
+        "(service, TCPREMOTEIP, time: IndiMail's lastauth, read by vdeloldusers) unless NOLASTAUTH is set.\n\n"
         "Exit status: 0 verified (or PROGRAM's status); 1 refused: unknown user, wrong password, the service\n"
         "is disabled for the mailbox, or SERVICE is unknown; 2 no or malformed login data; 3 smtp only:\n"
         "verified, but the mailbox has NO_RELAY (IndiMail's qmail-smtpd then accepts local recipients only;\n"

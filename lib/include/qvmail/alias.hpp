@@ -38,6 +38,13 @@ std::vector<AliasEntry> list_aliases(const Paths& paths, Store& store, std::stri
 // The aliases, in every domain, with a line forwarding to `target` (IndiMail's valias -S).
 std::vector<AliasEntry> aliases_forwarding_to(const Paths& paths, Store& store, const Address& target);
 
+// Makes the forwards to `from`, in the aliases of every domain of this host, forward to `to` instead;
+// the changes are staged in `store` for the caller's change to write. `from` is an address (matched by
+// its real domain, so a forward to user@alias-domain counts) or "@domain", every address of a domain
+// (then `to` is "@newdomain"). Returns the aliases changed (alias@domain).
+std::vector<std::string> retarget_forwards(const Paths& paths, Store& store, const std::string& from,
+                                           const std::string& to);
+
 struct AliasChange {
     enum Kind { insert, remove, update } kind = insert;
     std::string line;      // insert: the new line; remove: the line to remove; update: the new line

@@ -47,6 +47,7 @@ struct AuthResult {
     std::string reason;   // why it was refused, for the log (never for the client)
     std::optional<UserRecord> user;
     Owner owner{0, 0};  // the domain's uid and gid, which its mailboxes' files belong to (once found)
+    std::optional<DomainRef> domain;  // the mailbox's (real) domain, once found
 };
 
 // Verifies the request. Every refusal before the password check (malformed or unknown address,

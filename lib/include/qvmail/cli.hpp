@@ -175,6 +175,9 @@ void audit(std::string_view program, std::string_view what);
 
 // Completion hooks shared by the domain and mailbox commands.
 std::vector<std::string> complete_domain_names(const std::string& prefix);
+
+// A time for people: "2026-12-03 16:20:21", local time.
+std::string local_time_text(std::int64_t unix_seconds);
 std::vector<std::string> complete_addresses(const std::string& prefix);
 std::vector<std::string> complete_aliases(const std::string& prefix);  // alias@domain, and domain names
 

@@ -98,6 +98,24 @@ void delete_domain(const Paths& paths, Store& store, std::string_view name, bool
 void add_alias_domain(const Paths& paths, Store& store, const std::string& alias, const std::string& real, bool dry_run,
                       ChangeReport* report = nullptr);
 
+// Renames a domain (IndiMail's vrenamedomain), in one change or not at all: its directory and mailbox
+// trees move to the new name, and everything that names it follows: users/assign (+ cdb), rcpthosts or
+// morercpthosts, virtualdomains, chkrcptdomains, the mailboxes' homes, the store's rows (mailboxes,
+// inactive mailboxes, aliases, filter rules, logins), forwards to its addresses in every domain's aliases,
+// .qmail-default's handler when it names the domain, relay grants, and the links of its alias domains.
+// An alias domain's name renames that alias domain only. Throws Error 68 (no such domain), 9 (the new
+// name exists as a domain, a route or a directory), 73 (a directory cannot be moved, e.g. to another
+// file system).
+struct RenameDomainResult {
+    std::string real;  // the real domain, or the alias domain's real domain
+    bool alias = false;
+    std::size_t mailboxes = 0;
+    std::vector<std::string> forwards;  // aliases changed
+    std::vector<std::string> steps;
+};
+RenameDomainResult rename_domain(const Paths& paths, Store& store, const std::string& from, const std::string& to,
+                                 bool dry_run);
+
 // Rewrites .qmail-default with a new handler and program, atomically.
 void set_domain_delivery(const Paths& paths, const Domain& d, const QmailDefault& delivery, bool dry_run);
 // Writes the domain's hash_method file.

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -91,6 +92,15 @@ struct FilterRule {
     std::string action;   // bounce_action: 0, 1, 2&address, 2|program, 3&address, 3|program
 };
 
+// A login (IndiMail's lastauth row): the last time `service` authenticated the mailbox, and from where.
+// Services: what the login program says (pop3, imap, smtp, ...), "add" when the mailbox was made, "pass"
+// when its password was changed.
+struct LoginRecord {
+    std::string service;
+    std::string ip;
+    std::int64_t time = 0;  // Unix seconds
+};
+
 struct PurgeResult {
     std::uint64_t deleted = 0;
     std::uint64_t kept = 0;
@@ -125,6 +135,34 @@ public:
     virtual void remove_user(const DomainRef& d, std::string_view name) = 0;
     // Replaces the delivery lines of an alias; no lines removes it.
     virtual void set_alias(const DomainRef& d, std::string_view alias, const std::vector<std::string>& lines) = 0;
+    // Inactive mailboxes (IndiMail's indibak table; the files store's <domain dir>/indibak, in vpasswd's
+    // format): kept with their homes but unknown to delivery and logins until made active again.
+    virtual std::optional<UserRecord> get_inactive_user(const DomainRef& d, std::string_view name) = 0;
+    virtual std::vector<UserRecord> inactive_users(const DomainRef& d) = 0;
+    // Moves a mailbox's record between the active and the inactive set (in the change). Throws Error 67
+    // when it is not in the set it leaves.
+    virtual void set_active(const DomainRef& d, std::string_view name, bool active) = 0;
+    virtual void remove_inactive_user(const DomainRef& d, std::string_view name) = 0;
+
+    // Logins (IndiMail's lastauth). record_login takes effect at once, outside stage/commit (mysql: the
+    // lastauth table, one row per mailbox and service; files: <home>/lastauth, one line per service).
+    virtual void record_login(const DomainRef& d, const UserRecord& u, const LoginRecord& l) = 0;
+    // The logins of every mailbox of the domain, active and inactive, by name.
+    virtual std::map<std::string, std::vector<LoginRecord>> logins(const DomainRef& d) = 0;
+    // A renamed mailbox's logins follow it (in the change; the files store's go with its home). Call it
+    // before remove_user of the old name.
+    virtual void move_logins(const DomainRef& from, std::string_view old_name, const DomainRef& to,
+                             std::string_view new_name) = 0;
+
+    // A domain renamed (vrenamedomain): every row that names `from` by name now names `to` (mysql: the
+    // mailboxes, inactive mailboxes, aliases, filter rules and logins). The files store keeps all of it
+    // inside the domain directory, which the caller moves. Call it after every other change to the
+    // domain's rows in the same change.
+    virtual void rename_domain_rows(const DomainRef& from, const std::string& to) = 0;
+    // Relay grants recorded for the address `from` ("user@domain"), or for every address of a domain
+    // (`from` "@domain"), now name `to` (an address, or "@domain"). mysql: in the change's transaction;
+    // files: open-smtp is rewritten with the change (its tcprules lines, by IP, stay as they are).
+    virtual void rename_grants(const std::string& from, const std::string& to) = 0;
 
     // POP/IMAP-before-SMTP grants. mysql: the relay table, keyed on (email, ip), matched on the
     // sender (case-insensitive) and the IP; files: the open-smtp file, by IP only (as vpopmail), whose

@@ -46,7 +46,12 @@ public:
     // Removes a file or a whole directory tree at publish time (nothing if it does not exist).
     void remove(const std::filesystem::path& path);
     // Makes the symbolic link `link` -> `to` at publish time; a `link` that exists by then fails the change.
+    // After remove(link), it replaces the link.
     void symlink(const std::filesystem::path& link, const std::filesystem::path& to);
+    // Renames the file or directory `from` to `to` at publish time, after every other step (so the
+    // change's writes inside `from` land before it moves). A `to` that exists by then, or one on another
+    // file system, fails the change (Error 73).
+    void move(const std::filesystem::path& from, const std::filesystem::path& to);
 
     // Whether a change to `target` is already staged (each target is staged once).
     bool staged(const std::filesystem::path& target) const;
@@ -67,17 +72,21 @@ public:
 
 private:
     void wait_for_jobs();
+    // Where `p` is after the moves applied so far (a path inside a moved directory moves with it).
+    std::filesystem::path relocated(const std::filesystem::path& p) const;
     struct Step {
-        enum Kind { write, remove, link } kind;
+        enum Kind { write, remove, link, move } kind;
         std::filesystem::path target;
         std::unique_ptr<AtomicFile> file;  // write
         std::future<void> job;             // write by a job still running
         std::filesystem::path saved;       // the replaced file (hard link) or the moved-aside path
         bool applied = false;
-        std::filesystem::path link_to;     // link: what the symbolic link says
+        std::filesystem::path link_to;     // link: what the symbolic link says; move: where from
     };
     bool dry_run_ = false;
     std::vector<std::string> log_;
+    std::vector<std::string> move_log_;  // the moves' lines, added to log_ after the rest (their order)
+    void log_moves();
     std::vector<std::filesystem::path> created_dirs_;
     std::vector<Step> steps_;
     bool published_ = false;

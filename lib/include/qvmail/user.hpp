@@ -38,9 +38,28 @@ struct AddUserRequest {
 // Throws Error 68 (no domain), 9 (mailbox or alias of that name exists).
 UserRecord add_user(const Paths& paths, Store& store, const AddUserRequest& req, bool dry_run,
                     ChangeReport* report = nullptr);
-// Removes the mailbox, its home, its filter rules, its own .qmail file and alias lines that forward to it.
+// Removes the mailbox (active or inactive), its home, its filter rules, its logins, its own .qmail file
+// and alias lines that forward to it.
 // Throws Error 68 or 67.
 void delete_user(const Paths& paths, Store& store, const Address& a, bool dry_run, ChangeReport* report = nullptr);
+// Renames a mailbox, to another name or another domain of the same owner (IndiMail's vrenameuser): its
+// store record (password, flags, quota, comment) under the new name, its home and Maildir moved to the
+// new name's place, its filter rules and own .qmail file, the forwards to it in every domain's aliases,
+// its relay grants and its logins; in one change, or nothing. Throws Error 68 (no domain), 67 (no such
+// mailbox), 9 (the new name is a mailbox or alias, or its home exists), 65 (the same mailbox, or domains
+// with different owners), 73 (the home cannot be moved, e.g. to another file system).
+struct RenameUserResult {
+    UserRecord user;                     // as it is now
+    std::vector<std::string> forwards;  // aliases changed to forward to the new address
+    std::vector<std::string> steps;
+};
+RenameUserResult rename_user(const Paths& paths, Store& store, const Address& from, const Address& to, bool dry_run);
+
+// IndiMail's "add" login of a new mailbox (its creation time, for vdeloldusers), recorded while the
+// change that makes it is open (mysql: inside its transaction; files: in the home just made). Never fails
+// the change: without it, vdeloldusers goes by the Maildir's time.
+void record_creation(Store& store, const DomainRef& d, const UserRecord& u, bool dry_run) noexcept;
+
 // Looks a mailbox up; throws Error 68 or 67.
 UserRecord require_user(Store& store, const Domain& d, std::string_view name);
 // Writes a changed record (password, flags, gecos, quota).
