@@ -56,6 +56,9 @@ int main(int argc, char** argv);
 namespace qv::cmd_vdeloldusers {
 int main(int argc, char** argv);
 }
+namespace qv::cmd_vlimit {
+int main(int argc, char** argv);
+}
 namespace qv::cmd_vcfilter {
 int main(int argc, char** argv);
 }

@@ -32,6 +32,7 @@ constexpr Entry kCommands[] = {
     {"vrenameuser", qv::cmd_vrenameuser::main},
     {"vrenamedomain", qv::cmd_vrenamedomain::main},
     {"vdeloldusers", qv::cmd_vdeloldusers::main},
+    {"vlimit", qv::cmd_vlimit::main},
     {"vaddaliasdomain", qv::cmd_vaddaliasdomain::main},
 };
 

@@ -359,9 +359,13 @@ public:
         State& s = load(d);
         for (const auto* set : {&s.users, &s.inactive})
             for (const auto& u : *set)
-                if (!u.dir.empty())
-                    if (auto l = read_logins(fs::path(u.dir) / "lastauth"); !l.empty()) out[u.name] = std::move(l);
+                if (auto l = user_logins(d, u); !l.empty()) out[u.name] = std::move(l);
         return out;
+    }
+
+    std::vector<LoginRecord> user_logins(const DomainRef&, const UserRecord& u) override {
+        if (u.dir.empty()) return {};
+        return read_logins(fs::path(u.dir) / "lastauth");
     }
 
     void move_logins(const DomainRef&, std::string_view, const DomainRef&, std::string_view) override {}

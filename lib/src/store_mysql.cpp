@@ -204,6 +204,15 @@ public:
         return out;
     }
 
+    std::vector<LoginRecord> user_logins(const DomainRef& d, const UserRecord& u) override {
+        std::vector<LoginRecord> out;
+        for (auto& r : table_query("SELECT service, remote_ip, UNIX_TIMESTAMP(timestamp) FROM lastauth "
+                                   "WHERE user = ? AND domain = ? ORDER BY service",
+                                   {u.name, d.name}))
+            out.push_back(LoginRecord{r[0].value_or(""), r[1].value_or(""), to_i64(r[2])});
+        return out;
+    }
+
     void move_logins(const DomainRef& from, std::string_view old_name, const DomainRef& to,
                      std::string_view new_name) override {
         change();

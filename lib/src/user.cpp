@@ -8,6 +8,7 @@
 #include <charconv>
 
 #include "qvmail/alias.hpp"
+#include "qvmail/domain_limits.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/maildir.hpp"
 #include "qvmail/paths.hpp"
@@ -138,6 +139,12 @@ void record_creation(Store& store, const DomainRef& d, const UserRecord& u, bool
     }
 }
 
+FoundUser require_any_user(Store& store, const Domain& d, std::string_view name) {
+    if (auto u = store.get_user(d.ref(), name)) return FoundUser{std::move(*u), true};
+    if (auto u = store.get_inactive_user(d.ref(), name)) return FoundUser{std::move(*u), false};
+    throw Error(Exit::nouser, "no mailbox " + std::string(name) + "@" + d.name);
+}
+
 UserRecord require_user(Store& store, const Domain& d, std::string_view name) {
     auto u = store.get_user(d.ref(), name);
     if (!u) throw Error(Exit::nouser, "no mailbox " + std::string(name) + "@" + d.name);
@@ -149,6 +156,8 @@ UserRecord add_user(const Paths& paths, Store& store, const AddUserRequest& req,
     DomainRef ref = d.ref();
     const std::string& name = req.address.local;
     if (store.get_user(ref, name)) throw Error(Exit::exists, "mailbox " + req.address.str() + " already exists");
+    if (store.get_inactive_user(ref, name))
+        throw Error(Exit::exists, "mailbox " + req.address.str() + " already exists, inactive (vmoduser --active)");
     auto aliases = store.aliases(ref);
     if (std::find(aliases.begin(), aliases.end(), name) != aliases.end())
         throw Error(Exit::exists, req.address.str() + " is an alias; remove the alias before adding a mailbox");
@@ -163,7 +172,7 @@ UserRecord add_user(const Paths& paths, Store& store, const AddUserRequest& req,
     u.passwd = req.passwd;
     u.gecos = req.gecos ? check_gecos(*req.gecos) : name;
     u.dir = home.string();
-    u.quota = req.quota;
+    u.quota = req.quota ? *req.quota : default_mailbox_quota(d);
     u.scram = req.scram;
 
     FileTransaction tx(dry_run);
@@ -173,6 +182,7 @@ UserRecord add_user(const Paths& paths, Store& store, const AddUserRequest& req,
     for (const char* sub : {"Maildir", "Maildir/cur", "Maildir/new", "Maildir/tmp"})
         tx.make_dir(home / sub, 0750, d.owner);
     store.add_user(ref, u);
+    if (req.inactive) store.set_active(ref, name, false);
     record_creation(store, ref, u, dry_run);  // in the change's transaction (mysql)
     apply_change(tx, store);
     if (report) report->steps = tx.log();
@@ -182,13 +192,11 @@ UserRecord add_user(const Paths& paths, Store& store, const AddUserRequest& req,
 void delete_user(const Paths& paths, Store& store, const Address& a, bool dry_run, ChangeReport* report) {
     Domain d = require_domain(paths, a.domain);
     DomainRef ref = d.ref();
-    auto active = store.get_user(ref, a.local);
-    auto found = active ? active : store.get_inactive_user(ref, a.local);
-    if (!found) throw Error(Exit::nouser, "no mailbox " + a.local + "@" + d.name);
-    const UserRecord& u = *found;
+    const FoundUser found = require_any_user(store, d, a.local);
+    const UserRecord& u = found.user;
     FileTransaction tx(dry_run);
     if (!u.dir.empty()) tx.remove(u.dir);
-    if (active)
+    if (found.active)
         store.remove_user(ref, u.name);
     else
         store.remove_inactive_user(ref, u.name);
@@ -222,7 +230,8 @@ RenameUserResult rename_user(const Paths& paths, Store& store, const Address& fr
     DomainRef rfrom = dfrom.ref(), rto = dto.ref();
     UserRecord u = require_user(store, dfrom, from.local);
     const Address target{to.local, dto.name};
-    if (store.get_user(rto, to.local)) throw Error(Exit::exists, "mailbox " + target.str() + " already exists");
+    if (store.get_user(rto, to.local) || store.get_inactive_user(rto, to.local))
+        throw Error(Exit::exists, "mailbox " + target.str() + " already exists");
     auto aliases = store.aliases(rto);
     if (std::find(aliases.begin(), aliases.end(), to.local) != aliases.end())
         throw Error(Exit::exists, target.str() + " is an alias; remove the alias before renaming a mailbox to it");

@@ -132,7 +132,7 @@ class Mailboxes(HomeTestCase):
         self.assertEqual(h.run("vmoduser", "-p", "nobody@example.com").returncode, 67)
         self.assertEqual(h.run("vmoduser", "joe@example.com").returncode, 64)  # nothing to change
         self.assertEqual(h.run("vmoduser", "--set", "no-such-flag", "joe@example.com").returncode, 64)
-        self.assertEqual(h.run("vadduser", "x@example.com", "-i", "-r", "10").returncode, 64)  # unsupported
+        self.assertEqual(h.run("vadduser", "x@example.com", "-l", "2", "-r", "10").returncode, 64)  # unsupported
         self.assertEqual(h.snapshot(), before)
 
     def test_role_accounts_need_yes_without_a_terminal(self):
@@ -156,6 +156,81 @@ class Mailboxes(HomeTestCase):
         value = subprocess.run(["cdb", "-q", h.path("domains/example.com/vpasswd.cdb"), "joe"],
                                capture_output=True).stdout.decode()
         self.assertEqual(value.split(":")[1:3], ["1", "2"])
+
+
+
+class DomainDefaultQuota(HomeTestCase):
+    """vlimit -q/-m: the quota new mailboxes get without vadduser -q (vpopmail's .qmailadmin-limits)."""
+
+    def setUp(self):
+        super().setUp()
+        self.ok(self.home.run("vadddomain", "example.com", "-r", "10"))
+
+    def add(self, name, *args):
+        return self.ok(self.home.run("vadduser", name + "@example.com", "-r", "10", *args))
+
+    def test_default_quota_applies_to_new_mailboxes_only(self):
+        h = self.home
+        self.add("before")
+        self.assertEqual(self.ok(h.run("vlimit", "-q", "100M", "-m", "5000", "example.com")).stdout,
+                         b"limits of example.com changed\n")
+        self.assertEqual(h.read("domains/example.com/.qmailadmin-limits"),
+                         b"default_quota: 104857600\ndefault_maxmsgcount: 5000\n")
+        self.add("after")
+        self.add("own", "-q", "1M")
+        self.assertEqual(h.user_record("example.com", "before")[6], "NOQUOTA")
+        self.assertEqual(h.user_record("example.com", "after")[6], "104857600S,5000C")
+        self.assertEqual(h.user_record("example.com", "own")[6], "1048576")
+        shown = self.ok(h.run("vlimit", "example.com")).stdout.decode().splitlines()
+        self.assertIn("Default User Quota       : 104857600", shown)
+        j = json.loads(self.ok(h.run("vdominfo", "--json", "example.com")).stdout)
+        self.assertEqual((j["vlimits"], j["default_quota"]), (True, "104857600S,5000C"))
+        # other keys (qmailadmin's) are kept; -D takes ours out, and the file when nothing is left
+        with open(h.path("domains/example.com/.qmailadmin-limits"), "a") as f:
+            f.write("maxpopaccounts: 50\n")
+        self.ok(h.run("vlimit", "-q", "NOQUOTA", "example.com"))
+        self.assertEqual(h.read("domains/example.com/.qmailadmin-limits"),
+                         b"maxpopaccounts: 50\ndefault_maxmsgcount: 5000\n")
+        self.add("unlimited")
+        self.assertEqual(h.user_record("example.com", "unlimited")[6], "NOQUOTA")  # a count needs a quota
+        self.assertEqual(self.ok(h.run("vlimit", "-D", "example.com")).stdout, b"Limits deleted\n")
+        self.assertEqual(h.read("domains/example.com/.qmailadmin-limits"), b"maxpopaccounts: 50\n")
+
+    def test_bad_input_changes_nothing(self):
+        h = self.home
+        self.ok(h.run("vlimit", "-q", "10M", "example.com"))
+        before = h.snapshot()
+        for args, code in [(("-q", "12x", "example.com"), 65), (("-q", "10M,5", "example.com"), 65),
+                           (("-m", "-3", "example.com"), 65), (("-Q", "1G", "example.com"), 64),
+                           (("-D", "-q", "1M", "example.com"), 64), (("-q", "1M", "nope.example"), 68),
+                           (("-q", "1M"), 64)]:
+            p = h.run("vlimit", *args)
+            self.assertEqual(p.returncode, code, (args, p.stderr))
+            self.assertEqual(len(p.stderr.splitlines()), 1, p.stderr)
+            self.assertEqual(h.snapshot(), before, args)
+        h.write("domains/example.com/.qmailadmin-limits", "default_quota: lots\n")
+        p = h.run("vadduser", "x@example.com", "-r", "10")
+        self.assertEqual(p.returncode, 65, p.stderr)
+        self.assertIn(b".qmailadmin-limits:1: not a number", p.stderr)
+        self.assertIsNone(h.user_record("example.com", "x"))
+
+    def test_inactive_mailbox_added_and_shown(self):
+        h = self.home
+        p = self.add("sleepy", "-i")
+        self.assertIn(b"added inactive mailbox sleepy@example.com", p.stdout)
+        self.assertIsNone(h.user_record("example.com", "sleepy"))
+        info = self.ok(h.run("vuserinfo", "sleepy@example.com")).stdout.decode().splitlines()
+        self.assertIn("Account       : inactive (vmoduser --active)", info)
+        self.assertFalse(json.loads(self.ok(h.run("vuserinfo", "--json", "sleepy@example.com")).stdout)["active"])
+        self.assertEqual(h.run("vadduser", "sleepy@example.com", "-r", "10").returncode, 9)  # taken, inactive
+        self.ok(h.run("vmoduser", "--active", "sleepy@example.com"))
+        self.assertIsNotNone(h.user_record("example.com", "sleepy"))
+        j = json.loads(self.ok(h.run("vuserinfo", "--json", "sleepy@example.com")).stdout)
+        self.assertTrue(j["active"])
+        self.assertEqual(list(j["logins"]), ["add"])
+        self.ok(h.run("vmoduser", "--inactive", "sleepy@example.com"))
+        self.ok(h.run("vdeluser", "sleepy@example.com"))  # an inactive mailbox is removed as any other
+        self.assertEqual(h.run("vuserinfo", "sleepy@example.com").returncode, 67)
 
 
 if __name__ == "__main__":

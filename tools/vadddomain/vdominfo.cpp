@@ -6,6 +6,7 @@
 #include "qvmail/address.hpp"
 #include "qvmail/cli.hpp"
 #include "qvmail/domain.hpp"
+#include "qvmail/domain_limits.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/store.hpp"
@@ -44,7 +45,9 @@ void show(const Reporter& rep, const Paths& paths, Store& store, const Domain& d
         j.set("handler", d.delivery ? Json(d.delivery->handler) : Json());
         j.set("program", d.delivery ? Json(program) : Json());
         j.set("aliases", store.aliases(d.ref()));
-        j.set("vlimits", false);
+        DomainLimits limits = read_domain_limits(d);
+        j.set("vlimits", limits.any());
+        j.set("default_quota", default_mailbox_quota_of(limits));
         j.set("store", std::string(store.backend()));
         rep.object(j);
         return;
@@ -65,7 +68,11 @@ void show(const Reporter& rep, const Paths& paths, Store& store, const Domain& d
     if (all || f.base) rep.line(label("Base Dir", d.base_path.string()));
     if (all) rep.line(label("crypt Hash", hash));
     if (all || f.users) rep.line(label("Users", std::to_string(users)));
-    if (all || f.users) rep.line(label("vlimits", "disabled"));
+    if (all || f.users) {
+        DomainLimits limits = read_domain_limits(d);
+        rep.line(label("vlimits", limits.any() ? "enabled (default quota " + default_mailbox_quota_of(limits) + ")"
+                                               : std::string("disabled")));
+    }
     if (all) {
         rep.line(label("Handler", handler));
         rep.line(label("Program", program));

@@ -19,6 +19,7 @@ struct Args {
     std::string address;
     std::optional<std::string> quota, gecos;
     bool create_dir = false;  // IndiMail's -d: homes are always created
+    bool inactive = false;    // IndiMail's -i
     PasswordOptions pw;
 };
 
@@ -29,6 +30,7 @@ int run(const Program& prog, const Args& a) {
     req.address = parse_address(a.address);
     if (a.quota) req.quota = normalize_quota(*a.quota);
     if (a.gecos) req.gecos = check_gecos(*a.gecos);
+    req.inactive = a.inactive;
     Domain d = require_domain(paths, req.address.domain);
     ObtainedPassword pw = obtain_password(a.pw, rep, req.address.str(), domain_hash_method(paths, d));
     req.passwd = pw.hash;
@@ -45,7 +47,8 @@ int run(const Program& prog, const Args& a) {
             .set("status", prog.common.dry_run ? "would-add" : "added")
             .set("dir", u.dir)
             .set("quota", u.quota)
-            .set("gecos", u.gecos);
+            .set("gecos", u.gecos)
+            .set("active", !a.inactive);
         if (pw.generated) j.set("password", *pw.generated);
         if (rep.show_steps()) j.set("steps", report.steps);
         rep.object(j);
@@ -53,7 +56,7 @@ int run(const Program& prog, const Args& a) {
     }
     rep.steps(report.steps);
     if (pw.generated) rep.line("Password is " + *pw.generated);
-    if (!prog.common.dry_run) rep.line("added mailbox " + req.address.str());
+    if (!prog.common.dry_run) rep.line(std::string(a.inactive ? "added inactive mailbox " : "added mailbox ") + req.address.str());
     return 0;
 }
 
@@ -69,13 +72,16 @@ int main(int argc, char** argv) {
     app.add_option("ADDRESS", a.address, "The mailbox: user@domain")->required();
     app.add_option("PASSWORD", a.pw.positional, "Its password (better: --password-stdin or a prompt)");
     add_password_options(app, a.pw);
-    app.add_option("-q,--quota", a.quota, "Quota: NOQUOTA (default), bytes (k/m/g), or size,count")->type_name("QUOTA");
+    app.add_option("-q,--quota", a.quota,
+                   "Quota: NOQUOTA, bytes (k/m/g), or size,count (default: the domain's, vlimit -q, else NOQUOTA)")
+        ->type_name("QUOTA");
+    app.add_flag("-i,--inactive", a.inactive,
+                 "Add the mailbox inactive (IndiMail's -i): its mail bounces until vmoduser --active");
     app.add_option("-c,--comment", a.gecos, "Comment (gecos), e.g. the owner's name; default: the user name")
         ->type_name("TEXT");
     app.add_flag("-d", a.create_dir, "Create the home directory (always done; accepted for IndiMail scripts)");
     add_common_options(app, prog.common, opt_json | opt_dry_run | opt_quiet | opt_verbose | opt_lock_wait);
     add_mysql_options(app, prog);
-    unsupported.add(app, "-i", false, "inactive mailboxes are not supported");
     unsupported.add(app, "-l", true, "users-per-level directory hashing is not supported");
     unsupported.add(app, "-b", false, "lastfstab base paths are not supported; set the domain's with vadddomain -B");
     unsupported.add(app, "-B", true, "per-mailbox base paths are not supported; set the domain's with vadddomain -B");

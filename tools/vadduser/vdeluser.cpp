@@ -25,7 +25,7 @@ int run(const Program& prog, const std::string& address) {
     auto lock = lock_for_change(paths, prog.common);
     auto store = open_store(paths, prog.mysql);
     Domain d = require_domain(paths, a.domain);
-    UserRecord u = require_user(*store, d, a.local);
+    UserRecord u = require_any_user(*store, d, a.local).user;
     if (is_role_account(a.local) && !prog.common.yes && !prog.common.dry_run) {
         if (!on_terminal())
             throw Error(Exit::usage, a.str() + " is a role account (RFC 2142); give --yes to remove it anyway");

@@ -51,7 +51,11 @@ int run(const Program& prog, const std::string& address, const Fields& f) {
     Address a = parse_address(address);
     auto store = open_store(paths, prog.mysql);
     Domain d = require_domain(paths, a.domain);
-    UserRecord u = require_user(*store, d, a.local);
+    // an inactive mailbox (vdeloldusers, vmoduser --inactive) is shown too, and says so
+    const FoundUser found = require_any_user(*store, d, a.local);
+    const UserRecord& u = found.user;
+    const bool active = found.active;
+    std::vector<LoginRecord> logins = store->user_logins(d.ref(), u);
     std::error_code ec;
     bool home_ok = std::filesystem::is_directory(std::filesystem::path(u.dir) / "Maildir", ec);
     MaildirUsage use = home_ok ? maildir_usage(std::filesystem::path(u.dir) / "Maildir") : MaildirUsage{};
@@ -74,6 +78,14 @@ int run(const Program& prog, const std::string& address, const Fields& f) {
         j.set("quota_count", q.count ? Json(*q.count) : Json());
         j.set("usage_bytes", use.bytes);
         j.set("usage_count", use.count);
+        j.set("active", active);
+        Json last = Json::object();
+        for (const auto& l : logins) {
+            Json one = Json::object();
+            one.set("ip", l.ip).set("time", l.time);
+            last.set(l.service, std::move(one));
+        }
+        j.set("logins", std::move(last));
         j.set("store", std::string(store->backend()));
         rep.object(j);
         return 0;
@@ -94,7 +106,13 @@ int run(const Program& prog, const std::string& address, const Fields& f) {
         rep.line(label("quota", quota_text(u.quota)));
         rep.line(label("curr quota", std::to_string(use.bytes) + "S," + std::to_string(use.count) + "C"));
     }
-    if (all) rep.line(label("Mail store", std::string(store->backend())));
+    if (all) {
+        rep.line(label("Account", active ? "active" : "inactive (vmoduser --active)"));
+        for (const auto& l : logins)  // IndiMail's lastauth: "add" is the mailbox's creation
+            rep.line(label(l.service == "add" ? "added" : ("last " + l.service).c_str(),
+                           local_time_text(l.time) + (l.ip.empty() ? "" : " from " + l.ip)));
+        rep.line(label("Mail store", std::string(store->backend())));
+    }
     return 0;
 }
 

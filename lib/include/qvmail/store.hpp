@@ -147,8 +147,9 @@ public:
     // Logins (IndiMail's lastauth). record_login takes effect at once, outside stage/commit (mysql: the
     // lastauth table, one row per mailbox and service; files: <home>/lastauth, one line per service).
     virtual void record_login(const DomainRef& d, const UserRecord& u, const LoginRecord& l) = 0;
-    // The logins of every mailbox of the domain, active and inactive, by name.
+    // The logins of every mailbox of the domain, active and inactive, by name; of one mailbox.
     virtual std::map<std::string, std::vector<LoginRecord>> logins(const DomainRef& d) = 0;
+    virtual std::vector<LoginRecord> user_logins(const DomainRef& d, const UserRecord& u) = 0;
     // A renamed mailbox's logins follow it (in the change; the files store's go with its home). Call it
     // before remove_user of the old name.
     virtual void move_logins(const DomainRef& from, std::string_view old_name, const DomainRef& to,

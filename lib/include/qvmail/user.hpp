@@ -31,8 +31,9 @@ struct AddUserRequest {
     Address address;
     std::string passwd;                // crypt hash
     std::optional<std::string> gecos;  // default: the local part
-    std::string quota = "NOQUOTA";
+    std::optional<std::string> quota;  // nullopt: the domain's default (vlimit -q), else NOQUOTA
     std::string scram;  // "{CRAM}<clear text>" with vadduser -C
+    bool inactive = false;  // added to the inactive set (vadduser -i)
 };
 
 // Throws Error 68 (no domain), 9 (mailbox or alias of that name exists).
@@ -59,6 +60,13 @@ RenameUserResult rename_user(const Paths& paths, Store& store, const Address& fr
 // change that makes it is open (mysql: inside its transaction; files: in the home just made). Never fails
 // the change: without it, vdeloldusers goes by the Maildir's time.
 void record_creation(Store& store, const DomainRef& d, const UserRecord& u, bool dry_run) noexcept;
+
+// A mailbox, active or inactive (`active` says which); throws Error 67 when it is neither.
+struct FoundUser {
+    UserRecord user;
+    bool active = true;
+};
+FoundUser require_any_user(Store& store, const Domain& d, std::string_view name);
 
 // Looks a mailbox up; throws Error 68 or 67.
 UserRecord require_user(Store& store, const Domain& d, std::string_view name);
