@@ -5,7 +5,7 @@ _qvmail_complete() {
     COMPREPLY=($("${COMP_WORDS[0]}" __complete -- "${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null))
 }
 complete -o default -F _qvmail_complete qmailctl vadddomain vdeldomain vdominfo vmoddomain \
-    vadduser vdeluser vpasswd vuserinfo vmoduser clearopensmtp vchkpass vcfilter valias vsetuserquota vaddaliasdomain
+    vadduser vdeluser vpasswd vuserinfo vmoduser clearopensmtp vchkpass vcfilter valias vsetuserquota vaddaliasdomain vrenameuser vrenamedomain vdeloldusers vlimit
 
 # The MTA programs take qmail's arguments, not options: qmail-smtpd a host name, then a checkpassword
 # program and its arguments (file names); the others none.

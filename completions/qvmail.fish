@@ -1,5 +1,5 @@
 # fish completion for the qvmail commands; each command completes itself ("__complete" mode).
-for cmd in qmailctl vadddomain vdeldomain vdominfo vmoddomain vadduser vdeluser vpasswd vuserinfo vmoduser clearopensmtp vchkpass vcfilter valias vsetuserquota vaddaliasdomain
+for cmd in qmailctl vadddomain vdeldomain vdominfo vmoddomain vadduser vdeluser vpasswd vuserinfo vmoduser clearopensmtp vchkpass vcfilter valias vsetuserquota vaddaliasdomain vrenameuser vrenamedomain vdeloldusers vlimit
     complete -c $cmd -f -a "($cmd __complete -- (commandline -opc)[2..-1] (commandline -ct))"
 end
 # The MTA programs take qmail's arguments: qmail-smtpd a host name, then a checkpassword program and its

@@ -21,7 +21,8 @@ MTA = ["qmail-smtpd", "qmail-queue", "qmail-queued", "qmail-nullqueue", "qmail-s
 COMMANDS = [("qmailctl", ["cdb"]), ("qmailctl", ["check"]), ("vadddomain", []), ("vdeldomain", []),
             ("vdominfo", []), ("vmoddomain", []), ("vadduser", []), ("vdeluser", []), ("vpasswd", []),
             ("vuserinfo", []), ("vmoduser", []), ("clearopensmtp", []), ("vchkpass", []), ("vcfilter", []),
-            ("valias", []), ("vsetuserquota", []), ("vaddaliasdomain", [])] + \
+            ("valias", []), ("vsetuserquota", []), ("vaddaliasdomain", []),
+            ("vrenameuser", []), ("vrenamedomain", []), ("vdeloldusers", []), ("vlimit", [])] + \
            [("qmailctl", sub) for sub in RELAY]
 
 

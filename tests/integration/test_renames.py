@@ -162,10 +162,10 @@ class RenameDomain(RenameCase):
         p = self.ok(h.run("vrenamedomain", "example.com", "example.net"))
         self.assertEqual(p.stdout.decode().splitlines(),
                          ["renamed domain example.com to example.net (2 mailbox(es))",
-                          "alias abuse@example.net now forwards to @example.net",
-                          "alias mailer-daemon@example.net now forwards to @example.net",
-                          "alias team@example.net now forwards to @example.net",
-                          "alias fans@example.org now forwards to @example.net"])
+                          "alias abuse@example.net: its forwards to example.com now go to example.net",
+                          "alias mailer-daemon@example.net: its forwards to example.com now go to example.net",
+                          "alias team@example.net: its forwards to example.com now go to example.net",
+                          "alias fans@example.org: its forwards to example.com now go to example.net"])
         self.assertEqual(h.run("vdominfo", "example.com").returncode, 68)
         self.assertFalse(os.path.exists(h.path("domains/example.com")))
         for b in ("A2E", "F2K", "L2P", "Q2S", "T2Zsym"):

@@ -36,7 +36,7 @@ int run(const Program& prog, const std::string& from_arg, const std::string& to_
     if (prog.common.dry_run) return 0;
     rep.line("renamed " + what + " to " + to +
              (r.alias ? "" : " (" + std::to_string(r.mailboxes) + " mailbox(es))"));
-    for (const auto& a : r.forwards) rep.line("alias " + a + " now forwards to @" + to);
+    for (const auto& a : r.forwards) rep.line("alias " + a + ": its forwards to " + from + " now go to " + to);
     return 0;
 }
 
