@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: vchkpass for a wrong password against an unknown mailbox or domain (files store): the
-# medians should be the same, so that response time does not reveal which addresses exist.
+# medians should be the same, so that response time does not reveal which addresses exist; and a right
+# password with and without the login record (lastauth).
 #   bench/vchkpass.sh [N]        default 300 logins of each kind
 set -euo pipefail
 . "$(dirname "$0")/../scripts/lib.sh"

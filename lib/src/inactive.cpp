@@ -6,14 +6,11 @@
 #include <algorithm>
 
 #include "qvmail/transaction.hpp"
+#include "qvmail/user.hpp"
 
 namespace qv {
 
 namespace {
-
-bool is_role_mailbox(const std::string& name) {
-    return name == "postmaster" || name == "abuse" || name == "mailer-daemon";
-}
 
 std::optional<std::int64_t> maildir_time(const UserRecord& u) {
     if (u.dir.empty()) return std::nullopt;
@@ -29,7 +26,7 @@ std::vector<IdleMailbox> idle_mailboxes(Store& store, const Domain& d, std::int6
     auto logins = store.logins(ref);
     std::vector<IdleMailbox> out;
     auto consider = [&](const UserRecord& u, bool inactive) {
-        if (is_role_mailbox(u.name)) return;
+        if (is_role_account(u.name)) return;
         IdleMailbox m;
         m.name = u.name;
         m.inactive = inactive;

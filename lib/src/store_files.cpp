@@ -585,6 +585,9 @@ private:
         if (::stat(file.parent_path().c_str(), &home) != 0) return;  // no home: nothing to record
         const fs::path tmp = file.parent_path() / (".lastauth." + std::to_string(::getpid()));
         int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        // a login program that may not write the home (IndiMail's qmail-smtpd runs vchkpass as qmaild; a
+        // unit may mount it read-only) records nothing
+        if (fd < 0 && (errno == EACCES || errno == EPERM || errno == EROFS)) return;
         if (fd < 0) throw sys_error(Exit::cantcreat, "cannot record the login in", file, errno);
         bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
         int e = errno;

@@ -139,6 +139,10 @@ void record_creation(Store& store, const DomainRef& d, const UserRecord& u, bool
     }
 }
 
+bool is_role_account(std::string_view name) noexcept {
+    return name == "postmaster" || name == "abuse" || name == "mailer-daemon";
+}
+
 FoundUser require_any_user(Store& store, const Domain& d, std::string_view name) {
     if (auto u = store.get_user(d.ref(), name)) return FoundUser{std::move(*u), true};
     if (auto u = store.get_inactive_user(d.ref(), name)) return FoundUser{std::move(*u), false};

@@ -25,7 +25,8 @@ class Schema(MysqlTestCase):
     def test_init_is_idempotent_and_status_counts_rows(self):
         h = self.home
         p = self.ok(h.run("qmailctl", "db", "init", "--json"))
-        self.assertEqual(json.loads(p.stdout)["created"], ["indimail", "indibak", "valias", "relay", "vfilter"])
+        self.assertEqual(json.loads(p.stdout)["created"], ["indimail", "indibak", "valias", "lastauth", "relay",
+                                                            "vfilter"])
         p = self.ok(h.run("qmailctl", "db", "init", "--json"))
         self.assertEqual(json.loads(p.stdout)["created"], [])
         self.ok(h.run("vadddomain", "example.com", "-r", "10"))
@@ -58,7 +59,7 @@ class IndimailDatabase(MysqlTestCase):
             sql(f.read(), h.database)
         # init leaves IndiMail's tables alone and adds only what is missing
         created = json.loads(self.ok(h.run("qmailctl", "db", "init", "--json")).stdout)["created"]
-        self.assertEqual(created, ["relay", "vfilter"])
+        self.assertEqual(created, ["lastauth", "relay", "vfilter"])
         self.assertIn("latin1", h.rows("SHOW CREATE TABLE indimail")[0][1])
         # a mailbox IndiMail wrote: NO_SMTP (0x200) in pw_gid, a size,count quota
         self.ok(h.run("vadddomain", "example.com", "-r", "10"))

@@ -14,10 +14,6 @@ namespace qv::cmd_vdeluser {
 
 namespace {
 
-bool is_role_account(const std::string& local) {
-    return local == "postmaster" || local == "abuse" || local == "mailer-daemon";
-}
-
 int run(const Program& prog, const std::string& address) {
     Reporter rep(prog.name, prog.common);
     Paths paths = Paths::from_env();

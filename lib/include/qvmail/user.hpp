@@ -61,6 +61,9 @@ RenameUserResult rename_user(const Paths& paths, Store& store, const Address& fr
 // the change: without it, vdeloldusers goes by the Maildir's time.
 void record_creation(Store& store, const DomainRef& d, const UserRecord& u, bool dry_run) noexcept;
 
+// postmaster, abuse and mailer-daemon (RFC 2142): removed only with a confirmation, never idle.
+bool is_role_account(std::string_view name) noexcept;
+
 // A mailbox, active or inactive (`active` says which); throws Error 67 when it is neither.
 struct FoundUser {
     UserRecord user;
