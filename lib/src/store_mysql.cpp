@@ -50,21 +50,10 @@ public:
     std::string_view backend() const noexcept override { return "mysql"; }
 
     std::optional<UserRecord> get_user(const DomainRef& d, std::string_view name) override {
-        auto rows = MysqlStatement(conn_, std::string("SELECT ") + kUserColumns +
-                                              " FROM indimail WHERE pw_name = ? AND pw_domain = ?")
-                        .query({std::string(name), d.name});
-        if (rows.empty()) return std::nullopt;
-        return user_from(rows[0]);
+        return find_user("indimail", d, name);
     }
 
-    std::vector<UserRecord> users(const DomainRef& d) override {
-        std::vector<UserRecord> out;
-        for (auto& r : MysqlStatement(conn_, std::string("SELECT ") + kUserColumns +
-                                                 " FROM indimail WHERE pw_domain = ? ORDER BY pw_name")
-                           .query({d.name}))
-            out.push_back(user_from(r));
-        return out;
-    }
+    std::vector<UserRecord> users(const DomainRef& d) override { return list_users("indimail", d); }
 
     std::vector<std::string> aliases(const DomainRef& d) override {
         std::vector<std::string> out;
@@ -133,21 +122,10 @@ public:
     }
 
     std::optional<UserRecord> get_inactive_user(const DomainRef& d, std::string_view name) override {
-        auto rows = MysqlStatement(conn_, std::string("SELECT ") + kUserColumns +
-                                              " FROM indibak WHERE pw_name = ? AND pw_domain = ?")
-                        .query({std::string(name), d.name});
-        if (rows.empty()) return std::nullopt;
-        return user_from(rows[0]);
+        return find_user("indibak", d, name);
     }
 
-    std::vector<UserRecord> inactive_users(const DomainRef& d) override {
-        std::vector<UserRecord> out;
-        for (auto& r : MysqlStatement(conn_, std::string("SELECT ") + kUserColumns +
-                                                 " FROM indibak WHERE pw_domain = ? ORDER BY pw_name")
-                           .query({d.name}))
-            out.push_back(user_from(r));
-        return out;
-    }
+    std::vector<UserRecord> inactive_users(const DomainRef& d) override { return list_users("indibak", d); }
 
     void set_active(const DomainRef& d, std::string_view name, bool active) override {
         change();
@@ -438,6 +416,23 @@ public:
     }
 
 private:
+    // A mailbox of `table` (indimail: active; indibak: inactive), and all of a domain's.
+    std::optional<UserRecord> find_user(const char* table, const DomainRef& d, std::string_view name) {
+        auto rows = MysqlStatement(conn_, std::string("SELECT ") + kUserColumns + " FROM " + table +
+                                              " WHERE pw_name = ? AND pw_domain = ?")
+                        .query({std::string(name), d.name});
+        if (rows.empty()) return std::nullopt;
+        return user_from(rows[0]);
+    }
+    std::vector<UserRecord> list_users(const char* table, const DomainRef& d) {
+        std::vector<UserRecord> out;
+        for (auto& r : MysqlStatement(conn_, std::string("SELECT ") + kUserColumns + " FROM " + table +
+                                                 " WHERE pw_domain = ? ORDER BY pw_name")
+                           .query({d.name}))
+            out.push_back(user_from(r));
+        return out;
+    }
+
     static RelayGrant grant_from(const Row& r) {
         RelayGrant g;
         g.email = r[0].value_or("");
