@@ -232,7 +232,8 @@ RenameUserResult rename_user(const Paths& paths, Store& store, const Address& fr
                                        " and " + std::to_string(dto.owner.uid) + ":" + std::to_string(dto.owner.gid) +
                                        "); a mailbox is renamed only between domains of one owner");
     DomainRef rfrom = dfrom.ref(), rto = dto.ref();
-    UserRecord u = require_user(store, dfrom, from.local);
+    const FoundUser found = require_any_user(store, dfrom, from.local);  // an inactive one stays inactive
+    const UserRecord& u = found.user;
     const Address target{to.local, dto.name};
     if (store.get_user(rto, to.local) || store.get_inactive_user(rto, to.local))
         throw Error(Exit::exists, "mailbox " + target.str() + " already exists");
@@ -252,8 +253,14 @@ RenameUserResult rename_user(const Paths& paths, Store& store, const Address& fr
     renamed.dir = new_home.string();
     // the record, its logins, the rules and the mailbox's own .qmail file under the new name
     store.move_logins(rfrom, u.name, rto, to.local);
-    store.remove_user(rfrom, u.name);
-    store.add_user(rto, renamed);
+    if (found.active) {
+        store.remove_user(rfrom, u.name);
+        store.add_user(rto, renamed);
+    } else {
+        store.remove_inactive_user(rfrom, u.name);
+        store.add_user(rto, renamed);
+        store.set_active(rto, to.local, false);
+    }
     auto rules = store.filters(rfrom, u.name);
     store.remove_filters(rfrom, u.name);
     for (auto& r : rules) store.add_filter(rto, to.local, r);

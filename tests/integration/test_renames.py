@@ -104,6 +104,17 @@ class RenameUser(RenameCase):
         self.assertEqual(login(h, "joseph@example.org", "joe-secret-1").returncode, 0)
         self.assertIsNone(h.user_record("example.com", "joe"))
 
+    def test_an_inactive_mailbox_stays_inactive(self):
+        h = self.home
+        self.ok(h.run("vmoduser", "--inactive", "joe@example.com"))
+        self.ok(h.run("vrenameuser", "joe@example.com", "jim@example.com"))
+        self.assertIsNone(h.user_record("example.com", "jim"))
+        info = json.loads(self.ok(h.run("vuserinfo", "--json", "jim@example.com")).stdout)
+        self.assertEqual((info["active"], info["dir"]), (False, h.path("home/F2K/example.com/jim")))
+        self.assertEqual(h.run("vuserinfo", "joe@example.com").returncode, 67)
+        self.ok(h.run("vmoduser", "--active", "jim@example.com"))
+        self.assertEqual(login(h, "jim@example.com", "joe-secret-1").returncode, 0)
+
     def test_refusals_change_nothing(self):
         h = self.home
         self.ok(h.run("valias", "-i", "&ann@example.org", "sales@example.com"))

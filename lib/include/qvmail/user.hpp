@@ -46,7 +46,7 @@ void delete_user(const Paths& paths, Store& store, const Address& a, bool dry_ru
 // Renames a mailbox, to another name or another domain of the same owner (IndiMail's vrenameuser): its
 // store record (password, flags, quota, comment) under the new name, its home and Maildir moved to the
 // new name's place, its filter rules and own .qmail file, the forwards to it in every domain's aliases,
-// its relay grants and its logins; in one change, or nothing. Throws Error 68 (no domain), 67 (no such
+// its relay grants and its logins; in one change, or nothing. An inactive mailbox stays inactive. Throws Error 68 (no domain), 67 (no such
 // mailbox), 9 (the new name is a mailbox or alias, or its home exists), 65 (the same mailbox, or domains
 // with different owners), 73 (the home cannot be moved, e.g. to another file system).
 struct RenameUserResult {
