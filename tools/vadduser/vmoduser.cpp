@@ -67,7 +67,9 @@ int run(const Program& prog, const Args& a) {
         const std::string state = a.active ? "active" : "inactive";
         if (rep.json()) {
             Json j = Json::object();
-            j.set("address", addr.str()).set("status", prog.common.dry_run ? "would-change" : "changed").set("state", state);
+            j.set("address", addr.str())
+                .set("status", prog.common.dry_run ? "would-change" : "changed")
+                .set("state", state);
             rep.object(j);
         } else {
             rep.line(std::string(prog.common.dry_run ? "would make " : "made ") + addr.str() + " " + state);
@@ -90,7 +92,7 @@ int run(const Program& prog, const Args& a) {
     if (!prog.common.dry_run)
         audit(prog.name, "changed mailbox " + addr.str() + ": flags " + std::to_string(before) + " -> " +
                              std::to_string(u.gid_flags) + (gecos ? ", comment" : "") +
-                             (quota ? ", quota " + *quota : ""));
+                             (quota ? ", quota " + *quota : "") + (a.inactive ? ", made inactive" : ""));
     if (rep.json()) {
         Json j = Json::object();
         j.set("address", addr.str())
@@ -102,6 +104,7 @@ int run(const Program& prog, const Args& a) {
         j.set("flags", std::move(flags));
         j.set("gecos", u.gecos);
         j.set("quota", u.quota);
+        j.set("state", a.inactive ? "inactive" : "active");
         rep.object(j);
         return 0;
     }
@@ -109,7 +112,7 @@ int run(const Program& prog, const Args& a) {
     for (auto& f : user_flags())
         if (u.gid_flags & f.bit) flags += (flags.empty() ? "" : ",") + std::string(f.name);
     rep.line(std::string(prog.common.dry_run ? "would change " : "changed ") + addr.str() + ": flags " +
-             (flags.empty() ? "none" : flags) + ", quota " + u.quota);
+             (flags.empty() ? "none" : flags) + ", quota " + u.quota + (a.inactive ? ", inactive" : ""));
     return 0;
 }
 
