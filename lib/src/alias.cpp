@@ -11,17 +11,12 @@
 #include "qvmail/error.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/store.hpp"
+#include "qvmail/text.hpp"
 #include "qvmail/transaction.hpp"
 
 namespace qv {
 
 namespace {
-
-std::string_view trim_blanks(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
 
 [[noreturn]] void bad_line(std::string_view line, const std::string& why) {
     throw Error(Exit::dataerr, "delivery line \"" + printable(line) + "\": " + why);

@@ -4,6 +4,7 @@
 #include "qvmail/control.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/line_reader.hpp"
+#include "qvmail/text.hpp"
 #include "qvmail/transaction.hpp"
 
 namespace qv {
@@ -17,14 +18,10 @@ constexpr std::string_view kQuotaKey = "default_quota", kCountKey = "default_max
 
 // "key: value" (blanks around either allowed); nullopt for other lines.
 std::optional<std::pair<std::string_view, std::string_view>> split(std::string_view line) {
+    if (line.ends_with('\r')) line.remove_suffix(1);
     auto colon = line.find(':');
     if (colon == std::string_view::npos) return std::nullopt;
-    auto trim = [](std::string_view s) {
-        while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-        while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-        return s;
-    };
-    return std::pair{trim(line.substr(0, colon)), trim(line.substr(colon + 1))};
+    return std::pair{trim_blanks(line.substr(0, colon)), trim_blanks(line.substr(colon + 1))};
 }
 
 }  // namespace

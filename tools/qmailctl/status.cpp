@@ -21,10 +21,6 @@ struct StatusArgs {
     bool prometheus = false;
 };
 
-std::string when(std::time_t t) {
-    return local_time_text(t);
-}
-
 Json status_json(const HostStatus& s) {
     Json services = Json::array();
     for (const auto& v : s.services) {
@@ -78,14 +74,14 @@ Json status_json(const HostStatus& s) {
 
 void print_text(const Reporter& rep, const HostStatus& s) {
     rep.line("qvmail on " + (s.hostname.empty() ? std::string("(no control/me)") : s.hostname) + " in " +
-             s.qmailhome.string() + ", " + when(s.now));
+             s.qmailhome.string() + ", " + local_time_text(s.now));
     rep.line("services:");
     for (const auto& v : s.services) {
         std::string l = "  " + v.name + std::string(v.name.size() < 20 ? 20 - v.name.size() : 1, ' ');
         if (!v.known)
             l += "-  (" + v.how + ")";
         else if (v.running)
-            l += "running" + (v.since ? " since " + when(*v.since) + " (" + age_text(s.now - *v.since) + ")" : std::string()) +
+            l += "running" + (v.since ? " since " + local_time_text(*v.since) + " (" + age_text(s.now - *v.since) + ")" : std::string()) +
                  (v.pid ? ", pid " + std::to_string(*v.pid) : std::string()) + "  [" + v.how + "]";
         else
             l += std::string(v.expected ? "NOT RUNNING" : "not running") + "  [" + v.how + "]";
