@@ -498,11 +498,11 @@ RenameDomainResult rename_domain(const Paths& paths, Store& store, const std::st
         for (auto& u : users) {
             auto m = u.dir.empty() ? std::nullopt : relocate(u.dir);
             if (!m) continue;
-            // an inactive record is moved to the active set for the update and back
-            if (!active) store.set_active(ref, u.name, true);
             u.dir = m->string();
-            store.update_user(ref, u);
-            if (!active) store.set_active(ref, u.name, false);
+            if (active)
+                store.update_user(ref, u);
+            else
+                store.update_inactive_user(ref, u);
         }
         return users.size();
     };

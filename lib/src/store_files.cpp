@@ -287,6 +287,14 @@ public:
         s.dirty = true;
     }
 
+    void update_inactive_user(const DomainRef& d, const UserRecord& u) override {
+        State& s = load(d);
+        auto it = find(s.inactive, u.name);
+        if (it == s.inactive.end()) throw Error(Exit::nouser, "no inactive mailbox " + u.name + "@" + d.name);
+        *it = u;
+        s.inactive_dirty = true;
+    }
+
     void remove_user(const DomainRef& d, std::string_view name) override {
         State& s = load(d);
         auto it = find(s, name);

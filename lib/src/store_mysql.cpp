@@ -103,23 +103,8 @@ public:
         }
     }
 
-    void update_user(const DomainRef& d, const UserRecord& u) override {
-        change();
-        auto n = MysqlStatement(conn_,
-                                "UPDATE indimail SET pw_passwd = ?, pw_uid = ?, pw_gid = ?, pw_gecos = ?, "
-                                "pw_dir = ?, pw_shell = ?, scram = ? WHERE pw_name = ? AND pw_domain = ?")
-                     .execute({u.passwd, std::int64_t(u.uid_flags), std::int64_t(u.gid_flags), u.gecos, u.dir, u.quota,
-                               scram_value(u), u.name, d.name});
-        if (n == 0) throw Error(Exit::nouser, "no mailbox " + u.name + "@" + d.name);
-    }
-
-    void remove_user(const DomainRef& d, std::string_view name) override {
-        change();
-        auto n = MysqlStatement(conn_, "DELETE FROM indimail WHERE pw_name = ? AND pw_domain = ?")
-                     .execute({std::string(name), d.name});
-        if (n == 0) throw Error(Exit::nouser, "no mailbox " + std::string(name) + "@" + d.name);
-        table_execute("DELETE FROM lastauth WHERE user = ? AND domain = ?", {std::string(name), d.name});
-    }
+    void update_user(const DomainRef& d, const UserRecord& u) override { update_row("indimail", "", d, u); }
+    void remove_user(const DomainRef& d, std::string_view name) override { delete_row("indimail", "", d, name); }
 
     std::optional<UserRecord> get_inactive_user(const DomainRef& d, std::string_view name) override {
         return find_user("indibak", d, name);
@@ -149,12 +134,11 @@ public:
             .execute({std::string(name), d.name});
     }
 
+    void update_inactive_user(const DomainRef& d, const UserRecord& u) override {
+        update_row("indibak", "inactive ", d, u);
+    }
     void remove_inactive_user(const DomainRef& d, std::string_view name) override {
-        change();
-        auto n = MysqlStatement(conn_, "DELETE FROM indibak WHERE pw_name = ? AND pw_domain = ?")
-                     .execute({std::string(name), d.name});
-        if (n == 0) throw Error(Exit::nouser, "no inactive mailbox " + std::string(name) + "@" + d.name);
-        table_execute("DELETE FROM lastauth WHERE user = ? AND domain = ?", {std::string(name), d.name});
+        delete_row("indibak", "inactive ", d, name);
     }
 
     void record_login(const DomainRef& d, const UserRecord& u, const LoginRecord& l) override {
@@ -424,6 +408,24 @@ private:
         if (rows.empty()) return std::nullopt;
         return user_from(rows[0]);
     }
+    // A mailbox's row of `table` changed or removed (with its logins); Error 67 when there is none.
+    void update_row(const char* table, const char* kind, const DomainRef& d, const UserRecord& u) {
+        change();
+        auto n = MysqlStatement(conn_, std::string("UPDATE ") + table +
+                                           " SET pw_passwd = ?, pw_uid = ?, pw_gid = ?, pw_gecos = ?, pw_dir = ?, "
+                                           "pw_shell = ?, scram = ? WHERE pw_name = ? AND pw_domain = ?")
+                     .execute({u.passwd, std::int64_t(u.uid_flags), std::int64_t(u.gid_flags), u.gecos, u.dir, u.quota,
+                               scram_value(u), u.name, d.name});
+        if (n == 0) throw Error(Exit::nouser, "no " + std::string(kind) + "mailbox " + u.name + "@" + d.name);
+    }
+    void delete_row(const char* table, const char* kind, const DomainRef& d, std::string_view name) {
+        change();
+        auto n = MysqlStatement(conn_, std::string("DELETE FROM ") + table + " WHERE pw_name = ? AND pw_domain = ?")
+                     .execute({std::string(name), d.name});
+        if (n == 0) throw Error(Exit::nouser, "no " + std::string(kind) + "mailbox " + std::string(name) + "@" + d.name);
+        table_execute("DELETE FROM lastauth WHERE user = ? AND domain = ?", {std::string(name), d.name});
+    }
+
     std::vector<UserRecord> list_users(const char* table, const DomainRef& d) {
         std::vector<UserRecord> out;
         for (auto& r : MysqlStatement(conn_, std::string("SELECT ") + kUserColumns + " FROM " + table +

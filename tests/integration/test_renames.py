@@ -164,6 +164,7 @@ class RenameDomain(RenameCase):
     def test_everything_follows_the_domain(self):
         h = self.home
         self.ok(h.run("vaddaliasdomain", "alias.example", "example.com"))
+        self.ok(h.run("vadduser", "-i", "-r", "10", "sleepy@example.com"))  # inactive: its home moves too
         self.ok(h.run("valias", "-i", "&joe@example.com", "fans@example.org"))
         self.ok(h.run("valias", "-i", "&joe@example.com", "team@example.com"))
         self.ok(h.run("vcfilter", "-i", "-t", "spam", "-h", "Subject", "-c", "0", "-k", "SPAM", "-f", "Junk",
@@ -191,6 +192,9 @@ class RenameDomain(RenameCase):
         self.assertNotIn(b"example.com", h.read("control/virtualdomains"))
         self.assertEqual(h.user_record("example.net", "joe")[5], h.path("home/F2K/example.net/joe"))
         self.assertEqual(h.user_record("example.net", "postmaster")[5], h.path("home/L2P/example.net/postmaster"))
+        sleepy = json.loads(self.ok(h.run("vuserinfo", "--json", "sleepy@example.net")).stdout)
+        self.assertEqual((sleepy["active"], sleepy["dir"], sleepy["dir_exists"]),
+                         (False, h.path("home/Q2S/example.net/sleepy"), True))
         # logins by the new name, and through the alias domain, whose link follows
         self.assertEqual(login(h, "joe@example.net", "joe-secret-1").returncode, 0)
         self.assertEqual(login(h, "joe@alias.example", "joe-secret-1").returncode, 0)

@@ -142,6 +142,7 @@ public:
     // Moves a mailbox's record between the active and the inactive set (in the change). Throws Error 67
     // when it is not in the set it leaves.
     virtual void set_active(const DomainRef& d, std::string_view name, bool active) = 0;
+    virtual void update_inactive_user(const DomainRef& d, const UserRecord& u) = 0;  // as update_user
     virtual void remove_inactive_user(const DomainRef& d, std::string_view name) = 0;
 
     // Logins (IndiMail's lastauth). record_login takes effect at once, outside stage/commit (mysql: the
