@@ -21,10 +21,11 @@ std::optional<std::int64_t> maildir_time(const UserRecord& u) {
 
 }  // namespace
 
-std::vector<IdleMailbox> idle_mailboxes(Store& store, const Domain& d, std::int64_t days, std::int64_t now) {
+IdleScan idle_mailboxes(Store& store, const Domain& d, std::int64_t days, std::int64_t now) {
     const DomainRef ref = d.ref();
     auto logins = store.logins(ref);
-    std::vector<IdleMailbox> out;
+    IdleScan scan;
+    std::vector<IdleMailbox>& out = scan.idle;
     auto consider = [&](const UserRecord& u, bool inactive) {
         if (is_role_account(u.name)) return;
         IdleMailbox m;
@@ -41,10 +42,12 @@ std::vector<IdleMailbox> idle_mailboxes(Store& store, const Domain& d, std::int6
         }
         out.push_back(std::move(m));
     };
-    for (const auto& u : store.users(ref)) consider(u, false);
-    for (const auto& u : store.inactive_users(ref)) consider(u, true);
+    auto active = store.users(ref), inactive = store.inactive_users(ref);
+    for (const auto& u : active) consider(u, false);
+    for (const auto& u : inactive) consider(u, true);
+    scan.mailboxes = active.size() + inactive.size();
     std::sort(out.begin(), out.end(), [](const IdleMailbox& a, const IdleMailbox& b) { return a.name < b.name; });
-    return out;
+    return scan;
 }
 
 void set_mailbox_active(const Paths& paths, Store& store, const Address& a, bool active, bool dry_run) {

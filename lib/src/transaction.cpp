@@ -149,7 +149,7 @@ fs::path FileTransaction::relocated(const fs::path& p) const {
     for (auto& s : steps_) {
         if (s.kind != Step::move || !s.applied) continue;
         auto rel = out.lexically_relative(s.link_to);
-        if (!rel.empty() && *rel.begin() != ".." && rel.is_relative()) out = rel == "." ? s.target : s.target / rel;
+        if (!rel.empty() && *rel.begin() != "..") out = rel == "." ? s.target : s.target / rel;
     }
     return out;
 }

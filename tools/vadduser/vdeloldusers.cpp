@@ -47,8 +47,9 @@ int run(const Program& prog, const Args& a) {
     const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
     std::uint64_t made_inactive = 0, removed = 0, total = 0;
     for (const Domain& d : domains) {
-        total += store->users(d.ref()).size() + store->inactive_users(d.ref()).size();
-        for (const IdleMailbox& m : idle_mailboxes(*store, d, a.days, now)) {
+        IdleScan scan = idle_mailboxes(*store, d, a.days, now);
+        total += scan.mailboxes;
+        for (const IdleMailbox& m : scan.idle) {
             if (m.inactive && !a.purge) continue;  // already inactive: only --purge goes further
             const Address addr{m.name, d.name};
             const std::string action = m.inactive ? "remove" : "inactivate";

@@ -76,8 +76,8 @@ int run(const Program& prog, const Args& a) {
         }
         return 0;
     }
-    UserRecord u = prog.common.dry_run && a.active ? *store->get_inactive_user(d.ref(), addr.local)
-                                                   : require_user(*store, d, addr.local);
+    // (after a dry run of --active the mailbox is still inactive)
+    UserRecord u = a.active ? require_any_user(*store, d, addr.local).user : require_user(*store, d, addr.local);
     std::uint32_t before = u.gid_flags;
     if (a.clear_all) u.gid_flags = 0;
     if (a.toggle)

@@ -210,7 +210,10 @@ int run(const Program& prog, const Args& a) {
                           !std::getenv("NORELAY") && *service != AuthService::smtp &&
                           !(r.user->gid_flags & userflag::no_relay);
         if (want_grant) record_grant(paths, *store, r, prog);
-        if (!lookup) record_login(*store, r, dovecot_service(a) ? dovecot_service(a) : std::string(to_string(*service)));
+        if (!lookup) {
+            const char* named = dovecot_service(a);
+            record_login(*store, r, named ? named : std::string(to_string(*service)));
+        }
         if (prog.common.verbose) log_line(what + " of " + r.address + from);
         set_login_environment(r);
         if (lookup) ::setenv("AUTHORIZED", "2", 1);

@@ -25,8 +25,12 @@ struct IdleMailbox {
     bool inactive = false;             // inactive already
 };
 
-// The idle mailboxes of `d`, active and inactive, by name.
-std::vector<IdleMailbox> idle_mailboxes(Store& store, const Domain& d, std::int64_t days, std::int64_t now);
+struct IdleScan {
+    std::vector<IdleMailbox> idle;  // by name
+    std::size_t mailboxes = 0;      // how many there are, active and inactive
+};
+// The idle mailboxes of `d`, active and inactive.
+IdleScan idle_mailboxes(Store& store, const Domain& d, std::int64_t days, std::int64_t now);
 
 // Moves a mailbox to the inactive set (active false) or back (true), in one change. An inactive mailbox
 // keeps its record, home and mail, but delivery bounces its mail ("account is inactive", #5.1.3) and
