@@ -79,7 +79,7 @@ std::vector<AliasEntry> list_aliases(const Paths& paths, Store& store, std::stri
     if (domain.empty())
         domains = list_domains(paths);
     else
-        domains.push_back(require_domain(paths, domain));
+        domains.push_back(require_domain(paths, store, domain));
     std::vector<AliasEntry> out;
     for (const Domain& d : domains) {
         DomainRef ref = d.ref();
@@ -149,7 +149,7 @@ std::vector<std::string> retarget_forwards(const Paths& paths, Store& store, con
 
 AliasChangeResult change_alias(const Paths& paths, Store& store, const Address& alias, const AliasChange& change,
                                bool dry_run) {
-    Domain d = require_domain(paths, alias.domain);
+    Domain d = require_domain(paths, store, alias.domain);
     DomainRef ref = d.ref();
     AliasChangeResult result;
     const std::string line = result.line = check_alias_line(change.line);

@@ -10,6 +10,7 @@
 #include "qvmail/control.hpp"
 #include "qvmail/delivery_instruction.hpp"
 #include "qvmail/domain.hpp"
+#include "qvmail/domain_sync.hpp"
 #include "qvmail/envrules.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/filter.hpp"
@@ -168,6 +169,19 @@ CheckSummary check_host(const Paths& paths, Store& store, const ProgressFn& prog
         if (!cdb_is_current(src))
             add(Finding::problem, "", "cdb",
                 src.target.string() + " is missing or older than " + src.source.string() + "; run qmailctl cdb");
+    // A host sharing its domains through the database: what qmailctl sync would change is drift.
+    if (store.shares_domains()) {
+        try {
+            SyncResult sync = sync_domains(paths, store, true);
+            for (auto& c : sync.changes)
+                add(Finding::problem, c.domain, "database",
+                    "not in step with the database: qmailctl sync would " + c.action + " it" +
+                        (c.detail.empty() ? "" : " (" + c.detail + ")"));
+            for (auto& p : sync.problems) add(Finding::problem, "", "database", p);
+        } catch (const Error& e) {
+            add(Finding::problem, "", "database", e.what());
+        }
+    }
     return out;
 }
 

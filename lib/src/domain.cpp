@@ -137,6 +137,15 @@ Domain require_domain(const Paths& paths, std::string_view name) {
     return *d;
 }
 
+Domain require_domain(const Paths& paths, Store& store, std::string_view name) {
+    if (auto d = find_domain(paths, name)) return *d;
+    if (store.shares_domains() && store.shared_domain(ascii_lower(name)))
+        throw Error(Exit::nohost, "no such domain " + std::string(name) +
+                                      " on this host yet: the database has it (added on another host); "
+                                      "qmailctl sync lays it out here");
+    throw Error(Exit::nohost, "no such domain " + std::string(name));
+}
+
 std::vector<Domain> list_domains(const Paths& paths) {
     std::vector<Domain> out;
     for (auto& e : AssignFile::load(assign_file(paths)).domains()) {
@@ -256,20 +265,26 @@ void remove_domain_controls(FileTransaction& tx, const Paths& paths, const std::
 
 }  // namespace
 
-Domain add_domain(const Paths& paths, Store& store, const AddDomainRequest& req, bool dry_run, ChangeReport* report) {
-    const std::string& name = req.name;
-    if (req.owner.uid == 0)
-        throw Error(Exit::usage, "domain " + name + " would belong to root (uid 0); give -u USER or -i UID -g GID");
-    AssignFile assign = AssignFile::load(assign_file(paths));
+namespace {
+
+// The checks before a domain is added on this host: not in users/assign, no directory, no route.
+fs::path refuse_taken_domain(const Paths& paths, const AssignFile& assign, const ControlFile& vdomains,
+                             const std::string& name, const std::optional<fs::path>& base_dir) {
     if (assign.domain(name)) throw Error(Exit::exists, "domain " + name + " already exists");
-    fs::path dir = (req.base_dir ? *req.base_dir : paths.domaindir) / "domains" / name;
+    fs::path dir = (base_dir ? *base_dir : paths.domaindir) / "domains" / name;
     std::error_code ec;
     if (fs::exists(dir, ec))
         throw Error(Exit::exists, "domain " + name + ": " + dir.string() +
                                       " already exists, though users/assign does not list it (see qmailctl check)");
-    ControlFile vdomains = ControlFile::load(paths.control("virtualdomains"));
     refuse_routed(vdomains, name);
+    return dir;
+}
 
+// What a domain is on this host, staged into `tx`: its directory with .qmail-default, bulk_mail/,
+// hash_method and .base_path, its users/assign line, its control-file entries and its mailbox trees.
+Domain stage_domain_layout(FileTransaction& tx, const Paths& paths, AssignFile& assign, ControlFile& vdomains,
+                           const AddDomainRequest& req, const fs::path& dir) {
+    const std::string& name = req.name;
     Domain d;
     d.name = name;
     d.owner = req.owner;
@@ -277,32 +292,87 @@ Domain add_domain(const Paths& paths, Store& store, const AddDomainRequest& req,
     d.base_path = req.base_path ? *req.base_path : paths.base_path;
     d.hash = req.hash;
     d.delivery = req.delivery;
-    DomainRef ref = d.ref(req.bulk);
 
-    FileTransaction tx(dry_run);
-    // The domain directory and what lives in it.
     tx.make_dir(dir.parent_path(), 0755);
     tx.make_dir(dir, 0750, req.owner);
     tx.make_dir(dir / "bulk_mail", 0750, req.owner);
     tx.write(dir / ".qmail-default", format_qmail_default(paths.sbindir, req.delivery), 0600, req.owner);
     if (req.hash) tx.write(dir / "hash_method", std::string(to_string(*req.hash)) + "\n", 0644, req.owner);
     if (req.base_path) tx.write(dir / ".base_path", req.base_path->string() + "\n", 0644, req.owner);
-    store.create_domain(ref);
 
-    // users/assign and users/cdb.
     tx.make_dir(paths.assigndir, 0755);
     assign.add(domain_assign_entry(name, req.owner.uid, req.owner.gid, dir));
     write_assign(tx, paths, assign, req.bulk);
-
-    // Control files.
     add_domain_controls(tx, paths, name, vdomains, req.bulk);
     if (req.chkrcpt) edit_control(tx, paths.control("chkrcptdomains"), name, true);
 
-    // Mailbox directories and the postmaster.
     for (const char* b : kBuckets) {
         tx.make_dir(d.base_path / b, 0755);
         tx.make_dir(d.base_path / b / name, 0750, req.owner);
     }
+    return d;
+}
+
+// "user:group" of an owner, each part empty where the id has no name on this host.
+std::string owner_names(Owner o) {
+    std::string out;
+    if (struct passwd* pw = ::getpwuid(o.uid)) out = pw->pw_name;
+    out += ':';
+    if (struct group* gr = ::getgrgid(o.gid)) out += gr->gr_name;
+    return out;
+}
+
+}  // namespace
+
+SharedDomain shared_domain_of(const Domain& d, bool chkrcpt, const Paths& paths) {
+    SharedDomain s;
+    s.name = d.name;
+    s.owner = owner_names(d.owner);
+    s.ids = d.owner;
+    if (d.delivery) {
+        s.handler = d.delivery->handler;
+        s.vfilter = d.delivery->vfilter;
+    }
+    if (d.hash) s.hash = std::string(to_string(*d.hash));
+    if (d.base_path != paths.base_path) s.base_path = d.base_path.string();
+    s.chkrcpt = chkrcpt;
+    return s;
+}
+
+Owner local_owner(const SharedDomain& s) {
+    Owner o = s.ids;
+    auto colon = s.owner.find(':');
+    std::string user = s.owner.substr(0, colon), group = colon == std::string::npos ? "" : s.owner.substr(colon + 1);
+    if (!user.empty())
+        if (struct passwd* pw = ::getpwnam(user.c_str())) o.uid = pw->pw_uid;
+    if (!group.empty())
+        if (struct group* gr = ::getgrnam(group.c_str())) o.gid = gr->gr_gid;
+    return o;
+}
+
+bool in_chkrcptdomains(const Paths& paths, std::string_view name) {
+    return ControlFile::load(paths.control("chkrcptdomains")).contains(name);
+}
+
+namespace {
+
+Domain add_domain_once(const Paths& paths, Store& store, const AddDomainRequest& req, bool dry_run, ChangeReport* report) {
+    const std::string& name = req.name;
+    if (req.owner.uid == 0)
+        throw Error(Exit::usage, "domain " + name + " would belong to root (uid 0); give -u USER or -i UID -g GID");
+    AssignFile assign = AssignFile::load(assign_file(paths));
+    ControlFile vdomains = ControlFile::load(paths.control("virtualdomains"));
+    fs::path dir = refuse_taken_domain(paths, assign, vdomains, name, req.base_dir);
+
+    FileTransaction tx(dry_run);
+    Domain d = stage_domain_layout(tx, paths, assign, vdomains, req, dir);
+    DomainRef ref = d.ref(req.bulk);
+    store.create_domain(ref);
+    // shared through the database: the row every other host derives this domain from (Error 9 when one
+    // of them has the name already)
+    store.put_shared_domain(shared_domain_of(d, req.chkrcpt, paths));
+
+    // The postmaster's mailbox.
     fs::path home = mailbox_home(d, "postmaster");
     tx.make_dir(home, 0750, req.owner);
     for (const char* sub : {"Maildir", "Maildir/cur", "Maildir/new", "Maildir/tmp"})
@@ -323,11 +393,57 @@ Domain add_domain(const Paths& paths, Store& store, const AddDomainRequest& req,
     return d;
 }
 
-void add_alias_domain(const Paths& paths, Store& store, const std::string& alias, const std::string& real_name,
-                      bool dry_run, ChangeReport* report) {
+}  // namespace
+
+Domain add_domain(const Paths& paths, Store& store, const AddDomainRequest& req, bool dry_run, ChangeReport* report) {
+    Domain d;
+    retry_rolled_back(store, [&] { d = add_domain_once(paths, store, req, dry_run, report); });
+    return d;
+}
+
+void add_local_domain(const Paths& paths, Store& store, const SharedDomain& row, bool dry_run, ChangeReport* report) {
+    AddDomainRequest req;
+    req.name = row.name;
+    req.owner = local_owner(row);
+    if (!row.base_path.empty()) req.base_path = fs::path(row.base_path);
+    if (!row.handler.empty()) req.delivery = QmailDefault{row.vfilter, row.handler};
+    if (!row.hash.empty()) req.hash = parse_hash_method(row.hash);
+    req.chkrcpt = row.chkrcpt;
+    AssignFile assign = AssignFile::load(assign_file(paths));
+    ControlFile vdomains = ControlFile::load(paths.control("virtualdomains"));
+    fs::path dir = refuse_taken_domain(paths, assign, vdomains, row.name, std::nullopt);
+    FileTransaction tx(dry_run);
+    stage_domain_layout(tx, paths, assign, vdomains, req, dir);
+    apply_change(tx, store);
+    if (report) report->steps = tx.log();
+}
+
+void update_local_domain(const Paths& paths, Store& store, const Domain& d, const SharedDomain& row, bool dry_run,
+                         ChangeReport* report) {
+    FileTransaction tx(dry_run);
+    if (!row.handler.empty()) {
+        QmailDefault q{row.vfilter, row.handler};
+        if (!d.delivery || d.delivery->handler != q.handler || d.delivery->vfilter != q.vfilter)
+            tx.write(d.dir / ".qmail-default", format_qmail_default(paths.sbindir, q), 0600, d.owner);
+    }
+    std::string hash = d.hash ? std::string(to_string(*d.hash)) : "";
+    if (row.hash != hash) {
+        if (row.hash.empty()) tx.remove(d.dir / "hash_method");
+        else tx.write(d.dir / "hash_method", row.hash + "\n", 0644, d.owner);
+    }
+    if (row.chkrcpt != in_chkrcptdomains(paths, d.name))
+        edit_control(tx, paths.control("chkrcptdomains"), d.name, row.chkrcpt);
+    apply_change(tx, store);
+    if (report) report->steps = tx.log();
+}
+
+namespace {
+
+void add_alias_domain_once(const Paths& paths, Store& store, const std::string& alias, const std::string& real_name,
+                           bool dry_run, ChangeReport* report, bool shared_row) {
     AssignFile assign = AssignFile::load(assign_file(paths));
     if (assign.domain(alias)) throw Error(Exit::exists, "domain " + alias + " already exists");
-    Domain real = require_domain(paths, real_name);
+    Domain real = require_domain(paths, store, real_name);
     if (!real.alias.empty())
         throw Error(Exit::dataerr, real_name + " is itself an alias domain of " + real.name + ": name " + real.name);
     const fs::path link = real.dir.parent_path() / alias;
@@ -346,12 +462,23 @@ void add_alias_domain(const Paths& paths, Store& store, const std::string& alias
     ControlFile aliases = ControlFile::load(real.dir / ".aliasdomains");
     aliases.add(alias);
     tx.write(aliases.path(), aliases.text(), 0640, real.owner);
+    if (shared_row) store.put_shared_domain(alias_domain_row(alias, real.name));
     apply_change(tx, store);
     if (report) report->steps = tx.log();
 }
 
-void delete_domain(const Paths& paths, Store& store, std::string_view name, bool dry_run, ChangeReport* report) {
-    Domain d = require_domain(paths, name);
+}  // namespace
+
+void add_alias_domain(const Paths& paths, Store& store, const std::string& alias, const std::string& real_name,
+                      bool dry_run, ChangeReport* report, bool shared_row) {
+    retry_rolled_back(store, [&] { add_alias_domain_once(paths, store, alias, real_name, dry_run, report, shared_row); });
+}
+
+namespace {
+
+void delete_domain_once(const Paths& paths, Store& store, std::string_view name, bool dry_run, ChangeReport* report,
+                        bool keep_mail) {
+    Domain d = require_domain(paths, store, name);
     DomainRef ref = d.ref();
     FileTransaction tx(dry_run);
     AssignFile assign = AssignFile::load(assign_file(paths));
@@ -375,6 +502,7 @@ void delete_domain(const Paths& paths, Store& store, std::string_view name, bool
         tx.write(left.path(), left.text(), 0640, d.owner);
         write_assign(tx, paths, assign, false);
         remove_domain_controls(tx, paths, aliases);
+        store.remove_shared_domain(d.alias);
         apply_change(tx, store);
         if (report) report->steps = tx.log();
         return;
@@ -396,12 +524,27 @@ void delete_domain(const Paths& paths, Store& store, std::string_view name, bool
         }
         if (!inside && !u.dir.empty()) tx.remove(home);
     }
-    for (auto& t : trees) tx.remove(t);
+    for (auto& t : trees) {
+        std::error_code ec;
+        if (keep_mail && fs::exists(t, ec) && !fs::is_empty(t, ec)) {
+            tx.note("kept " + t.string() + ": it holds mailbox homes");
+            continue;
+        }
+        tx.remove(t);
+    }
     tx.remove(d.dir);
     store.drop_domain(ref);
+    store.remove_shared_domain(d.name);  // with its alias domains' rows
 
     apply_change(tx, store);
     if (report) report->steps = tx.log();
+}
+
+}  // namespace
+
+void delete_domain(const Paths& paths, Store& store, std::string_view name, bool dry_run, ChangeReport* report,
+                   bool keep_mail) {
+    retry_rolled_back(store, [&] { delete_domain_once(paths, store, name, dry_run, report, keep_mail); });
 }
 
 namespace {
@@ -435,9 +578,11 @@ void rename_domain_controls(FileTransaction& tx, const Paths& paths, const std::
 
 }  // namespace
 
-RenameDomainResult rename_domain(const Paths& paths, Store& store, const std::string& from, const std::string& to,
-                                 bool dry_run) {
-    Domain d = require_domain(paths, from);
+namespace {
+
+RenameDomainResult rename_domain_once(const Paths& paths, Store& store, const std::string& from, const std::string& to,
+                                      bool dry_run) {
+    Domain d = require_domain(paths, store, from);
     AssignFile assign = AssignFile::load(assign_file(paths));
     if (from == to) throw Error(Exit::dataerr, from + " and " + to + " are the same domain");
     if (assign.domain(to)) throw Error(Exit::exists, "domain " + to + " already exists");
@@ -468,6 +613,8 @@ RenameDomainResult rename_domain(const Paths& paths, Store& store, const std::st
         list.remove(from);
         list.add(to);
         tx.write(list.path(), list.text(), 0640, d.owner);
+        store.remove_shared_domain(from);
+        store.put_shared_domain(alias_domain_row(to, d.name));
         result.alias = true;
         apply_change(tx, store);
         result.steps = tx.log();
@@ -526,6 +673,16 @@ RenameDomainResult rename_domain(const Paths& paths, Store& store, const std::st
         if (f.ends_with("@" + from)) f = f.substr(0, f.size() - from.size()) + to;
     store.rename_grants("@" + from, "@" + to);
     store.rename_domain_rows(ref, to);
+    if (store.shares_domains()) {  // the domain's row and its alias domains' under the new name
+        std::vector<std::string> shared_aliases;
+        for (auto& r : store.shared_domains())
+            if (r.alias_of == from) shared_aliases.push_back(r.name);
+        SharedDomain row = shared_domain_of(d, in_chkrcptdomains(paths, from), paths);
+        row.name = to;
+        store.remove_shared_domain(from);
+        store.put_shared_domain(row);
+        for (auto& a : shared_aliases) store.put_shared_domain(alias_domain_row(a, to));
+    }
 
     // .qmail-default: a handler that names the domain (an address, a path of its trees).
     if (d.delivery) {
@@ -560,14 +717,41 @@ RenameDomainResult rename_domain(const Paths& paths, Store& store, const std::st
     return result;
 }
 
-void set_domain_delivery(const Paths& paths, const Domain& d, const QmailDefault& delivery, bool dry_run) {
-    if (dry_run) return;
-    replace_file(d.dir / ".qmail-default", format_qmail_default(paths.sbindir, delivery), 0600, d.owner);
+}  // namespace
+
+RenameDomainResult rename_domain(const Paths& paths, Store& store, const std::string& from, const std::string& to,
+                                 bool dry_run) {
+    RenameDomainResult r;
+    retry_rolled_back(store, [&] { r = rename_domain_once(paths, store, from, to, dry_run); });
+    return r;
 }
 
-void set_domain_hash(const Domain& d, HashMethod m, bool dry_run) {
-    if (dry_run) return;
-    replace_file(d.dir / "hash_method", std::string(to_string(m)) + "\n", 0644, d.owner);
+namespace {
+
+void modify_domain_once(const Paths& paths, Store& store, const Domain& d, const QmailDefault& delivery,
+                        std::optional<HashMethod> hash, bool dry_run) {
+    FileTransaction tx(dry_run);
+    if (!d.delivery || d.delivery->handler != delivery.handler || d.delivery->vfilter != delivery.vfilter)
+        tx.write(d.dir / ".qmail-default", format_qmail_default(paths.sbindir, delivery), 0600, d.owner);
+    Domain changed = d;
+    changed.delivery = delivery;
+    if (hash) {
+        tx.write(d.dir / "hash_method", std::string(to_string(*hash)) + "\n", 0644, d.owner);
+        changed.hash = hash;
+    }
+    if (store.shares_domains()) {
+        SharedDomain row = shared_domain_of(changed, in_chkrcptdomains(paths, d.name), paths);
+        if (store.shared_domain(d.name)) store.update_shared_domain(row);
+        else store.put_shared_domain(row);  // a domain of this host the database did not have yet
+    }
+    apply_change(tx, store);
+}
+
+}  // namespace
+
+void modify_domain(const Paths& paths, Store& store, const Domain& d, const QmailDefault& delivery,
+                   std::optional<HashMethod> hash, bool dry_run) {
+    retry_rolled_back(store, [&] { modify_domain_once(paths, store, d, delivery, hash, dry_run); });
 }
 
 }  // namespace qv

@@ -1,8 +1,5 @@
 // vcfilter's changes to the filter rules, and the rule sets that apply to a mailbox.
 #include <algorithm>
-#include <chrono>
-#include <random>
-#include <thread>
 
 #include "qvmail/error.hpp"
 #include "qvmail/filter.hpp"
@@ -43,29 +40,15 @@ const FilterRule& require_rule(const std::vector<FilterRule>& rules, int number,
 
 // Runs `change` (which stages into the store and `tx`) as one change: committed whole, or undone. On
 // MariaDB, two hosts adding the first rules of one address at once can deadlock on the locks that keep
-// their numbers apart; the server then rolls one back (Error 75), and it runs again (five attempts).
+// their numbers apart; the server then rolls one back (Error 75), and it runs again (retry_rolled_back).
 template <typename Fn>
 void change_filters(Store& store, bool dry_run, ChangeReport* report, Fn&& change) {
-    for (int attempt = 1;; ++attempt) {
+    retry_rolled_back(store, [&] {
         FileTransaction tx(dry_run);
-        try {
-            change(tx);
-            apply_change(tx, store);
-            if (report) report->steps = tx.log();
-            return;
-        } catch (const Error& e) {
-            store.rollback();
-            if (e.code() != Exit::tempfail || attempt == 5) throw;
-            // a pause before the next attempt, growing and drawn at random, so that the two writers do
-            // not meet again at the same moment
-            thread_local std::minstd_rand rng{std::random_device{}()};
-            std::uniform_int_distribution<int> ms(10 << attempt, 20 << attempt);
-            std::this_thread::sleep_for(std::chrono::milliseconds(ms(rng)));
-        } catch (...) {
-            store.rollback();
-            throw;
-        }
-    }
+        change(tx);
+        apply_change(tx, store);
+        if (report) report->steps = tx.log();
+    });
 }
 
 }  // namespace
@@ -93,7 +76,7 @@ FilterOwner filter_owner(const Paths& paths, Store& store, const Address& a) {
     if (a.str().size() > kFilterEmailMax)
         throw Error(Exit::dataerr, a.str() + ": longer than the " + std::to_string(kFilterEmailMax) +
                                        " characters the vfilter table holds");
-    FilterOwner o{require_domain(paths, a.domain), a.local, std::nullopt};
+    FilterOwner o{require_domain(paths, store, a.domain), a.local, std::nullopt};
     if (!is_filter_pseudo_user(a.local)) o.mailbox = require_user(store, o.domain, a.local);
     return o;
 }

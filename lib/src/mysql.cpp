@@ -410,6 +410,25 @@ const std::vector<TableDefinition>& indimail_tables() {
          "primary key (emailid, filter_no), "
          "unique index (emailid, header_name, comparision, keyword, destination)) "
          "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"},
+        // qvmail's own: each domain's settings, so that every mail host sharing the database derives the
+        // same users/assign, control files and domain directory from it (qmailctl sync)
+        {"qvdomain",
+         "CREATE TABLE IF NOT EXISTS qvdomain (domain char(67) not null, owner char(65) not null, "
+         "uid int not null, gid int not null, handler char(190) not null, program char(16) not null, "
+         "hash_method char(16) not null, base_path char(156) not null, chkrcpt tinyint not null, "
+         "timestamp TIMESTAMP DEFAULT CURRENT_TIMESTAMP on update CURRENT_TIMESTAMP NOT NULL, "
+         "primary key (domain)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"},
+        // qvmail's own: the names removed from qvdomain and aliasdomain, so that qmailctl sync takes a domain
+        // away from a host only when the database says it was removed (never for a row it merely lacks)
+        {"qvdomain_removed",
+         "CREATE TABLE IF NOT EXISTS qvdomain_removed (domain char(67) not null, "
+         "timestamp TIMESTAMP DEFAULT CURRENT_TIMESTAMP on update CURRENT_TIMESTAMP NOT NULL, "
+         "primary key (domain)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"},
+        // IndiMail's (ALIASDOMAIN_TABLE_LAYOUT): alias domain -> real domain
+        {"aliasdomain",
+         "CREATE TABLE IF NOT EXISTS aliasdomain (alias char(64) not null, domain char(67), "
+         "timestamp TIMESTAMP DEFAULT CURRENT_TIMESTAMP on update CURRENT_TIMESTAMP NOT NULL, "
+         "primary key (alias)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"},
     };
 #undef QV_USERS_LAYOUT
     return tables;

@@ -6,7 +6,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <map>
+#include <random>
+#include <thread>
 
 #include "qvmail/atomic_file.hpp"
 #include "qvmail/cdb.hpp"
@@ -202,6 +205,15 @@ public:
 
     std::string grants_source() const override { return open_smtp_.string(); }
     bool grants_in_rules() const noexcept override { return true; }
+
+    // Domains live in this host's files only (users/assign and the domain directories).
+    bool shares_domains() const noexcept override { return false; }
+    std::vector<SharedDomain> shared_domains() override { return {}; }
+    std::optional<SharedDomain> shared_domain(std::string_view) override { return std::nullopt; }
+    std::vector<std::string> removed_domains() override { return {}; }
+    void put_shared_domain(const SharedDomain&) override {}
+    void update_shared_domain(const SharedDomain&) override {}
+    void remove_shared_domain(std::string_view) override {}
 
     std::optional<UserRecord> get_user(const DomainRef& d, std::string_view name) override {
         auto it = state_.find(d.name);
@@ -631,6 +643,24 @@ private:
 
 std::unique_ptr<Store> make_files_store(const Paths& paths) {
     return std::make_unique<FilesStore>(paths.open_smtp);
+}
+
+void retry_rolled_back(Store& store, const std::function<void()>& change, int attempts) {
+    for (int attempt = 1;; ++attempt) {
+        try {
+            change();
+            return;
+        } catch (const Error& e) {
+            store.rollback();
+            if (e.code() != Exit::tempfail || attempt >= attempts) throw;
+            thread_local std::minstd_rand rng{std::random_device{}()};
+            std::uniform_int_distribution<int> ms(10 << attempt, 20 << attempt);
+            std::this_thread::sleep_for(std::chrono::milliseconds(ms(rng)));
+        } catch (...) {
+            store.rollback();
+            throw;
+        }
+    }
 }
 
 std::unique_ptr<Store> open_store(const Paths& paths) {

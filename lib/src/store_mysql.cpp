@@ -385,6 +385,86 @@ public:
     std::string grants_source() const override { return "table relay"; }
     bool grants_in_rules() const noexcept override { return false; }
 
+    bool shares_domains() const noexcept override { return true; }
+
+    std::vector<SharedDomain> shared_domains() override {
+        ensure_tables();
+        std::vector<SharedDomain> out;
+        for (auto& r : MysqlStatement(conn_, std::string("SELECT ") + kDomainColumns + " FROM qvdomain").query())
+            out.push_back(shared_from(r));
+        for (auto& r : MysqlStatement(conn_, "SELECT alias, domain FROM aliasdomain").query())
+            out.push_back(alias_from(r));
+        std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.name < b.name; });
+        return out;
+    }
+
+    std::optional<SharedDomain> shared_domain(std::string_view name) override {
+        auto rows = table_query((std::string("SELECT ") + kDomainColumns + " FROM qvdomain WHERE domain = ?").c_str(),
+                                {std::string(name)});
+        if (!rows.empty()) return shared_from(rows[0]);
+        rows = table_query("SELECT alias, domain FROM aliasdomain WHERE alias = ?", {std::string(name)});
+        if (!rows.empty()) return alias_from(rows[0]);
+        return std::nullopt;
+    }
+
+    std::vector<std::string> removed_domains() override {
+        std::vector<std::string> out;
+        for (auto& r : table_query("SELECT domain FROM qvdomain_removed ORDER BY domain", {}))
+            out.push_back(r[0].value_or(""));
+        return out;
+    }
+
+    void put_shared_domain(const SharedDomain& d) override {
+        ensure_tables();
+        change();
+        // One name, one row in either table: the other is checked under a lock (a domain and an alias
+        // domain of the same name added at once by two hosts meet on it), the own one by its key.
+        const char* other = d.alias_of.empty() ? "SELECT alias FROM aliasdomain WHERE alias = ? FOR UPDATE"
+                                               : "SELECT domain FROM qvdomain WHERE domain = ? FOR UPDATE";
+        if (!MysqlStatement(conn_, other).query({d.name}).empty())
+            throw Error(Exit::exists, "domain " + d.name + " already exists (in the database)");
+        try {
+            if (d.alias_of.empty())
+                MysqlStatement(conn_, std::string("INSERT INTO qvdomain (") + kDomainColumns +
+                                          ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                    .execute(domain_values(d));
+            else
+                MysqlStatement(conn_, "INSERT INTO aliasdomain (alias, domain) VALUES (?, ?)").execute({d.name, d.alias_of});
+        } catch (const Error& e) {
+            if (e.code() == Exit::exists) throw Error(Exit::exists, "domain " + d.name + " already exists (in the database)");
+            throw;
+        }
+        MysqlStatement(conn_, "DELETE FROM qvdomain_removed WHERE domain = ?").execute({d.name});
+    }
+
+    void update_shared_domain(const SharedDomain& d) override {
+        ensure_tables();
+        change();
+        if (!d.alias_of.empty()) {
+            MysqlStatement(conn_, "UPDATE aliasdomain SET domain = ? WHERE alias = ?").execute({d.alias_of, d.name});
+            return;
+        }
+        auto v = domain_values(d);
+        v.push_back(d.name);
+        v.erase(v.begin());
+        MysqlStatement(conn_,
+                       "UPDATE qvdomain SET owner = ?, uid = ?, gid = ?, handler = ?, program = ?, hash_method = ?, "
+                       "base_path = ?, chkrcpt = ? WHERE domain = ?")
+            .execute(v);
+    }
+
+    void remove_shared_domain(std::string_view name) override {
+        ensure_tables();
+        change();
+        const std::string n(name);
+        std::vector<std::string> gone{n};
+        for (auto& r : MysqlStatement(conn_, "SELECT alias FROM aliasdomain WHERE domain = ? FOR UPDATE").query({n}))
+            gone.push_back(r[0].value_or(""));
+        MysqlStatement(conn_, "DELETE FROM qvdomain WHERE domain = ?").execute({n});
+        MysqlStatement(conn_, "DELETE FROM aliasdomain WHERE alias = ? OR domain = ?").execute({n, n});
+        for (auto& g : gone) MysqlStatement(conn_, "REPLACE INTO qvdomain_removed (domain) VALUES (?)").execute({g});
+    }
+
     void stage(FileTransaction&) override {}  // the rows are written already, inside the transaction
 
     void commit() override {
@@ -400,6 +480,31 @@ public:
     }
 
 private:
+    static constexpr const char* kDomainColumns =
+        "domain, owner, uid, gid, handler, program, hash_method, base_path, chkrcpt";
+    static SharedDomain shared_from(const Row& r) {
+        SharedDomain d;
+        d.name = r[0].value_or("");
+        d.owner = r[1].value_or("");
+        d.ids = Owner{to_u32(r[2]), to_u32(r[3])};
+        d.handler = r[4].value_or("");
+        d.vfilter = r[5].value_or("") == "vfilter";
+        d.hash = r[6].value_or("");
+        d.base_path = r[7].value_or("");
+        d.chkrcpt = to_u32(r[8]) != 0;
+        return d;
+    }
+    static SharedDomain alias_from(const Row& r) {
+        SharedDomain d;
+        d.name = r[0].value_or("");
+        d.alias_of = r[1].value_or("");
+        return d;
+    }
+    static std::vector<SqlValue> domain_values(const SharedDomain& d) {
+        return {d.name, d.owner, std::int64_t(d.ids.uid), std::int64_t(d.ids.gid), d.handler,
+                std::string(d.vfilter ? "vfilter" : "vdelivermail"), d.hash, d.base_path, std::int64_t(d.chkrcpt)};
+    }
+
     // A mailbox of `table` (indimail: active; indibak: inactive), and all of a domain's.
     std::optional<UserRecord> find_user(const char* table, const DomainRef& d, std::string_view name) {
         auto rows = MysqlStatement(conn_, std::string("SELECT ") + kUserColumns + " FROM " + table +
@@ -491,6 +596,7 @@ private:
 
     void change() {
         if (in_transaction_) return;
+        ensure_tables();  // a table a newer version added (DDL commits, so before the transaction)
         conn_.begin();
         in_transaction_ = true;
     }

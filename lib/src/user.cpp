@@ -156,7 +156,7 @@ UserRecord require_user(Store& store, const Domain& d, std::string_view name) {
 }
 
 UserRecord add_user(const Paths& paths, Store& store, const AddUserRequest& req, bool dry_run, ChangeReport* report) {
-    Domain d = require_domain(paths, req.address.domain);
+    Domain d = require_domain(paths, store, req.address.domain);
     DomainRef ref = d.ref();
     const std::string& name = req.address.local;
     if (store.get_user(ref, name)) throw Error(Exit::exists, "mailbox " + req.address.str() + " already exists");
@@ -194,7 +194,7 @@ UserRecord add_user(const Paths& paths, Store& store, const AddUserRequest& req,
 }
 
 void delete_user(const Paths& paths, Store& store, const Address& a, bool dry_run, ChangeReport* report) {
-    Domain d = require_domain(paths, a.domain);
+    Domain d = require_domain(paths, store, a.domain);
     DomainRef ref = d.ref();
     const FoundUser found = require_any_user(store, d, a.local);
     const UserRecord& u = found.user;
@@ -222,8 +222,8 @@ void delete_user(const Paths& paths, Store& store, const Address& a, bool dry_ru
 }
 
 RenameUserResult rename_user(const Paths& paths, Store& store, const Address& from, const Address& to, bool dry_run) {
-    Domain dfrom = require_domain(paths, from.domain);
-    Domain dto = require_domain(paths, to.domain);
+    Domain dfrom = require_domain(paths, store, from.domain);
+    Domain dto = require_domain(paths, store, to.domain);
     if (dfrom.name == dto.name && from.local == to.local)
         throw Error(Exit::dataerr, from.str() + " and " + to.str() + " are the same mailbox");
     if (dfrom.owner.uid != dto.owner.uid || dfrom.owner.gid != dto.owner.gid)

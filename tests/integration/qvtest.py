@@ -220,7 +220,8 @@ def snapshot(root, skip=(".qvmail.lock",), home=None):
     MySQL home, the rows of its tables too (keys "db:<table>")."""
     out = {}
     if home is not None and home.database:
-        for table in ("indimail", "indibak", "valias", "vfilter", "lastauth", "relay"):
+        for table in ("indimail", "indibak", "valias", "vfilter", "lastauth", "relay", "qvdomain", "qvdomain_removed",
+                      "aliasdomain"):
             try:
                 out["db:" + table] = sorted(map(tuple, home.rows("SELECT * FROM " + table)))
             except subprocess.CalledProcessError:

@@ -26,7 +26,8 @@ class Schema(MysqlTestCase):
         h = self.home
         p = self.ok(h.run("qmailctl", "db", "init", "--json"))
         self.assertEqual(json.loads(p.stdout)["created"], ["indimail", "indibak", "valias", "lastauth", "relay",
-                                                            "vfilter"])
+                                                            "vfilter", "qvdomain", "qvdomain_removed",
+                                                            "aliasdomain"])
         p = self.ok(h.run("qmailctl", "db", "init", "--json"))
         self.assertEqual(json.loads(p.stdout)["created"], [])
         self.ok(h.run("vadddomain", "example.com", "-r", "10"))
@@ -36,6 +37,7 @@ class Schema(MysqlTestCase):
         rows = {t["table"]: (t["exists"], t["rows"], t.get("engine")) for t in st["tables"]}
         self.assertEqual(rows["indimail"], (True, 1, "InnoDB"))
         self.assertEqual(rows["valias"], (True, 2, "InnoDB"))
+        self.assertEqual(rows["qvdomain"], (True, 1, "InnoDB"))  # the domain, shared with other hosts
         text = self.ok(h.run("qmailctl", "db", "status")).stdout.decode()
         self.assertIn("indimail: 1 rows, InnoDB", text)
         self.assertNotIn("qvtest-password", text)
@@ -59,7 +61,8 @@ class IndimailDatabase(MysqlTestCase):
             sql(f.read(), h.database)
         # init leaves IndiMail's tables alone and adds only what is missing
         created = json.loads(self.ok(h.run("qmailctl", "db", "init", "--json")).stdout)["created"]
-        self.assertEqual(created, ["lastauth", "relay", "vfilter"])
+        self.assertEqual(created, ["lastauth", "relay", "vfilter", "qvdomain", "qvdomain_removed",
+                                                            "aliasdomain"])
         self.assertIn("latin1", h.rows("SHOW CREATE TABLE indimail")[0][1])
         # a mailbox IndiMail wrote: NO_SMTP (0x200) in pw_gid, a size,count quota
         self.ok(h.run("vadddomain", "example.com", "-r", "10"))
@@ -235,11 +238,11 @@ class HostileInput(MysqlTestCase):
             with self.subTest(args=args):
                 p = h.run("vadduser", "joe@example.com", "-r", "10", *args)
                 self.assertEqual(p.returncode, 65, p.stderr)
-        # a home path longer than IndiMail's pw_dir (156 characters) cannot be stored
+        # a base path longer than the domain's row and IndiMail's pw_dir (156 characters) take cannot be stored
         long_base = h.path("b" * 150)
         p = h.run("vadddomain", "long.example", "-r", "10", "-B", long_base)
         self.assertEqual(p.returncode, 65, p.stderr)
-        self.assertIn(b"pw_dir", p.stderr)
+        self.assertIn(b"Data too long for column 'base_path'", p.stderr)
         self.assertEqual(h.snapshot(), before)
 
 

@@ -648,8 +648,8 @@ class Packaging(unittest.TestCase):
     def test_cron_line(self):
         with open(os.path.join(SOURCE_DIR, "packaging", "cron.d", "qvmail")) as f:
             lines = [l for l in f.read().splitlines() if l and not l.startswith("#")]
-        self.assertEqual(len(lines), 1)
-        fields = lines[0].split(None, 6)
+        self.assertEqual(len(lines), 2)  # clearopensmtp, and qmailctl sync (test_shared_domains)
+        fields = [l for l in lines if "clearopensmtp" in l][0].split(None, 6)
         self.assertEqual(fields[:6], ["5,35", "*", "*", "*", "*", "root"])
         # only where systemd does not run clearopensmtp.timer instead (never both)
         self.assertEqual(fields[6], "[ -d /run/systemd/system ] || /usr/sbin/clearopensmtp -q")
@@ -661,6 +661,13 @@ class Packaging(unittest.TestCase):
                            capture_output=True)
         self.assertEqual((p.returncode, p.stdout, p.stderr), (0, b"", b""))
         self.assertEqual(os.path.exists(home.path("etc/tcp.smtp.cdb")), not os.path.isdir("/run/systemd/system"))
+        # qmailctl sync every minute, likewise; quiet on a host with nothing to sync (the files store)
+        fields = [l for l in lines if "qmailctl sync" in l][0].split(None, 6)
+        self.assertEqual(fields[:6], ["*", "*", "*", "*", "*", "root"])
+        self.assertEqual(fields[6], "[ -d /run/systemd/system ] || /usr/sbin/qmailctl sync -q --lock-wait 30")
+        p = subprocess.run(["sh", "-c", fields[6].replace("/usr/sbin/", BIN.rstrip("/") + "/")], env=home.env(),
+                           capture_output=True)
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, b"", b""))
 
     def test_systemd_units_verify(self):
         if shutil.which("systemd-analyze") is None:

@@ -49,7 +49,7 @@ TEST_CASE("which addresses of a virtual domain take mail, as delivery decides", 
         paths, [&]() -> qv::Store& { opened = true; return *store; }, "joe", "other.example"));
     CHECK_FALSE(opened);  // mail for another domain never opens the store
     auto d = qv::require_domain(paths, "example.com");
-    qv::set_domain_delivery(paths, d, qv::QmailDefault{false, "delete"}, false);
+    qv::modify_domain(paths, *store, d, qv::QmailDefault{false, "delete"}, std::nullopt, false);
     CHECK(kind("nobody") == qv::VirtualRecipient::handler);
     qvtest::write(home / "domains/example.com/.qmail-default", "| /usr/bin/something-else\n");
     CHECK(kind("nobody") == qv::VirtualRecipient::handler);  // a line qvmail did not write: it may take it

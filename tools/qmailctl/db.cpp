@@ -1,10 +1,14 @@
 // qmailctl db - the MariaDB backend's schema: create IndiMail's tables, show what the server holds.
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
+
 #include "qmailctl.hpp"
+#include "qvmail/domain_sync.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/mysql.hpp"
 #include "qvmail/paths.hpp"
+#include "qvmail/store.hpp"
 
 namespace qv::qmailctl {
 
@@ -32,14 +36,32 @@ int run_init(const Program& prog) {
             audit(prog.name, "created tables " + list + " on " + config.describe());
         }
     }
-    if (rep.json()) {
-        rep.object(
-            Json::object().set("server", config.describe()).set("database", config.database).set("created", created));
-    } else if (created.empty()) {
-        rep.line(config.database + ": every table exists (" + config.describe() + ")");
-    } else {
-        for (auto& t : created) rep.line(config.database + ": created table " + t);
+    // this host's domains become shared: rows for those the database lacks (after a dry run's tables
+    // would exist, so only when they do)
+    std::vector<std::string> imported;
+    Paths paths = Paths::from_env();
+    std::error_code ec;
+    if ((!prog.common.dry_run || created.empty()) && std::filesystem::is_directory(paths.qmailhome, ec)) {
+        auto lock = lock_for_change(paths, prog.common);
+        auto store = make_mysql_store(config);
+        for (auto& c : import_domains(paths, *store, prog.common.dry_run))
+            imported.push_back(c.domain + (c.detail.empty() ? "" : " (" + c.detail + ")"));
+        if (!imported.empty() && !prog.common.dry_run)
+            audit(prog.name, "recorded " + std::to_string(imported.size()) + " domain(s) of this host in " +
+                                 config.database);
     }
+    if (rep.json()) {
+        rep.object(Json::object()
+                       .set("server", config.describe())
+                       .set("database", config.database)
+                       .set("created", created)
+                       .set("imported", imported));
+        return 0;
+    }
+    if (created.empty()) rep.line(config.database + ": every table exists (" + config.describe() + ")");
+    for (auto& t : created) rep.line(config.database + ": created table " + t);
+    for (auto& d : imported)
+        rep.line(config.database + ": " + (prog.common.dry_run ? "would record" : "recorded") + " domain " + d);
     return 0;
 }
 
@@ -91,8 +113,9 @@ int run_status(const Program& prog) {
 void setup_db(CLI::App& app, Program& prog) {
     CLI::App* db = app.add_subcommand("db", "The MariaDB backend: create IndiMail's tables, show the server's state");
     db->require_subcommand(1);
-    CLI::App* init = db->add_subcommand("init", "Create the tables that are missing (idempotent)");
-    add_common_options(*init, prog.common, opt_json | opt_dry_run);
+    CLI::App* init = db->add_subcommand(
+        "init", "Create the tables that are missing, and record this host's domains the database lacks (idempotent)");
+    add_common_options(*init, prog.common, opt_json | opt_dry_run | opt_lock_wait);
     add_mysql_options(*init, prog);
     init->callback([&prog] { prog.action = [&prog] { return run_init(prog); }; });
     CLI::App* status = db->add_subcommand("status", "Show the server version, the database, and each table's rows");

@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
     qv::qmailctl::setup_bounce(app, prog);
     qv::qmailctl::setup_queue(app, prog);
     qv::qmailctl::setup_status(app, prog);
+    qv::qmailctl::setup_sync(app, prog);
     return qv::run(app, prog, argc, argv);
 }
 

@@ -19,6 +19,7 @@ void setup_bounce(CLI::App& app, Program& prog);
 void setup_queue(CLI::App& app, Program& prog);
 void setup_init(CLI::App& app, Program& prog);
 void setup_status(CLI::App& app, Program& prog);
+void setup_sync(CLI::App& app, Program& prog);
 
 // Reports a change: the steps with -v or --dry-run, a result line or object (`extra` with status and
 // change), and an audit line. Returns 0.

@@ -20,7 +20,7 @@ int run(const Program& prog, const std::string& name_arg) {
     std::string name = normalize_domain(name_arg);
     auto lock = lock_for_change(paths, prog.common);
     auto store = open_store(paths, prog.mysql);
-    Domain d = require_domain(paths, name);
+    Domain d = require_domain(paths, *store, name);
     if (d.alias.empty() && !prog.common.yes && !prog.common.dry_run && on_terminal()) {
         std::size_t users = store->users(d.ref()).size();
         if (!confirm("Remove " + name + " with its " + std::to_string(users) + " mailbox(es) and all their mail?"))

@@ -91,7 +91,7 @@ int run(const Program& prog, const std::optional<std::string>& domain, const Fie
     Paths paths = Paths::from_env();
     auto store = open_store(paths, prog.mysql);
     if (domain) {
-        show(rep, paths, *store, require_domain(paths, normalize_domain(*domain)), f);
+        show(rep, paths, *store, require_domain(paths, *store, normalize_domain(*domain)), f);
         return 0;
     }
     for (auto& d : list_domains(paths)) show(rep, paths, *store, d, f);

@@ -9,6 +9,7 @@
 #include "qvmail/domain.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/paths.hpp"
+#include "qvmail/store.hpp"
 
 namespace qv::cmd_vmoddomain {
 
@@ -26,7 +27,8 @@ int run(const Program& prog, const Args& a) {
     Paths paths = Paths::from_env();
     std::string name = normalize_domain(a.domain);
     auto lock = lock_for_change(paths, prog.common);
-    Domain d = require_domain(paths, name);
+    auto store = open_store(paths, prog.mysql);
+    Domain d = require_domain(paths, *store, name);
     std::optional<HashMethod> hash;
     if (a.hash) {
         hash = parse_hash_method(*a.hash);
@@ -37,8 +39,7 @@ int run(const Program& prog, const Args& a) {
         rep.warning(d.dir.string() + "/.qmail-default is missing or was edited by hand; writing a new one");
     if (a.handler) delivery.handler = parse_handler(*a.handler).text;
     if (a.vfilter) delivery.vfilter = *a.vfilter != 0;
-    if (a.handler || a.vfilter) set_domain_delivery(paths, d, delivery, prog.common.dry_run);
-    if (hash) set_domain_hash(d, *hash, prog.common.dry_run);
+    modify_domain(paths, *store, d, delivery, hash, prog.common.dry_run);
     if (!prog.common.dry_run)
         audit(prog.name, "domain " + name + ": handler " + delivery.handler + ", program " +
                              (delivery.vfilter ? "vfilter" : "vdelivermail") +
@@ -77,9 +78,10 @@ int main(int argc, char** argv) {
     app.add_option("-H,--hash", a.hash, "Hash method for new passwords: MD5, SHA-256, SHA-512 or YESCRYPT")
         ->type_name("METHOD");
     add_common_options(app, prog.common, opt_json | opt_dry_run | opt_quiet | opt_verbose | opt_lock_wait);
+    add_mysql_options(app, prog);
     app.footer(
-        "Exit status: 0 changed; 64 usage; 65 bad handler or name; 68 no such domain; 73/74/77 the file\n"
-        "cannot be written; 75 another command holds the lock. See vmoddomain(8).");
+        "Exit status: 0 changed; 64 usage; 65 bad handler or name; 68 no such domain; 69 the database cannot be\n"
+        "reached; 73/74/77 the file cannot be written; 75 another command holds the lock. See vmoddomain(8).");
     app.callback([&] { prog.action = [&] { return run(prog, a); }; });
     prog.positional_completions[&app] = complete_domain_names;
     return qv::run(app, prog, argc, argv);

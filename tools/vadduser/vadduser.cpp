@@ -31,13 +31,13 @@ int run(const Program& prog, const Args& a) {
     if (a.quota) req.quota = normalize_quota(*a.quota);
     if (a.gecos) req.gecos = check_gecos(*a.gecos);
     req.inactive = a.inactive;
-    Domain d = require_domain(paths, req.address.domain);
+    auto store = open_store(paths, prog.mysql);
+    Domain d = require_domain(paths, *store, req.address.domain);
     ObtainedPassword pw = obtain_password(a.pw, rep, req.address.str(), domain_hash_method(paths, d));
     req.passwd = pw.hash;
     req.scram = pw.scram;
 
     auto lock = lock_for_change(paths, prog.common);
-    auto store = open_store(paths, prog.mysql);
     ChangeReport report;
     UserRecord u = add_user(paths, *store, req, prog.common.dry_run, &report);
     if (!prog.common.dry_run) audit(prog.name, "added mailbox " + req.address.str() + " (" + u.dir + ")");

@@ -43,7 +43,7 @@ int run(const Program& prog, const Args& a) {
     auto store = open_store(paths, prog.mysql);
     std::vector<Domain> domains;
     if (names.empty()) domains = list_domains(paths);
-    for (auto& n : names) domains.push_back(require_domain(paths, n));
+    for (auto& n : names) domains.push_back(require_domain(paths, *store, n));
     const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
     std::uint64_t made_inactive = 0, removed = 0, total = 0;
     for (const Domain& d : domains) {

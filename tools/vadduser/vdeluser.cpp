@@ -20,7 +20,7 @@ int run(const Program& prog, const std::string& address) {
     Address a = parse_address(address);
     auto lock = lock_for_change(paths, prog.common);
     auto store = open_store(paths, prog.mysql);
-    Domain d = require_domain(paths, a.domain);
+    Domain d = require_domain(paths, *store, a.domain);
     UserRecord u = require_any_user(*store, d, a.local).user;
     if (is_role_account(a.local) && !prog.common.yes && !prog.common.dry_run) {
         if (!on_terminal())

@@ -55,7 +55,7 @@ int run(const Program& prog, const Args& a) {
 
     auto lock = lock_for_change(paths, prog.common);
     auto store = open_store(paths, prog.mysql);
-    Domain d = require_domain(paths, addr.domain);
+    Domain d = require_domain(paths, *store, addr.domain);
     // --active first (the other changes then apply to the active mailbox), --inactive last
     if (a.active) {
         set_mailbox_active(paths, *store, addr, true, prog.common.dry_run);

@@ -20,7 +20,7 @@ int run(const Program& prog, const std::string& address, const PasswordOptions& 
     Paths paths = Paths::from_env();
     Address a = parse_address(address);
     auto store = open_store(paths, prog.mysql);
-    Domain d = require_domain(paths, a.domain);
+    Domain d = require_domain(paths, *store, a.domain);
     require_user(*store, d, a.local);  // fail before asking for a password
     ObtainedPassword pw = obtain_password(po, rep, a.str(), domain_hash_method(paths, d));
     auto lock = lock_for_change(paths, prog.common);

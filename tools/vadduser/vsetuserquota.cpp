@@ -23,7 +23,7 @@ int run(const Program& prog, const std::string& address, const std::string& quot
     std::string quota = normalize_quota(quota_text);
     auto lock = lock_for_change(paths, prog.common);
     auto store = open_store(paths, prog.mysql);
-    Domain d = require_domain(paths, a.domain);
+    Domain d = require_domain(paths, *store, a.domain);
     UserRecord u = require_user(*store, d, a.local);
     const std::string before = u.quota;
     u.quota = quota;

@@ -50,7 +50,7 @@ int run(const Program& prog, const std::string& address, const Fields& f) {
     Paths paths = Paths::from_env();
     Address a = parse_address(address);
     auto store = open_store(paths, prog.mysql);
-    Domain d = require_domain(paths, a.domain);
+    Domain d = require_domain(paths, *store, a.domain);
     // an inactive mailbox (vdeloldusers, vmoduser --inactive) is shown too, and says so
     const FoundUser found = require_any_user(*store, d, a.local);
     const UserRecord& u = found.user;

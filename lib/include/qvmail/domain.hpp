@@ -46,6 +46,9 @@ struct Domain {
 std::optional<Domain> find_domain(const Paths& paths, std::string_view name);
 // As find_domain, but throws Error 68 "no such domain".
 Domain require_domain(const Paths& paths, std::string_view name);
+// As require_domain; a domain the database has that this host has not laid out yet (qmailctl sync) is
+// refused saying so.
+Domain require_domain(const Paths& paths, Store& store, std::string_view name);
 std::vector<Domain> list_domains(const Paths& paths);  // the real domains (no alias domains)
 // The alias domains of a real domain, from its .aliasdomains file (IndiMail's), sorted.
 std::vector<std::string> alias_domains(const Domain& d);
@@ -86,17 +89,20 @@ Domain add_domain(const Paths& paths, Store& store, const AddDomainRequest& req,
                   ChangeReport* report = nullptr);
 
 // Removes a domain and everything add_domain made, plus its mailboxes and its alias domains. An alias
-// domain's name removes that alias domain only. Throws Error 68 if unknown.
+// domain's name removes that alias domain only. Throws Error 68 if unknown. `keep_mail` (qmailctl sync,
+// for a domain removed on another host): a mailbox tree that is not empty stays, with the mail in it.
 void delete_domain(const Paths& paths, Store& store, std::string_view name, bool dry_run,
-                   ChangeReport* report = nullptr);
+                   ChangeReport* report = nullptr, bool keep_mail = false);
 
 // Makes `alias` an alias domain of `real` as IndiMail's vaddaliasdomain does: the link domains/<alias>
 // -> <real>, a users/assign line for it (the real domain's owner), rcpthosts (or morercpthosts) and
 // virtualdomains, and a line in the real domain's .aliasdomains; in one transaction. Mail for
 // user@alias is then delivered as for user@real. Throws Error 9 when `alias` exists (as a domain, a
 // route or a file), 68 when `real` does not, 65 when `real` is itself an alias domain.
+// With a store that shares domains, the alias domain's row (IndiMail's aliasdomain table) is written too,
+// unless `shared_row` is false (qmailctl sync, deriving it from that row).
 void add_alias_domain(const Paths& paths, Store& store, const std::string& alias, const std::string& real, bool dry_run,
-                      ChangeReport* report = nullptr);
+                      ChangeReport* report = nullptr, bool shared_row = true);
 
 // Renames a domain (IndiMail's vrenamedomain), in one change or not at all: its directory and mailbox
 // trees move to the new name, and everything that names it follows: users/assign (+ cdb), rcpthosts or
@@ -116,10 +122,26 @@ struct RenameDomainResult {
 RenameDomainResult rename_domain(const Paths& paths, Store& store, const std::string& from, const std::string& to,
                                  bool dry_run);
 
-// Rewrites .qmail-default with a new handler and program, atomically.
-void set_domain_delivery(const Paths& paths, const Domain& d, const QmailDefault& delivery, bool dry_run);
-// Writes the domain's hash_method file.
-void set_domain_hash(const Domain& d, HashMethod m, bool dry_run);
+// Domains shared through the database (Store::shares_domains). The row a domain of this host is kept as;
+// `chkrcpt`: whether control/chkrcptdomains lists it.
+SharedDomain shared_domain_of(const Domain& d, bool chkrcpt, const Paths& paths);
+bool in_chkrcptdomains(const Paths& paths, std::string_view name);
+// The owner a row names, on this host: its user and group names where they exist here, else its ids.
+Owner local_owner(const SharedDomain& row);
+// For qmailctl sync: a domain of the database laid out on this host as vadddomain lays it out, without
+// its rows (the database has them already) or the postmaster's Maildir (it lives on the host that added
+// the domain); a domain of this host brought in line with its row (.qmail-default, hash_method,
+// chkrcptdomains). One transaction each.
+void add_local_domain(const Paths& paths, Store& store, const SharedDomain& row, bool dry_run,
+                      ChangeReport* report = nullptr);
+void update_local_domain(const Paths& paths, Store& store, const Domain& d, const SharedDomain& row, bool dry_run,
+                         ChangeReport* report = nullptr);
+
+// Changes a domain's .qmail-default (handler, program) and hash_method, and its row in the database, in
+// one change (vmoddomain).
+void modify_domain(const Paths& paths, Store& store, const Domain& d, const QmailDefault& delivery,
+                   std::optional<HashMethod> hash, bool dry_run);
+
 
 // Runs the store's staged changes and the file transaction to completion, or undoes both.
 void apply_change(FileTransaction& tx, Store& store);

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -115,6 +116,28 @@ struct DomainRef {
     bool bulk = false;          // defer cdb rebuilds to `qmailctl cdb`
 };
 
+// A domain as the database keeps it for every mail host that shares it (the MariaDB store: qvmail's
+// `qvdomain` table for a domain, IndiMail's `aliasdomain` for an alias domain). Each host derives its
+// own files from these rows (qmailctl sync, domain_sync.hpp).
+struct SharedDomain {
+    std::string name;
+    std::string alias_of;    // an alias domain: its real domain (the other fields are unused)
+    std::string owner;       // "user:group" names of the owner where they have any ("" each part else)
+    Owner ids;               // the owner's uid and gid on the host that wrote the row
+    std::string handler;     // .qmail-default's handler; "" when the file was made by hand
+    bool vfilter = false;    // .qmail-default runs vfilter (not vdelivermail)
+    std::string hash;        // hash_method ("" none)
+    std::string base_path;   // .base_path ("" none: the host's BASE_PATH)
+    bool chkrcpt = false;    // listed in control/chkrcptdomains
+};
+// The row of an alias domain.
+inline SharedDomain alias_domain_row(std::string alias, std::string real) {
+    SharedDomain s;
+    s.name = std::move(alias);
+    s.alias_of = std::move(real);
+    return s;
+}
+
 class Store {
 public:
     virtual ~Store() = default;
@@ -203,12 +226,36 @@ public:
     virtual void remove_filter(const DomainRef& d, std::string_view local, int number) = 0;
     virtual void remove_filters(const DomainRef& d, std::string_view local) = 0;  // every rule of the address
 
+    // Domains shared through the database (true for mysql, whose hosts may share one server or cluster;
+    // the files store keeps domains on its host only, and the three changes below do nothing there).
+    virtual bool shares_domains() const noexcept = 0;
+    // Every domain and alias domain the database has, sorted by name; one by name (nullopt: none).
+    virtual std::vector<SharedDomain> shared_domains() = 0;
+    virtual std::optional<SharedDomain> shared_domain(std::string_view name) = 0;
+    // The names removed from the database (vdeldomain, vrenamedomain's old name) and not added again:
+    // the only local domains qmailctl sync takes away.
+    virtual std::vector<std::string> removed_domains() = 0;
+    // In the change. put: Error 9 ("already exists") when the name is taken, a domain or alias domain
+    // alike (two hosts adding one name at once: the second to commit gets it); update: by name;
+    // remove: the domain's or alias domain's row, and the rows of a real domain's alias domains, each name
+    // then listed by removed_domains() (put takes it off that list).
+    virtual void put_shared_domain(const SharedDomain& d) = 0;
+    virtual void update_shared_domain(const SharedDomain& d) = 0;
+    virtual void remove_shared_domain(std::string_view name) = 0;
+
     // The files backend writes its changes into `tx` here; a database backend has run its statements
     // in an open transaction and commits in commit(), after the files are in place.
     virtual void stage(FileTransaction& tx) = 0;
     virtual void commit() = 0;
     virtual void rollback() noexcept = 0;
 };
+
+// Runs `change` (a whole change: what it reads, stages and applies) once more when the database rolled it
+// back (Error 75: a deadlock between two hosts' changes, or a Galera certification failure at commit),
+// up to `attempts` times in all, after a pause that grows and is drawn at random so that the writers do
+// not meet again; then the last Error 75 is thrown. Any other error is thrown at once. The store's open
+// transaction is rolled back before each new attempt.
+void retry_rolled_back(Store& store, const std::function<void()>& change, int attempts = 5);
 
 struct MysqlConfig;
 struct MysqlOverrides;
