@@ -6,7 +6,7 @@ QV_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # What building needs, and what the tests compare against or drive.
 QV_BUILD_PACKAGES=(cmake ninja-build pkg-config g++ ccache libcli11-dev libmariadb-dev libcdb-dev
                    nlohmann-json3-dev libpcre2-dev libssl-dev libcrypt-dev catch2)
-QV_TEST_PACKAGES=(python3 ucspi-tcp tinycdb util-linux bash zsh fish mariadb-server mariadb-client systemd
+QV_TEST_PACKAGES=(python3 ucspi-tcp tinycdb util-linux bash zsh fish mariadb-server mariadb-client galera-4 rsync systemd
                   dovecot-imapd dovecot-pop3d swaks libnet-ssleay-perl libauthen-sasl-perl openssl procps
                   python3-aiosmtpd dnsmasq-base iproute2 daemontools)
 QV_FUZZ_PACKAGES=(clang libclang-rt-14-dev)

@@ -130,12 +130,16 @@ std::optional<std::uint32_t> parse_flag_name(std::string_view name) {
     return std::nullopt;
 }
 
-void record_creation(Store& store, const DomainRef& d, const UserRecord& u, bool dry_run) noexcept {
+void record_creation(Store& store, const DomainRef& d, const UserRecord& u, bool dry_run) {
     if (dry_run) return;
     try {
         store.record_login(d, u, LoginRecord{"add", "", static_cast<std::int64_t>(::time(nullptr))});
+    } catch (const Error& e) {
+        // The database rolled the whole change back (a deadlock, a Galera certification failure) or went
+        // away: the change must fail, or its commit would commit nothing. Anything else only costs the
+        // record, which dates the mailbox for vdeloldusers (it then goes by its Maildir's time).
+        if (e.code() == Exit::tempfail || e.code() == Exit::unavailable) throw;
     } catch (const std::exception&) {
-        // the record only dates the mailbox for vdeloldusers, which then goes by its Maildir's time
     }
 }
 
@@ -155,7 +159,9 @@ UserRecord require_user(Store& store, const Domain& d, std::string_view name) {
     return *u;
 }
 
-UserRecord add_user(const Paths& paths, Store& store, const AddUserRequest& req, bool dry_run, ChangeReport* report) {
+namespace {
+
+UserRecord add_user_once(const Paths& paths, Store& store, const AddUserRequest& req, bool dry_run, ChangeReport* report) {
     Domain d = require_domain(paths, store, req.address.domain);
     DomainRef ref = d.ref();
     const std::string& name = req.address.local;
@@ -193,7 +199,19 @@ UserRecord add_user(const Paths& paths, Store& store, const AddUserRequest& req,
     return u;
 }
 
-void delete_user(const Paths& paths, Store& store, const Address& a, bool dry_run, ChangeReport* report) {
+}  // namespace
+
+// Both retried when the database rolls the change back (two hosts' changes in a deadlock, or a Galera
+// certification failure at commit): the retry then finds what the other host did ("already exists").
+UserRecord add_user(const Paths& paths, Store& store, const AddUserRequest& req, bool dry_run, ChangeReport* report) {
+    UserRecord u;
+    retry_rolled_back(store, [&] { u = add_user_once(paths, store, req, dry_run, report); });
+    return u;
+}
+
+namespace {
+
+void delete_user_once(const Paths& paths, Store& store, const Address& a, bool dry_run, ChangeReport* report) {
     Domain d = require_domain(paths, store, a.domain);
     DomainRef ref = d.ref();
     const FoundUser found = require_any_user(store, d, a.local);
@@ -219,6 +237,12 @@ void delete_user(const Paths& paths, Store& store, const Address& a, bool dry_ru
     }
     apply_change(tx, store);
     if (report) report->steps = tx.log();
+}
+
+}  // namespace
+
+void delete_user(const Paths& paths, Store& store, const Address& a, bool dry_run, ChangeReport* report) {
+    retry_rolled_back(store, [&] { delete_user_once(paths, store, a, dry_run, report); });
 }
 
 RenameUserResult rename_user(const Paths& paths, Store& store, const Address& from, const Address& to, bool dry_run) {

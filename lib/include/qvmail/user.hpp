@@ -57,9 +57,10 @@ struct RenameUserResult {
 RenameUserResult rename_user(const Paths& paths, Store& store, const Address& from, const Address& to, bool dry_run);
 
 // IndiMail's "add" login of a new mailbox (its creation time, for vdeloldusers), recorded while the
-// change that makes it is open (mysql: inside its transaction; files: in the home just made). Never fails
-// the change: without it, vdeloldusers goes by the Maildir's time.
-void record_creation(Store& store, const DomainRef& d, const UserRecord& u, bool dry_run) noexcept;
+// change that makes it is open (mysql: inside its transaction; files: in the home just made). Fails the
+// change only when the database rolled the transaction back or went away (Error 75, 69); otherwise
+// vdeloldusers goes without it by the Maildir's time.
+void record_creation(Store& store, const DomainRef& d, const UserRecord& u, bool dry_run);
 
 // postmaster, abuse and mailer-daemon (RFC 2142): removed only with a confirmation, never idle.
 bool is_role_account(std::string_view name) noexcept;
