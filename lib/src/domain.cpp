@@ -12,6 +12,7 @@
 #include "qvmail/cdb.hpp"
 #include "qvmail/cdb_sources.hpp"
 #include "qvmail/control.hpp"
+#include "qvmail/domain_sync.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/text.hpp"
@@ -385,6 +386,8 @@ Domain add_domain_once(const Paths& paths, Store& store, const AddDomainRequest&
     pm.dir = home.string();
     pm.quota = req.postmaster_quota;
     store.add_user(ref, pm);
+    if (store.shares_domains())  // its Maildir is on this host: the others hand its mail here
+        if (std::string me = this_host_name(paths); !me.empty()) store.set_mailbox_host(ref, "postmaster", me);
     for (const char* alias : {"abuse", "mailer-daemon"}) store.set_alias(ref, alias, {"&postmaster@" + name});
 
     record_creation(store, ref, pm, dry_run);  // in the change's transaction (mysql)

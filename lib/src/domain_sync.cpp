@@ -1,8 +1,13 @@
 #include "qvmail/domain_sync.hpp"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <charconv>
 #include <map>
 #include <set>
 
+#include "qvmail/control.hpp"
 #include "qvmail/domain.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/hash_method.hpp"
@@ -50,6 +55,66 @@ std::string differences(const Paths& paths, const Domain& d, const SharedDomain&
 
 }  // namespace
 
+std::string this_host_name(const Paths& paths) {
+    std::string me;
+    ControlFile::load(paths.control("me")).for_each_line([&](std::string_view l) {
+        me = std::string(control_entry(l));
+        return me.empty();
+    });
+    return me;
+}
+
+std::optional<ClusterHost> this_host_address(const Paths& paths) {
+    std::string line;
+    ControlFile f = ControlFile::load(paths.control("clusteraddress"));
+    f.for_each_line([&](std::string_view l) {
+        line = std::string(control_entry(l));
+        return line.empty();
+    });
+    if (line.empty()) return std::nullopt;
+    ClusterHost h;
+    h.name = this_host_name(paths);
+    std::string port;
+    if (line[0] == '[') {
+        auto close = line.find(']');
+        if (close == std::string::npos) throw Error(Exit::config, f.path().string() + ": no ']' in " + line);
+        h.address = line.substr(1, close - 1);
+        if (close + 1 < line.size()) {
+            if (line[close + 1] != ':') throw Error(Exit::config, f.path().string() + ": bad address " + line);
+            port = line.substr(close + 2);
+        }
+    } else if (std::count(line.begin(), line.end(), ':') == 1) {
+        h.address = line.substr(0, line.find(':'));
+        port = line.substr(line.find(':') + 1);
+    } else {
+        h.address = line;
+    }
+    unsigned char buf[16];
+    if (::inet_pton(AF_INET, h.address.c_str(), buf) != 1 && ::inet_pton(AF_INET6, h.address.c_str(), buf) != 1)
+        throw Error(Exit::config, f.path().string() + ": '" + h.address + "' is not an IP address");
+    if (!port.empty()) {
+        int n = 0;
+        auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+        if (ec != std::errc() || end != port.data() + port.size() || n < 1 || n > 65535)
+            throw Error(Exit::config, f.path().string() + ": bad port '" + port + "'");
+        h.smtp_port = n;
+    }
+    if (h.name.empty()) throw Error(Exit::config, f.path().string() + " is set, but control/me names no host");
+    return h;
+}
+
+MailboxPlace mailbox_place(const Paths& paths, Store& store, const DomainRef& d, std::string_view name) {
+    MailboxPlace p;
+    if (!store.shares_domains()) return p;
+    auto host = store.mailbox_host(d, name);
+    if (!host || host->empty()) return p;
+    p.host = *host;
+    if (*host == this_host_name(paths)) return p;
+    p.local = false;
+    p.where = store.cluster_host(*host);
+    return p;
+}
+
 SyncResult sync_domains(const Paths& paths, Store& store, bool dry_run) {
     SyncResult r;
     if (!store.shares_domains()) return r;
@@ -58,6 +123,15 @@ SyncResult sync_domains(const Paths& paths, Store& store, bool dry_run) {
     for (auto& row : store.shared_domains()) {
         if (row.alias_of.empty()) real_rows[row.name] = row;
         else alias_rows[row.name] = row.alias_of;
+    }
+    // this host's address, for the mail of its mailboxes that the others take
+    if (auto addr = this_host_address(paths)) {
+        auto known = store.cluster_host(addr->name);
+        if (!known || known->address != addr->address || known->smtp_port != addr->smtp_port) {
+            if (!dry_run) store.register_host(*addr);
+            r.changes.push_back(SyncChange{"register", addr->name,
+                                           addr->address + " port " + std::to_string(addr->smtp_port), {}});
+        }
     }
     std::set<std::string> removed;
     for (auto& n : store.removed_domains()) removed.insert(n);
@@ -128,6 +202,29 @@ SyncResult sync_domains(const Paths& paths, Store& store, bool dry_run) {
         attempt(std::move(c), [&](ChangeReport& rep) {
             add_alias_domain(paths, store, alias, real, dry_run, &rep, false);
         });
+    }
+    // 4. the homes of this host's mailboxes that another host added (vadduser --host)
+    const std::string me = this_host_name(paths);
+    if (!me.empty()) {
+        std::map<std::string, std::optional<Domain>> seen;
+        for (auto& [domain, name] : store.host_mailboxes(me)) {
+            auto& d = seen[domain];
+            if (!d) d = find_domain(paths, domain);
+            if (!d) continue;  // a domain sync could not lay out: reported above
+            auto u = store.get_user(d->ref(), name);
+            std::error_code ec;
+            if (!u || u->dir.empty() || std::filesystem::exists(std::filesystem::path(u->dir) / "Maildir", ec)) continue;
+            attempt(SyncChange{"add-home", name + "@" + domain, u->dir, {}}, [&](ChangeReport& rep) {
+                FileTransaction tx(dry_run);
+                std::filesystem::path home(u->dir);
+                tx.make_dir(home.parent_path(), 0750, d->owner);
+                tx.make_dir(home, 0750, d->owner);
+                for (const char* sub : {"Maildir", "Maildir/cur", "Maildir/new", "Maildir/tmp"})
+                    tx.make_dir(home / sub, 0750, d->owner);
+                tx.commit();
+                rep.steps = tx.log();
+            });
+        }
     }
     return r;
 }

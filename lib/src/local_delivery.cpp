@@ -10,6 +10,7 @@
 
 #include "qvmail/delivery_instruction.hpp"
 #include "qvmail/domain.hpp"
+#include "qvmail/domain_sync.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/filter.hpp"
 #include "qvmail/group_sync.hpp"
@@ -259,6 +260,21 @@ struct Delivery {
 
     DeliveryOutcome mailbox(const Domain& d, const std::string& name, const std::optional<UserRecord>& user) {
         if (!user) return temporary("the mailbox " + name + "@" + d.name + " went away meanwhile (#4.3.0)");
+        // a mailbox of another host sharing the database: handed to that host over SMTP, which delivers
+        // it (its filters included)
+        MailboxPlace place = mailbox_place(paths, store(), d.ref(), name);
+        if (!place.local) {
+            if (!place.where)
+                return temporary("the mailbox " + address + " lives on host " + place.host +
+                                 ", which has not registered its address (its qmailctl sync does, from its "
+                                 "control/clusteraddress) (#4.3.0)");
+            const std::string& a = place.where->address;
+            std::string route_to = d.name + ":" + (a.find(':') != std::string::npos ? "[" + a + "]" : a) + ":" +
+                                   std::to_string(place.where->smtp_port);
+            DeliveryOutcome r = route(route_to);
+            r.text = "on host " + place.host + ": " + r.text;
+            return r;
+        }
         fs::path maildir = fs::path(user->dir) / "Maildir";
         std::optional<Quota> quota = try_parse_quota(user->quota);
         if (!quota) return temporary("the quota of " + address + " (" + user->quota + ") is not readable (#4.3.5)");

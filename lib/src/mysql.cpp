@@ -424,6 +424,18 @@ const std::vector<TableDefinition>& indimail_tables() {
          "CREATE TABLE IF NOT EXISTS qvdomain_removed (domain char(67) not null, "
          "timestamp TIMESTAMP DEFAULT CURRENT_TIMESTAMP on update CURRENT_TIMESTAMP NOT NULL, "
          "primary key (domain)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"},
+        // IndiMail's (CNTRL_TABLE_LAYOUT): the host a mailbox lives on (qvmail leaves pw_passwd empty)
+        {"hostcntrl",
+         "CREATE TABLE IF NOT EXISTS hostcntrl (pw_name char(40) not null, pw_domain char(67) not null, "
+         "pw_passwd char(128) not null, host char(64) not null, "
+         "timestamp TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL, primary key (pw_name, pw_domain), index (host)) "
+         "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"},
+        // qvmail's own: each host's address and SMTP port, for the mail of its mailboxes that other hosts take
+        {"qvhost",
+         "CREATE TABLE IF NOT EXISTS qvhost (host char(64) not null, address char(46) not null, "
+         "smtp_port int not null, "
+         "timestamp TIMESTAMP DEFAULT CURRENT_TIMESTAMP on update CURRENT_TIMESTAMP NOT NULL, "
+         "primary key (host)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"},
         // IndiMail's (ALIASDOMAIN_TABLE_LAYOUT): alias domain -> real domain
         {"aliasdomain",
          "CREATE TABLE IF NOT EXISTS aliasdomain (alias char(64) not null, domain char(67), "

@@ -84,6 +84,7 @@ public:
                                 "DELETE FROM valias WHERE domain = ?"})
             MysqlStatement(conn_, sql).execute({d.name});
         table_execute("DELETE FROM lastauth WHERE domain = ?", {d.name});
+        table_execute("DELETE FROM hostcntrl WHERE pw_domain = ?", {d.name});
         // the rules of every address of the domain, prefilt and postfilt included
         table_execute("DELETE FROM vfilter WHERE emailid LIKE ? ESCAPE '!'", {domain_pattern(d)});
     }
@@ -198,6 +199,7 @@ public:
                                 "UPDATE valias SET domain = ? WHERE domain = ?"})
             MysqlStatement(conn_, sql).execute({to, d.name});
         table_execute("UPDATE lastauth SET domain = ? WHERE domain = ?", {to, d.name});
+        table_execute("UPDATE hostcntrl SET pw_domain = ? WHERE pw_domain = ?", {to, d.name});
         table_execute("UPDATE vfilter SET emailid = CONCAT(SUBSTRING(emailid, 1, CHAR_LENGTH(emailid) - ?), ?) "
                       "WHERE emailid LIKE ? ESCAPE '!'",
                       {std::int64_t(d.name.size()), to, domain_pattern(d)});
@@ -465,6 +467,46 @@ public:
         for (auto& g : gone) MysqlStatement(conn_, "REPLACE INTO qvdomain_removed (domain) VALUES (?)").execute({g});
     }
 
+    std::optional<std::string> mailbox_host(const DomainRef& d, std::string_view name) override {
+        auto rows = table_query("SELECT host FROM hostcntrl WHERE pw_name = ? AND pw_domain = ?",
+                                {std::string(name), d.name});
+        if (rows.empty() || !rows[0][0]) return std::nullopt;
+        return *rows[0][0];
+    }
+
+    void set_mailbox_host(const DomainRef& d, std::string_view name, const std::string& host) override {
+        change();
+        // IndiMail's layout keeps a password column; qvmail keeps the password in indimail only
+        MysqlStatement(conn_, "REPLACE INTO hostcntrl (pw_name, pw_domain, pw_passwd, host) VALUES (?, ?, '', ?)")
+            .execute({std::string(name), d.name, host});
+    }
+
+    std::vector<std::pair<std::string, std::string>> host_mailboxes(const std::string& host) override {
+        std::vector<std::pair<std::string, std::string>> out;
+        for (auto& r : table_query("SELECT pw_domain, pw_name FROM hostcntrl WHERE host = ? ORDER BY 1, 2", {host}))
+            out.emplace_back(r[0].value_or(""), r[1].value_or(""));
+        return out;
+    }
+
+    std::optional<ClusterHost> cluster_host(std::string_view name) override {
+        auto rows = table_query("SELECT host, address, smtp_port FROM qvhost WHERE host = ?", {std::string(name)});
+        if (rows.empty()) return std::nullopt;
+        return host_from(rows[0]);
+    }
+
+    std::vector<ClusterHost> cluster_hosts() override {
+        std::vector<ClusterHost> out;
+        for (auto& r : table_query("SELECT host, address, smtp_port FROM qvhost ORDER BY host", {}))
+            out.push_back(host_from(r));
+        return out;
+    }
+
+    void register_host(const ClusterHost& h) override {
+        ensure_tables();
+        MysqlStatement(conn_, "REPLACE INTO qvhost (host, address, smtp_port) VALUES (?, ?, ?)")
+            .execute({h.name, h.address, std::int64_t(h.smtp_port)});
+    }
+
     void stage(FileTransaction&) override {}  // the rows are written already, inside the transaction
 
     void commit() override {
@@ -500,6 +542,9 @@ private:
         d.alias_of = r[1].value_or("");
         return d;
     }
+    static ClusterHost host_from(const Row& r) {
+        return ClusterHost{r[0].value_or(""), r[1].value_or(""), static_cast<int>(to_u32(r[2]))};
+    }
     static std::vector<SqlValue> domain_values(const SharedDomain& d) {
         return {d.name, d.owner, std::int64_t(d.ids.uid), std::int64_t(d.ids.gid), d.handler,
                 std::string(d.vfilter ? "vfilter" : "vdelivermail"), d.hash, d.base_path, std::int64_t(d.chkrcpt)};
@@ -529,6 +574,7 @@ private:
                      .execute({std::string(name), d.name});
         if (n == 0) throw Error(Exit::nouser, "no " + std::string(kind) + "mailbox " + std::string(name) + "@" + d.name);
         table_execute("DELETE FROM lastauth WHERE user = ? AND domain = ?", {std::string(name), d.name});
+        table_execute("DELETE FROM hostcntrl WHERE pw_name = ? AND pw_domain = ?", {std::string(name), d.name});
     }
 
     std::vector<UserRecord> list_users(const char* table, const DomainRef& d) {

@@ -9,6 +9,7 @@
 
 #include "qvmail/alias.hpp"
 #include "qvmail/domain_limits.hpp"
+#include "qvmail/domain_sync.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/maildir.hpp"
 #include "qvmail/paths.hpp"
@@ -185,13 +186,30 @@ UserRecord add_user_once(const Paths& paths, Store& store, const AddUserRequest&
     u.quota = req.quota ? *req.quota : default_mailbox_quota(d);
     u.scram = req.scram;
 
+    // the host it lives on (hostcntrl), when hosts share the database
+    std::string host;
+    if (store.shares_domains()) host = this_host_name(paths);
+    if (req.host && *req.host != host) {
+        if (!store.shares_domains())
+            throw Error(Exit::usage, "--host " + *req.host + ": the " + std::string(store.backend()) +
+                                         " store is not shared between hosts (the MariaDB store is)");
+        if (!store.cluster_host(*req.host))
+            throw Error(Exit::nohost, "no host " + *req.host + " shares this database (its qmailctl sync registers "
+                                      "it, from its control/me and control/clusteraddress)");
+        host = *req.host;
+    }
+    const bool here = host.empty() || host == this_host_name(paths);
+
     FileTransaction tx(dry_run);
-    tx.make_dir(home.parent_path().parent_path(), 0755);
-    tx.make_dir(home.parent_path(), 0750, d.owner);
-    tx.make_dir(home, 0750, d.owner);
-    for (const char* sub : {"Maildir", "Maildir/cur", "Maildir/new", "Maildir/tmp"})
-        tx.make_dir(home / sub, 0750, d.owner);
+    if (here) {
+        tx.make_dir(home.parent_path().parent_path(), 0755);
+        tx.make_dir(home.parent_path(), 0750, d.owner);
+        tx.make_dir(home, 0750, d.owner);
+        for (const char* sub : {"Maildir", "Maildir/cur", "Maildir/new", "Maildir/tmp"})
+            tx.make_dir(home / sub, 0750, d.owner);
+    }
     store.add_user(ref, u);
+    if (!host.empty()) store.set_mailbox_host(ref, name, host);
     if (req.inactive) store.set_active(ref, name, false);
     record_creation(store, ref, u, dry_run);  // in the change's transaction (mysql)
     apply_change(tx, store);
@@ -275,7 +293,8 @@ RenameUserResult rename_user(const Paths& paths, Store& store, const Address& fr
     UserRecord renamed = u;
     renamed.name = to.local;
     renamed.dir = new_home.string();
-    // the record, its logins, the rules and the mailbox's own .qmail file under the new name
+    // the record, its logins, its host, the rules and the mailbox's own .qmail file under the new name
+    const auto host = store.mailbox_host(rfrom, u.name);
     store.move_logins(rfrom, u.name, rto, to.local);
     if (found.active) {
         store.remove_user(rfrom, u.name);
@@ -285,6 +304,7 @@ RenameUserResult rename_user(const Paths& paths, Store& store, const Address& fr
         store.add_user(rto, renamed);
         store.set_active(rto, to.local, false);
     }
+    if (host) store.set_mailbox_host(rto, to.local, *host);
     auto rules = store.filters(rfrom, u.name);
     store.remove_filters(rfrom, u.name);
     for (auto& r : rules) store.add_filter(rto, to.local, r);

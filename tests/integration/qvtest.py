@@ -221,7 +221,7 @@ def snapshot(root, skip=(".qvmail.lock",), home=None):
     out = {}
     if home is not None and home.database:
         for table in ("indimail", "indibak", "valias", "vfilter", "lastauth", "relay", "qvdomain", "qvdomain_removed",
-                      "aliasdomain"):
+                      "hostcntrl", "qvhost", "aliasdomain"):
             try:
                 out["db:" + table] = sorted(map(tuple, home.rows("SELECT * FROM " + table)))
             except subprocess.CalledProcessError:

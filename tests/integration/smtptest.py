@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import time
 
-from qvtest import Home, free_port, tool
+from qvtest import Home, free_port, sql, tool
 
 # qmail-smtpd's RFC 2195 credentials, for CRAM-MD5 (vadduser -C keeps the clear text)
 TIM, TIM_PASSWORD = "tim@example.com", "tanstaaftanstaaf"
@@ -57,13 +57,21 @@ class MailHost:
     """QMAILHOME with example.com (joe, tim with CRAM-MD5 credentials), control/me, a queue, the rules
     compiled; start() runs qmail-queued (unless queued=False) and qmail-smtpd under tcpserver."""
 
-    def __init__(self, backend=None):
+    def __init__(self, backend=None, share=None, me="mail.example.com"):
+        """`share`: another MailHost whose MariaDB database this one shares (a second host of a cluster:
+        example.com comes from the database through qmailctl sync)."""
         self.home = h = Home(backend)
         self.processes = []
-        self.run_ok("vadddomain", "example.com", "-r", "10")
-        self.run_ok("vadduser", JOE, "--password-stdin", input=(JOE_PASSWORD + "\n").encode())
-        self.run_ok("vadduser", TIM, "-C", "--password-stdin", input=(TIM_PASSWORD + "\n").encode())
-        h.write("control/me", "mail.example.com\n")
+        if share is not None:
+            sql("DROP DATABASE IF EXISTS %s" % h.database)
+            h.database = share.home.database
+            h.write("control/me", me + "\n")
+            self.run_ok("qmailctl", "sync")
+        else:
+            self.run_ok("vadddomain", "example.com", "-r", "10")
+            self.run_ok("vadduser", JOE, "--password-stdin", input=(JOE_PASSWORD + "\n").encode())
+            self.run_ok("vadduser", TIM, "-C", "--password-stdin", input=(TIM_PASSWORD + "\n").encode())
+            h.write("control/me", me + "\n")
         self.run_ok("qmailctl", "queue", "init", "--quiet")
         h.write("etc/tcp.smtp", "")
         self.run_ok("qmailctl", "cdb", "--quiet")

@@ -11,6 +11,7 @@ import threading
 import time
 import unittest
 
+import test_shared_domains
 from qvtest import MYSQL_USER, MYSQL_PASSWORD, Home, login, sql
 
 GALERA = os.environ.get("QV_GALERA_DIR")
@@ -159,6 +160,15 @@ class Cluster(unittest.TestCase):
             homes = set(os.listdir(h.path("home", "A2E", "example.com")))  # a* and b*: IndiMail's bucket A2E
             self.assertEqual({x for x in homes if x.startswith(tag)}, {n for n in expect if n.startswith(tag)})
             self.clean(h)
+
+
+@unittest.skipUnless(GALERA, "needs the Galera fixture (QV_GALERA_DIR)")
+class MailBetweenHostsOnTheCluster(test_shared_domains.MailBetweenHosts):
+    """test_shared_domains' mail between hosts, with B on node 2: mail for A's mailbox sent to B's SMTP
+    port arrives in A's Maildir, and the other way."""
+
+    def second_host_made(self, b):
+        b.home.write("control/host.mysql", "localhost:%s:%s:%s\n" % (MYSQL_USER, MYSQL_PASSWORD, node_socket(2)))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ class Schema(MysqlTestCase):
         p = self.ok(h.run("qmailctl", "db", "init", "--json"))
         self.assertEqual(json.loads(p.stdout)["created"], ["indimail", "indibak", "valias", "lastauth", "relay",
                                                             "vfilter", "qvdomain", "qvdomain_removed",
-                                                            "aliasdomain"])
+                                                            "hostcntrl", "qvhost", "aliasdomain"])
         p = self.ok(h.run("qmailctl", "db", "init", "--json"))
         self.assertEqual(json.loads(p.stdout)["created"], [])
         self.ok(h.run("vadddomain", "example.com", "-r", "10"))
@@ -61,8 +61,8 @@ class IndimailDatabase(MysqlTestCase):
             sql(f.read(), h.database)
         # init leaves IndiMail's tables alone and adds only what is missing
         created = json.loads(self.ok(h.run("qmailctl", "db", "init", "--json")).stdout)["created"]
-        self.assertEqual(created, ["lastauth", "relay", "vfilter", "qvdomain", "qvdomain_removed",
-                                                            "aliasdomain"])
+        self.assertEqual(created, ["lastauth", "relay", "vfilter", "qvdomain", "qvdomain_removed", "hostcntrl",
+                                   "qvhost", "aliasdomain"])
         self.assertIn("latin1", h.rows("SHOW CREATE TABLE indimail")[0][1])
         # a mailbox IndiMail wrote: NO_SMTP (0x200) in pw_gid, a size,count quota
         self.ok(h.run("vadddomain", "example.com", "-r", "10"))

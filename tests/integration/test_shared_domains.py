@@ -5,9 +5,12 @@ exactly one wins, the other gets "already exists" with nothing changed. (MariaDB
 import concurrent.futures
 import json
 import os
+import smtplib
+import subprocess
 import unittest
 
-from qvtest import BACKEND, Home, HomeTestCase, login, sql
+from qvtest import BACKEND, Home, HomeTestCase, login, sql, tool
+from smtptest import MailHost
 
 
 @unittest.skipUnless(BACKEND == "mysql", "domains are shared through the MariaDB store only")
@@ -194,6 +197,129 @@ class Refusals(SharedCase):
         self.assertIn(b"recorded domain alias.example (alias of example.org)", p.stdout)
         self.assertEqual(self.sync(a), [])
         self.assertEqual(self.check(a).returncode, 0)
+
+
+def vchkpass_env(home, address, password, service="imap"):
+    """A Dovecot login through vchkpass whose program prints its environment: (exit code, {name: value})."""
+    r, w = os.pipe()
+    os.write(w, address.encode() + b"\0" + password.encode() + b"\0\0")
+    os.close(w)
+    try:
+        p = subprocess.run(["sh", "-c", 'exec "$@" 3<&%d' % r, "sh", tool("vchkpass"), "-s", service, "--", "env"],
+                           env=home.env(TCPREMOTEIP="10.1.2.3"), capture_output=True, pass_fds=(r,), timeout=60)
+    finally:
+        os.close(r)
+    env = dict(l.split("=", 1) for l in p.stdout.decode().splitlines() if "=" in l)
+    return p.returncode, env
+
+
+class MailboxHosts(SharedCase):
+    """Mailboxes belong to a host (IndiMail's hostcntrl): vadduser --host, the proxy fields of vchkpass,
+    the homes sync makes."""
+
+    def setUp(self):
+        super().setUp()
+        a, b = self.a, self.b
+        a.write("control/me", "a.example.net\n")
+        b.write("control/me", "b.example.net\n")
+        a.write("control/clusteraddress", "127.0.0.1:2525\n")
+        b.write("control/clusteraddress", "[::1]:2526\n")
+        self.ok(a.run("vadddomain", "example.com", "-r", "10"))
+        self.assertEqual(self.sync(a), ["register a.example.net (127.0.0.1 port 2525)"])
+        self.assertEqual(self.sync(b), ["register b.example.net (::1 port 2526)", "add example.com"])
+
+    def test_owner_proxy_fields_and_homes(self):
+        a, b = self.a, self.b
+        self.ok(a.run("vadduser", "amy@example.com", "--password-stdin", input=b"amy-secret-1\n"))
+        self.ok(b.run("vadduser", "bob@example.com", "--password-stdin", input=b"bob-secret-1\n"))
+        self.assertEqual(sorted(a.rows("SELECT pw_name, host FROM hostcntrl")),
+                         [["amy", "a.example.net"], ["bob", "b.example.net"], ["postmaster", "a.example.net"]])
+        info = json.loads(self.ok(b.run("vuserinfo", "--json", "amy@example.com")).stdout)
+        self.assertEqual((info["host"], info["local"]), ("a.example.net", False))
+        self.assertIn(b"(on host a.example.net)", self.ok(b.run("vuserinfo", "amy@example.com")).stdout)
+        # a login on B for A's mailbox: B checks the password and tells Dovecot's proxy where it lives
+        rc, env = vchkpass_env(b, "amy@example.com", "amy-secret-1")
+        self.assertEqual(rc, 0)
+        self.assertEqual((env.get("PROXY"), env.get("HOST")), ("y", "127.0.0.1"))
+        self.assertIn("PROXY", env["EXTRA"].split())
+        self.assertIn("HOST", env["EXTRA"].split())
+        rc, env = vchkpass_env(a, "bob@example.com", "bob-secret-1", service="pop3")
+        self.assertEqual((rc, env.get("HOST")), (0, "::1"))
+        rc, env = vchkpass_env(a, "amy@example.com", "amy-secret-1")  # its own host: no proxy
+        self.assertEqual((rc, "PROXY" in env), (0, False))
+        self.assertEqual(vchkpass_env(b, "amy@example.com", "wrong-password")[0], 1)
+        # a mailbox added on A for B: no home on A; B's sync makes it
+        self.ok(a.run("vadduser", "cat@example.com", "--host", "b.example.net", "--password-stdin",
+                      input=b"cat-secret-1\n"))
+        home = a.user_record("example.com", "cat")[5]
+        self.assertFalse(os.path.exists(home))
+        self.assertEqual(self.sync(b), ["add-home cat@example.com (%s)" % home])
+        self.assertTrue(os.path.isdir(os.path.join(home, "Maildir", "new")))
+        self.assertEqual(self.sync(b), [])
+        # renamed, it stays on its host; removed, its row goes
+        self.ok(a.run("vrenameuser", "bob@example.com", "rob@example.com"))
+        self.assertEqual(a.rows("SELECT host FROM hostcntrl WHERE pw_name = 'rob'"), [["b.example.net"]])
+        self.ok(b.run("vdeluser", "rob@example.com"))
+        self.assertEqual(a.rows("SELECT host FROM hostcntrl WHERE pw_name IN ('bob', 'rob')"), [])
+
+    def test_refusals(self):
+        a = self.a
+        before = a.snapshot()
+        p = a.run("vadduser", "dan@example.com", "--host", "nowhere.example.net", "-r", "10")
+        self.assertEqual(p.returncode, 68, p.stderr)
+        self.assertIn(b"no host nowhere.example.net shares this database", p.stderr)
+        self.assertEqual(a.snapshot(), before)
+        a.write("control/clusteraddress", "not-an-address\n")
+        p = a.run("qmailctl", "sync")
+        self.assertEqual(p.returncode, 78, p.stderr)
+        self.assertIn(b"clusteraddress: 'not-an-address' is not an IP address", p.stderr)
+        files = Home("files")
+        self.addCleanup(files.cleanup)
+        self.assertEqual(files.run("vadddomain", "example.org", "-r", "10").returncode, 0)
+        p = files.run("vadduser", "dan@example.org", "--host", "b.example.net", "-r", "10")
+        self.assertEqual(p.returncode, 64, p.stderr)
+
+
+@unittest.skipUnless(BACKEND == "mysql", "domains are shared through the MariaDB store only")
+class MailBetweenHosts(unittest.TestCase):
+    """Any host takes mail for any mailbox and hands it to the mailbox's host over SMTP."""
+
+    def setUp(self):
+        self.a = MailHost()
+        self.addCleanup(self.a.cleanup)
+        self.b = MailHost(share=self.a, me="mail2.example.com")
+        self.addCleanup(self.b.cleanup)
+        self.second_host_made(self.b)
+        for h in (self.a, self.b):
+            h.start()
+            h.home.write("control/clusteraddress", "127.0.0.1:%d\n" % h.port)
+            h.run_ok("qmailctl", "sync")
+            h.start_send()
+        self.a.run_ok("vadduser", "amy@example.com", "--password-stdin", input=b"amy-secret-1\n")
+        self.b.run_ok("vadduser", "bob@example.com", "--password-stdin", input=b"bob-secret-1\n")
+
+    def second_host_made(self, b):
+        """Where test_cluster points B at another node."""
+
+    def send(self, host, rcpt, subject):
+        with smtplib.SMTP("127.0.0.1", host.port, timeout=30) as s:
+            s.sendmail("sender@remote.test", [rcpt], ("Subject: %s\r\n\r\nbody\r\n" % subject).encode())
+
+    def test_mail_reaches_the_mailboxs_host_from_either(self):
+        a, b = self.a, self.b
+        self.send(b, "amy@example.com", "to amy through B")
+        self.send(a, "bob@example.com", "to bob through A")
+        self.send(a, "amy@example.com", "to amy through A")
+        amy = a.mailbox("amy@example.com")
+        got = a.wait_for(lambda: len(a.maildir_messages(amy)) == 2 and a.maildir_messages(amy), "amy's mail on A")
+        self.assertEqual(sorted(m.split(b"Subject: ")[1].split(b"\n")[0] for m in got),
+                         [b"to amy through A", b"to amy through B"])
+        bob = b.mailbox("bob@example.com")
+        got = b.wait_for(lambda: b.maildir_messages(bob), "bob's mail on B")
+        self.assertIn(b"Subject: to bob through A", got[0])
+        self.assertTrue(bob.startswith(b.home.root) and amy.startswith(a.home.root))
+        b.wait_for(lambda: "on host mail.example.com: routed to example.com:127.0.0.1:%d" % a.port in b.send_log(),
+                   "B's log line")
 
 
 if __name__ == "__main__":

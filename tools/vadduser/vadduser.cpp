@@ -20,6 +20,7 @@ struct Args {
     std::optional<std::string> quota, gecos;
     bool create_dir = false;  // IndiMail's -d: homes are always created
     bool inactive = false;    // IndiMail's -i
+    std::optional<std::string> host;  // IndiMail's -H (mdahost)
     PasswordOptions pw;
 };
 
@@ -31,6 +32,7 @@ int run(const Program& prog, const Args& a) {
     if (a.quota) req.quota = normalize_quota(*a.quota);
     if (a.gecos) req.gecos = check_gecos(*a.gecos);
     req.inactive = a.inactive;
+    req.host = a.host;
     auto store = open_store(paths, prog.mysql);
     Domain d = require_domain(paths, *store, req.address.domain);
     ObtainedPassword pw = obtain_password(a.pw, rep, req.address.str(), domain_hash_method(paths, d));
@@ -86,11 +88,15 @@ int main(int argc, char** argv) {
     unsupported.add(app, "-b", false, "lastfstab base paths are not supported; set the domain's with vadddomain -B");
     unsupported.add(app, "-B", true, "per-mailbox base paths are not supported; set the domain's with vadddomain -B");
     for (auto* o : {"-m", "-S", "-I"}) unsupported.add(app, o, true, "SCRAM credentials are not supported yet");
-    for (auto* o : {"-M", "-H"}) unsupported.add(app, o, true, "clustered mail stores are not supported");
+    app.add_option("-H,--host", a.host,
+                   "With a shared MariaDB: the host the mailbox lives on (its control/me); default: this host")
+        ->type_name("HOST");
+    unsupported.add(app, "-M", true, "clustered mail stores are not supported");
     app.footer(
         "Exit status: 0 added; 9 the mailbox (or an alias of that name) exists; 64 usage; 65 bad address,\n"
         "password, quota or comment; 66 unreadable password file; 68 no such domain; 73/74/77 files cannot\n"
-        "be written (nothing is left behind); 75 another command holds the lock. See vadduser(8).");
+        "be written (nothing is left behind); 75 another command holds the lock (or the database rolled the change\n"
+        "back five times); 64 --host without a shared database; 68 also: no such host. See vadduser(8).");
     app.callback([&] {
         unsupported.check();
         prog.action = [&] { return run(prog, a); };

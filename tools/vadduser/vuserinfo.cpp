@@ -6,6 +6,7 @@
 #include "qvmail/address.hpp"
 #include "qvmail/cli.hpp"
 #include "qvmail/domain.hpp"
+#include "qvmail/domain_sync.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/password.hpp"
 #include "qvmail/paths.hpp"
@@ -56,6 +57,7 @@ int run(const Program& prog, const std::string& address, const Fields& f) {
     const UserRecord& u = found.user;
     const bool active = found.active;
     std::vector<LoginRecord> logins = store->user_logins(d.ref(), u);
+    const MailboxPlace place = mailbox_place(paths, *store, d.ref(), u.name);  // hosts sharing the database
     std::error_code ec;
     bool home_ok = std::filesystem::is_directory(std::filesystem::path(u.dir) / "Maildir", ec);
     MaildirUsage use = home_ok ? maildir_usage(std::filesystem::path(u.dir) / "Maildir") : MaildirUsage{};
@@ -87,6 +89,8 @@ int run(const Program& prog, const std::string& address, const Fields& f) {
         }
         j.set("logins", std::move(last));
         j.set("store", std::string(store->backend()));
+        j.set("host", place.host.empty() ? Json() : Json(place.host));
+        j.set("local", place.local);
         rep.object(j);
         return 0;
     }
@@ -101,7 +105,8 @@ int run(const Program& prog, const std::string& address, const Fields& f) {
             if (u.gid_flags & fl.bit) rep.line(std::string(16, ' ') + "-" + std::string(fl.text));
     }
     if (all || f.gecos) rep.line(label("gecos", u.gecos));
-    if (all || f.dir) rep.line(label("dir", u.dir + (home_ok ? "" : " (missing)")));
+    if (all || f.dir)
+        rep.line(label("dir", u.dir + (!place.local ? " (on host " + place.host + ")" : home_ok ? "" : " (missing)")));
     if (all || f.quota) {
         rep.line(label("quota", quota_text(u.quota)));
         rep.line(label("curr quota", std::to_string(use.bytes) + "S," + std::to_string(use.count) + "C"));
@@ -112,6 +117,7 @@ int run(const Program& prog, const std::string& address, const Fields& f) {
             rep.line(label(l.service == "add" ? "added" : ("last " + l.service).c_str(),
                            local_time_text(l.time) + (l.ip.empty() ? "" : " from " + l.ip)));
         rep.line(label("Mail store", std::string(store->backend())));
+        if (!place.host.empty()) rep.line(label("Host", place.host + (place.local ? " (this host)" : "")));
     }
     return 0;
 }

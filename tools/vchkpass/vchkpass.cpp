@@ -13,6 +13,7 @@
 
 #include "qvmail/auth.hpp"
 #include "qvmail/cli.hpp"
+#include "qvmail/domain_sync.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/lock.hpp"
 #include "qvmail/paths.hpp"
@@ -124,15 +125,22 @@ std::optional<AuthService> which_service(const Args& a, std::string& unknown) {
 }
 
 // USER, HOME and the rest for PROGRAM, and the fields Dovecot's userdb takes from checkpassword-reply:
-// each set as a variable and named in EXTRA (after any names EXTRA already holds).
-void set_login_environment(const AuthResult& r) {
+// each set as a variable and named in EXTRA (after any names EXTRA already holds). A mailbox that lives
+// on another host sharing the database adds Dovecot's proxy fields (proxy, host), so that a Dovecot
+// proxy in front of the hosts sends the login there.
+void set_login_environment(const AuthResult& r, const MailboxPlace& place) {
     ::setenv("USER", r.address.c_str(), 1);
     ::setenv("HOME", r.user->dir.c_str(), 1);
     ::setenv("SHELL", "NOLOGIN", 1);
     ::setenv("AUTHENTICATED", r.address.c_str(), 1);
     const char* old = std::getenv("EXTRA");
     std::string extra = old ? old : "";
-    for (auto& [name, value] : userdb_fields(r)) {
+    auto fields = userdb_fields(r);
+    if (!place.local && place.where) {
+        fields.emplace_back("PROXY", "y");
+        fields.emplace_back("HOST", place.where->address);
+    }
+    for (auto& [name, value] : fields) {
         ::setenv(name.c_str(), value.c_str(), 1);
         if ((" " + extra + " ").find(" " + name + " ") != std::string::npos) continue;
         if (!extra.empty()) extra += ' ';
@@ -215,7 +223,12 @@ int run(const Program& prog, const Args& a) {
             record_login(*store, r, named ? named : std::string(to_string(*service)));
         }
         if (prog.common.verbose) log_line(what + " of " + r.address + from);
-        set_login_environment(r);
+        MailboxPlace place;
+        if (r.domain) place = mailbox_place(paths, *store, *r.domain, r.user->name);
+        if (!place.local && prog.common.verbose)
+            log_line(r.address + " lives on host " + place.host +
+                     (place.where ? " (" + place.where->address + "): proxy fields set" : ", whose address is unknown"));
+        set_login_environment(r, place);
         if (lookup) ::setenv("AUTHORIZED", "2", 1);
         if (a.program.empty()) return 0;
         if (::chdir(r.user->dir.c_str()) != 0)

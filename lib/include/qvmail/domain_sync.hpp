@@ -5,7 +5,9 @@
 // write on any of them (qvmail's qvdomain table, IndiMail's aliasdomain; see Store::shared_domains).
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "qvmail/store.hpp"
@@ -14,8 +16,25 @@ namespace qv {
 
 struct Paths;
 
+// This host's name among the hosts sharing the database: the first line of control/me ("" without one).
+std::string this_host_name(const Paths& paths);
+// Where the other hosts reach this one (control/clusteraddress: "IP", "IP:PORT" or "[IPv6]:PORT"; the
+// SMTP port, 25 by default); nullopt without the file. Throws Error 78 naming the file for a bad line.
+std::optional<ClusterHost> this_host_address(const Paths& paths);
+
+// Where a mailbox lives: here, or on another host (hostcntrl) and, when that host is registered (qvhost),
+// at which address.
+struct MailboxPlace {
+    bool local = true;
+    std::string host;                  // the owning host's name ("" without a hostcntrl row: local)
+    std::optional<ClusterHost> where;  // the owning host's entry, for a mailbox of another host
+};
+MailboxPlace mailbox_place(const Paths& paths, Store& store, const DomainRef& d, std::string_view name);
+
 struct SyncChange {
-    std::string action;  // add, update, remove, add-alias, remove-alias, import, import-alias
+    // add, update, remove, add-alias, remove-alias, import, import-alias; register (this host's
+    // address), add-home (the Maildir of a mailbox of this host added on another)
+    std::string action;
     std::string domain;
     std::string detail;               // what differs, or the real domain of an alias domain
     std::vector<std::string> steps;   // the files changed (for -v and --dry-run)
@@ -34,7 +53,9 @@ struct SyncResult {
 // (Store::removed_domains; a mailbox tree that still holds mail stays), then domains are added and
 // changed, then alias domains added. A domain of this host that the database lacks without having
 // removed it (a host whose domains were never recorded, or the wrong database) is reported, never
-// removed. With dry_run, says what it would do (qmailctl check's drift report).
+// removed. Also registers this host's address (control/clusteraddress) and makes the homes of the
+// mailboxes of this host that another host added. With dry_run, says what it would do (qmailctl
+// check's drift report).
 SyncResult sync_domains(const Paths& paths, Store& store, bool dry_run);
 
 // Writes a row for each domain and alias domain of this host that the database lacks (qmailctl db init,

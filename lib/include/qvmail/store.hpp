@@ -138,6 +138,14 @@ inline SharedDomain alias_domain_row(std::string alias, std::string real) {
     return s;
 }
 
+// A mail host sharing the database (qvmail's qvhost table): its name (its control/me) and the address and
+// SMTP port the other hosts hand it the mail of its mailboxes on (its control/clusteraddress).
+struct ClusterHost {
+    std::string name;
+    std::string address;
+    int smtp_port = 25;
+};
+
 class Store {
 public:
     virtual ~Store() = default;
@@ -242,6 +250,19 @@ public:
     virtual void put_shared_domain(const SharedDomain& d) = 0;
     virtual void update_shared_domain(const SharedDomain& d) = 0;
     virtual void remove_shared_domain(std::string_view name) = 0;
+
+    // Which host a mailbox lives on (IndiMail's hostcntrl table; nullopt: no row, as for every mailbox of
+    // the files store and those added before hosts were recorded: the mailbox is local to every host).
+    // set_mailbox_host is in the change; remove_user, drop_domain and rename_domain_rows take the rows
+    // with them.
+    virtual std::optional<std::string> mailbox_host(const DomainRef& d, std::string_view name) = 0;
+    virtual void set_mailbox_host(const DomainRef& d, std::string_view name, const std::string& host) = 0;
+    // The mailboxes of a host: (domain, name) pairs.
+    virtual std::vector<std::pair<std::string, std::string>> host_mailboxes(const std::string& host) = 0;
+    // The hosts (qvhost). register_host takes effect at once (outside stage/commit).
+    virtual std::optional<ClusterHost> cluster_host(std::string_view name) = 0;
+    virtual std::vector<ClusterHost> cluster_hosts() = 0;
+    virtual void register_host(const ClusterHost& h) = 0;
 
     // The files backend writes its changes into `tx` here; a database backend has run its statements
     // in an open transaction and commits in commit(), after the files are in place.

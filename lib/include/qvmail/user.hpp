@@ -34,9 +34,13 @@ struct AddUserRequest {
     std::optional<std::string> quota;  // nullopt: the domain's default (vlimit -q), else NOQUOTA
     std::string scram;  // "{CRAM}<clear text>" with vadduser -C
     bool inactive = false;  // added to the inactive set (vadduser -i)
+    // With a store that shares domains: the host the mailbox lives on (hostcntrl); nullopt: this one. A
+    // mailbox of another host gets no home here: qmailctl sync on that host makes it.
+    std::optional<std::string> host;
 };
 
-// Throws Error 68 (no domain), 9 (mailbox or alias of that name exists).
+// Throws Error 68 (no domain, or no such host), 9 (mailbox or alias of that name exists), 64 (a host
+// without a store that shares domains).
 UserRecord add_user(const Paths& paths, Store& store, const AddUserRequest& req, bool dry_run,
                     ChangeReport* report = nullptr);
 // Removes the mailbox (active or inactive), its home, its filter rules, its logins, its own .qmail file
