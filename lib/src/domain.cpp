@@ -375,9 +375,7 @@ Domain add_domain_once(const Paths& paths, Store& store, const AddDomainRequest&
 
     // The postmaster's mailbox.
     fs::path home = mailbox_home(d, "postmaster");
-    tx.make_dir(home, 0750, req.owner);
-    for (const char* sub : {"Maildir", "Maildir/cur", "Maildir/new", "Maildir/tmp"})
-        tx.make_dir(home / sub, 0750, req.owner);
+    stage_mailbox_home(tx, home, req.owner);
     UserRecord pm;
     pm.name = "postmaster";
     pm.passwd = req.postmaster_passwd;

@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
-#include <charconv>
 #include <map>
 #include <set>
 
@@ -13,6 +12,7 @@
 #include "qvmail/hash_method.hpp"
 #include "qvmail/paths.hpp"
 #include "qvmail/transaction.hpp"
+#include "qvmail/user.hpp"
 
 namespace qv {
 
@@ -56,31 +56,22 @@ std::string differences(const Paths& paths, const Domain& d, const SharedDomain&
 }  // namespace
 
 std::string this_host_name(const Paths& paths) {
-    std::string me;
-    ControlFile::load(paths.control("me")).for_each_line([&](std::string_view l) {
-        me = std::string(control_entry(l));
-        return me.empty();
-    });
-    return me;
+    return control_first_line(paths, "me").value_or("");
 }
 
 std::optional<ClusterHost> this_host_address(const Paths& paths) {
-    std::string line;
-    ControlFile f = ControlFile::load(paths.control("clusteraddress"));
-    f.for_each_line([&](std::string_view l) {
-        line = std::string(control_entry(l));
-        return line.empty();
-    });
+    const std::string file = paths.control("clusteraddress").string();
+    std::string line = control_first_line(paths, "clusteraddress").value_or("");
     if (line.empty()) return std::nullopt;
     ClusterHost h;
     h.name = this_host_name(paths);
     std::string port;
     if (line[0] == '[') {
         auto close = line.find(']');
-        if (close == std::string::npos) throw Error(Exit::config, f.path().string() + ": no ']' in " + line);
+        if (close == std::string::npos) throw Error(Exit::config, file + ": no ']' in " + line);
         h.address = line.substr(1, close - 1);
         if (close + 1 < line.size()) {
-            if (line[close + 1] != ':') throw Error(Exit::config, f.path().string() + ": bad address " + line);
+            if (line[close + 1] != ':') throw Error(Exit::config, file + ": bad address " + line);
             port = line.substr(close + 2);
         }
     } else if (std::count(line.begin(), line.end(), ':') == 1) {
@@ -91,15 +82,13 @@ std::optional<ClusterHost> this_host_address(const Paths& paths) {
     }
     unsigned char buf[16];
     if (::inet_pton(AF_INET, h.address.c_str(), buf) != 1 && ::inet_pton(AF_INET6, h.address.c_str(), buf) != 1)
-        throw Error(Exit::config, f.path().string() + ": '" + h.address + "' is not an IP address");
+        throw Error(Exit::config, file + ": '" + h.address + "' is not an IP address");
     if (!port.empty()) {
-        int n = 0;
-        auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
-        if (ec != std::errc() || end != port.data() + port.size() || n < 1 || n > 65535)
-            throw Error(Exit::config, f.path().string() + ": bad port '" + port + "'");
-        h.smtp_port = n;
+        auto n = parse_decimal(port);
+        if (!n || *n < 1 || *n > 65535) throw Error(Exit::config, file + ": bad port '" + port + "'");
+        h.smtp_port = static_cast<int>(*n);
     }
-    if (h.name.empty()) throw Error(Exit::config, f.path().string() + " is set, but control/me names no host");
+    if (h.name.empty()) throw Error(Exit::config, file + " is set, but control/me names no host");
     return h;
 }
 
@@ -216,12 +205,8 @@ SyncResult sync_domains(const Paths& paths, Store& store, bool dry_run) {
             if (!u || u->dir.empty() || std::filesystem::exists(std::filesystem::path(u->dir) / "Maildir", ec)) continue;
             attempt(SyncChange{"add-home", name + "@" + domain, u->dir, {}}, [&](ChangeReport& rep) {
                 FileTransaction tx(dry_run);
-                std::filesystem::path home(u->dir);
-                tx.make_dir(home.parent_path(), 0750, d->owner);
-                tx.make_dir(home, 0750, d->owner);
-                for (const char* sub : {"Maildir", "Maildir/cur", "Maildir/new", "Maildir/tmp"})
-                    tx.make_dir(home / sub, 0750, d->owner);
-                tx.commit();
+                stage_mailbox_home(tx, u->dir, d->owner);
+                if (!dry_run) tx.commit();
                 rep.steps = tx.log();
             });
         }

@@ -50,6 +50,7 @@ std::string describe_owner(mode_t mode, std::optional<Owner> owner) {
 void FileTransaction::make_dir(const fs::path& dir, mode_t mode, std::optional<Owner> owner) {
     std::vector<fs::path> missing;
     for (fs::path p = dir; !p.empty() && p != p.root_path(); p = p.parent_path()) {
+        if (dry_run_ && std::find(dry_dirs_.begin(), dry_dirs_.end(), p) != dry_dirs_.end()) break;
         struct stat st {};
         if (::lstat(p.c_str(), &st) == 0) {
             // a link to a directory will do (daemontools' /service/<name> are links)
@@ -61,7 +62,10 @@ void FileTransaction::make_dir(const fs::path& dir, mode_t mode, std::optional<O
     }
     for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
         log_.push_back("create directory " + it->string() + describe_owner(mode, owner));
-        if (dry_run_) continue;
+        if (dry_run_) {
+            dry_dirs_.push_back(*it);  // made, as far as the rest of a dry run goes
+            continue;
+        }
         if (::mkdir(it->c_str(), mode) != 0) {
             int e = errno;
             throw sys_error(e == ENOSPC || e == EDQUOT ? Exit::ioerr : Exit::cantcreat, "cannot create directory", *it,

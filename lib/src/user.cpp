@@ -154,6 +154,13 @@ FoundUser require_any_user(Store& store, const Domain& d, std::string_view name)
     throw Error(Exit::nouser, "no mailbox " + std::string(name) + "@" + d.name);
 }
 
+void stage_mailbox_home(FileTransaction& tx, const fs::path& home, Owner owner) {
+    tx.make_dir(home.parent_path().parent_path(), 0755);  // the bucket
+    tx.make_dir(home.parent_path(), 0750, owner);         // the domain's tree in it
+    tx.make_dir(home, 0750, owner);
+    for (const char* sub : {"Maildir", "Maildir/cur", "Maildir/new", "Maildir/tmp"}) tx.make_dir(home / sub, 0750, owner);
+}
+
 UserRecord require_user(Store& store, const Domain& d, std::string_view name) {
     auto u = store.get_user(d.ref(), name);
     if (!u) throw Error(Exit::nouser, "no mailbox " + std::string(name) + "@" + d.name);
@@ -202,11 +209,7 @@ UserRecord add_user_once(const Paths& paths, Store& store, const AddUserRequest&
 
     FileTransaction tx(dry_run);
     if (here) {
-        tx.make_dir(home.parent_path().parent_path(), 0755);
-        tx.make_dir(home.parent_path(), 0750, d.owner);
-        tx.make_dir(home, 0750, d.owner);
-        for (const char* sub : {"Maildir", "Maildir/cur", "Maildir/new", "Maildir/tmp"})
-            tx.make_dir(home / sub, 0750, d.owner);
+        stage_mailbox_home(tx, home, d.owner);
     }
     store.add_user(ref, u);
     if (!host.empty()) store.set_mailbox_host(ref, name, host);

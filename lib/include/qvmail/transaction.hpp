@@ -88,6 +88,7 @@ private:
     std::vector<std::string> move_log_;  // the moves' lines, added to log_ after the rest (their order)
     void log_moves();
     std::vector<std::filesystem::path> created_dirs_;
+    std::vector<std::filesystem::path> dry_dirs_;  // a dry run's directories, logged once
     std::vector<Step> steps_;
     bool published_ = false;
     bool finished_ = false;

@@ -39,6 +39,10 @@ struct AddUserRequest {
     std::optional<std::string> host;
 };
 
+// Stages a mailbox's home with its Maildir (cur, new, tmp), and the bucket and domain tree above it, owned
+// by the domain's owner (vadduser, vadddomain's postmaster, qmailctl sync).
+void stage_mailbox_home(FileTransaction& tx, const std::filesystem::path& home, Owner owner);
+
 // Throws Error 68 (no domain, or no such host), 9 (mailbox or alias of that name exists), 64 (a host
 // without a store that shares domains).
 UserRecord add_user(const Paths& paths, Store& store, const AddUserRequest& req, bool dry_run,
