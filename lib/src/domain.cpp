@@ -729,13 +729,15 @@ RenameDomainResult rename_domain(const Paths& paths, Store& store, const std::st
 
 namespace {
 
-void modify_domain_once(const Paths& paths, Store& store, const Domain& d, const QmailDefault& delivery,
+void modify_domain_once(const Paths& paths, Store& store, const Domain& d, const std::optional<QmailDefault>& delivery,
                         std::optional<HashMethod> hash, bool dry_run) {
     FileTransaction tx(dry_run);
-    if (!d.delivery || d.delivery->handler != delivery.handler || d.delivery->vfilter != delivery.vfilter)
-        tx.write(d.dir / ".qmail-default", format_qmail_default(paths.sbindir, delivery), 0600, d.owner);
     Domain changed = d;
-    changed.delivery = delivery;
+    if (delivery) {
+        if (!d.delivery || d.delivery->handler != delivery->handler || d.delivery->vfilter != delivery->vfilter)
+            tx.write(d.dir / ".qmail-default", format_qmail_default(paths.sbindir, *delivery), 0600, d.owner);
+        changed.delivery = delivery;
+    }
     if (hash) {
         tx.write(d.dir / "hash_method", std::string(to_string(*hash)) + "\n", 0644, d.owner);
         changed.hash = hash;
@@ -750,7 +752,7 @@ void modify_domain_once(const Paths& paths, Store& store, const Domain& d, const
 
 }  // namespace
 
-void modify_domain(const Paths& paths, Store& store, const Domain& d, const QmailDefault& delivery,
+void modify_domain(const Paths& paths, Store& store, const Domain& d, const std::optional<QmailDefault>& delivery,
                    std::optional<HashMethod> hash, bool dry_run) {
     retry_rolled_back(store, [&] { modify_domain_once(paths, store, d, delivery, hash, dry_run); });
 }

@@ -6,7 +6,9 @@
 #include <map>
 #include <set>
 
+#include "qvmail/address.hpp"
 #include "qvmail/control.hpp"
+#include "qvmail/delivery_instruction.hpp"
 #include "qvmail/domain.hpp"
 #include "qvmail/error.hpp"
 #include "qvmail/hash_method.hpp"
@@ -51,6 +53,26 @@ std::string differences(const Paths& paths, const Domain& d, const SharedDomain&
     std::string text;
     for (auto& s : out) text += (text.empty() ? "" : ", ") + s;
     return text;
+}
+
+// Why a row cannot be laid out ("" when it can): a name, handler, hash method or base path that
+// vadddomain would have refused.
+std::string invalid_row(const SharedDomain& row) {
+    try {
+        if (normalize_domain(row.name) != row.name) return "its name is not in lower case";
+        if (!row.alias_of.empty()) {
+            if (normalize_domain(row.alias_of) != row.alias_of) return "its domain's name is not in lower case";
+            return "";
+        }
+        if (!row.handler.empty()) parse_handler(row.handler);
+        if (!row.hash.empty() && !parse_hash_method(row.hash)) return "unknown hash method " + row.hash;
+        if (!row.base_path.empty() &&
+            (row.base_path[0] != '/' || std::filesystem::path(row.base_path).lexically_normal() != row.base_path))
+            return "its base path " + row.base_path + " is not a plain absolute path";
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "";
 }
 
 }  // namespace
@@ -110,6 +132,12 @@ SyncResult sync_domains(const Paths& paths, Store& store, bool dry_run) {
     std::map<std::string, SharedDomain> real_rows;
     std::map<std::string, std::string> alias_rows;
     for (auto& row : store.shared_domains()) {
+        // the rows name directories and files: each is checked as vadddomain checks its arguments
+        if (std::string why = invalid_row(row); !why.empty()) {
+            r.problems.push_back("the database's row for '" + row.name + "' is not used: " + why);
+            if (r.exit_code == 0) r.exit_code = static_cast<int>(Exit::dataerr);
+            continue;
+        }
         if (row.alias_of.empty()) real_rows[row.name] = row;
         else alias_rows[row.name] = row.alias_of;
     }
@@ -143,7 +171,9 @@ SyncResult sync_domains(const Paths& paths, Store& store, bool dry_run) {
         r.problems.push_back(what + " is on this host but not in the database, which never had it or lost it "
                                     "(qmailctl db init records this host's domains there; vdeldomain removes it)");
     };
-    for (auto& [alias, real] : local_alias_domains(paths, domains)) {
+    for (const auto& local : local_alias_domains(paths, domains)) {
+        const std::string& alias = local.first;
+        const std::string& real = local.second;
         auto it = alias_rows.find(alias);
         if (it != alias_rows.end() && it->second == real) continue;
         if (it == alias_rows.end() && !removed.count(alias) && !real_rows.count(alias)) {
@@ -165,7 +195,9 @@ SyncResult sync_domains(const Paths& paths, Store& store, bool dry_run) {
     }
 
     // 2. domains to add and to bring in line
-    for (auto& [name, row] : real_rows) {
+    for (const auto& entry : real_rows) {
+        const std::string& name = entry.first;
+        const SharedDomain& row = entry.second;
         if (!here.count(name)) {
             attempt(SyncChange{"add", name, "", {}},
                     [&](ChangeReport& rep) { add_local_domain(paths, store, row, dry_run, &rep); });
@@ -181,7 +213,9 @@ SyncResult sync_domains(const Paths& paths, Store& store, bool dry_run) {
 
     // 3. alias domains to add (their real domain is here now, or would be)
     auto local_aliases = local_alias_domains(paths, list_domains(paths));
-    for (auto& [alias, real] : alias_rows) {
+    for (const auto& entry : alias_rows) {
+        const std::string& alias = entry.first;
+        const std::string& real = entry.second;
         if (local_aliases.count(alias)) continue;
         SyncChange c{"add-alias", alias, "alias of " + real, {}};
         if (dry_run && !find_domain(paths, real)) {
@@ -196,13 +230,24 @@ SyncResult sync_domains(const Paths& paths, Store& store, bool dry_run) {
     const std::string me = this_host_name(paths);
     if (!me.empty()) {
         std::map<std::string, std::optional<Domain>> seen;
-        for (auto& [domain, name] : store.host_mailboxes(me)) {
+        for (const auto& mailbox : store.host_mailboxes(me)) {
+            const std::string& domain = mailbox.first;
+            const std::string& name = mailbox.second;
             auto& d = seen[domain];
             if (!d) d = find_domain(paths, domain);
             if (!d) continue;  // a domain sync could not lay out: reported above
             auto u = store.get_user(d->ref(), name);
             std::error_code ec;
             if (!u || u->dir.empty() || std::filesystem::exists(std::filesystem::path(u->dir) / "Maildir", ec)) continue;
+            // only a home laid out as vadduser lays them out: an absolute path ending in bucket/domain/name
+            const std::filesystem::path home(u->dir);
+            const auto layout = std::filesystem::path(std::string(mailbox_bucket(name))) / d->name / name;
+            if (!home.is_absolute() || home.lexically_normal() != home ||
+                home.parent_path().parent_path().parent_path() / layout != home) {
+                r.problems.push_back("mailbox " + name + "@" + domain + ": its home " + u->dir + " does not end in " +
+                                     layout.string() + ", as vadduser makes homes; not made");
+                continue;
+            }
             attempt(SyncChange{"add-home", name + "@" + domain, u->dir, {}}, [&](ChangeReport& rep) {
                 FileTransaction tx(dry_run);
                 stage_mailbox_home(tx, u->dir, d->owner);

@@ -215,7 +215,6 @@ public:
     void set_mailbox_host(const DomainRef&, std::string_view, const std::string&) override {}
     std::vector<std::pair<std::string, std::string>> host_mailboxes(const std::string&) override { return {}; }
     std::optional<ClusterHost> cluster_host(std::string_view) override { return std::nullopt; }
-    std::vector<ClusterHost> cluster_hosts() override { return {}; }
     void register_host(const ClusterHost&) override {}
     void put_shared_domain(const SharedDomain&) override {}
     void update_shared_domain(const SharedDomain&) override {}

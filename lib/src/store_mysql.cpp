@@ -476,9 +476,10 @@ public:
 
     void set_mailbox_host(const DomainRef& d, std::string_view name, const std::string& host) override {
         change();
-        // IndiMail's layout keeps a password column; qvmail keeps the password in indimail only
-        MysqlStatement(conn_, "REPLACE INTO hostcntrl (pw_name, pw_domain, pw_passwd, host) VALUES (?, ?, '', ?)")
-            .execute({std::string(name), d.name, host});
+        // IndiMail's layout keeps a password column; qvmail keeps the password in indimail only. A database
+        // without the table (an account that may not create it, before qmailctl db init) keeps no host.
+        table_execute("REPLACE INTO hostcntrl (pw_name, pw_domain, pw_passwd, host) VALUES (?, ?, '', ?)",
+                      {std::string(name), d.name, host});
     }
 
     std::vector<std::pair<std::string, std::string>> host_mailboxes(const std::string& host) override {
@@ -492,13 +493,6 @@ public:
         auto rows = table_query("SELECT host, address, smtp_port FROM qvhost WHERE host = ?", {std::string(name)});
         if (rows.empty()) return std::nullopt;
         return host_from(rows[0]);
-    }
-
-    std::vector<ClusterHost> cluster_hosts() override {
-        std::vector<ClusterHost> out;
-        for (auto& r : table_query("SELECT host, address, smtp_port FROM qvhost ORDER BY host", {}))
-            out.push_back(host_from(r));
-        return out;
     }
 
     void register_host(const ClusterHost& h) override {
@@ -642,7 +636,13 @@ private:
 
     void change() {
         if (in_transaction_) return;
-        ensure_tables();  // a table a newer version added (DDL commits, so before the transaction)
+        try {
+            ensure_tables();  // a table a newer version added (DDL commits, so before the transaction)
+        } catch (const Error& e) {
+            // an account that may not create tables: the change goes on with those there are
+            if (e.code() != Exit::noperm) throw;
+            tables_checked_ = true;
+        }
         conn_.begin();
         in_transaction_ = true;
     }

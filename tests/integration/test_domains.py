@@ -281,6 +281,11 @@ class HandlersAndVmoddomain(DomainTestCase):
         self.ok(h.run("vmoddomain", "-H", "MD5", "mod.example"))
         self.assertEqual(h.read("domains/mod.example/hash_method"), b"MD5\n")
         self.assertEqual(h.listing("domains/mod.example").count(".qmail-default"), 1)
+        # -H alone leaves a hand-made .qmail-default as it is
+        h.write(qd, "| /usr/local/bin/my-own-delivery\n")
+        self.ok(h.run("vmoddomain", "-H", "SHA-512", "mod.example"))
+        self.assertEqual(h.read(qd), b"| /usr/local/bin/my-own-delivery\n")
+        self.assertEqual(h.read("domains/mod.example/hash_method"), b"SHA-512\n")
         self.assertEqual(h.run("vmoddomain", "mod.example").returncode, 64)
         self.assertEqual(h.run("vmoddomain", "-h", "delete", "nope.example").returncode, 68)
 

@@ -177,6 +177,24 @@ class Refusals(SharedCase):
             p = self.check(h)
             self.assertEqual(p.returncode, 0, p.stdout)
 
+    def test_hostile_rows_are_not_laid_out(self):
+        a, b = self.a, self.b
+        self.ok(a.run("vadddomain", "example.com", "-r", "10"))
+        cols = "domain, owner, uid, gid, handler, program, hash_method, base_path, chkrcpt"
+        a.rows("INSERT INTO qvdomain (%s) VALUES ('../../etc', ':', 555, 555, '', 'vdelivermail', '', '', 0), "
+               "('evil.example', ':', 555, 555, '|rm -rf /', 'vdelivermail', '', '', 0), "
+               "('deep.example', ':', 555, 555, '', 'vdelivermail', '', '/tmp/../etc', 0)" % cols)
+        a.rows("INSERT INTO aliasdomain (alias, domain) VALUES ('UPPER.example', 'example.com')")
+        before = b.snapshot()
+        p = b.run("qmailctl", "sync")
+        self.assertEqual(p.returncode, 65, p.stderr)
+        for name in (b"../../etc", b"evil.example", b"deep.example", b"UPPER.example"):
+            self.assertIn(b"the database's row for '" + name + b"' is not used", p.stderr)
+        self.assertEqual(p.stdout, b"add example.com\n")  # the good row is laid out all the same
+        made = set(b.snapshot()) - set(before)
+        self.assertEqual([k for k in made if any(w in k.lower() for w in ("evil", "deep", "upper", "etc"))], [])
+        self.assertFalse(os.path.exists(os.path.join(os.path.dirname(b.root), "etc", "bulk_mail")))
+
     def test_a_domain_the_database_lacks_is_reported_never_removed(self):
         a = self.a
         self.ok(a.run("vadddomain", "example.com", "-r", "10"))

@@ -54,9 +54,10 @@ void setup_sync(CLI::App& app, Program& prog) {
     sub->footer(
         "Run by qvmail-sync.timer (or cron) every minute and before qmail-send starts.\n"
         "Exit status: 0 in step (or brought in step); 1 something sync leaves to the administrator (a domain\n"
-        "with mailboxes the database lacks, an owner that differs); 69 the database cannot be reached; 73/74/77\n"
+        "the database lacks, an owner that differs); 65 a row that names no domain, or a handler, hash method or\n"
+        "base path vadddomain would refuse (not laid out); 69 the database cannot be reached; 73/74/77\n"
         "files cannot be written (the code of the first domain that failed; the others were synced); 75 another\n"
-        "command holds the lock; 78 the database lists no domain while this host has some. See qmailctl(8).");
+        "command holds the lock; 78 control/clusteraddress is not an address. See qmailctl(8).");
     sub->callback([&prog] { prog.action = [&prog] { return run_sync(prog); }; });
 }
 

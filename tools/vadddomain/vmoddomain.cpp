@@ -39,7 +39,8 @@ int run(const Program& prog, const Args& a) {
         rep.warning(d.dir.string() + "/.qmail-default is missing or was edited by hand; writing a new one");
     if (a.handler) delivery.handler = parse_handler(*a.handler).text;
     if (a.vfilter) delivery.vfilter = *a.vfilter != 0;
-    modify_domain(paths, *store, d, delivery, hash, prog.common.dry_run);
+    modify_domain(paths, *store, d, a.handler || a.vfilter ? std::optional(delivery) : std::nullopt, hash,
+                  prog.common.dry_run);
     if (!prog.common.dry_run)
         audit(prog.name, "domain " + name + ": handler " + delivery.handler + ", program " +
                              (delivery.vfilter ? "vfilter" : "vdelivermail") +

@@ -137,9 +137,9 @@ void add_local_domain(const Paths& paths, Store& store, const SharedDomain& row,
 void update_local_domain(const Paths& paths, Store& store, const Domain& d, const SharedDomain& row, bool dry_run,
                          ChangeReport* report = nullptr);
 
-// Changes a domain's .qmail-default (handler, program) and hash_method, and its row in the database, in
-// one change (vmoddomain).
-void modify_domain(const Paths& paths, Store& store, const Domain& d, const QmailDefault& delivery,
+// Changes a domain's .qmail-default (handler, program; nullopt: left as it is, hand-made or not) and
+// hash_method, and its row in the database, in one change (vmoddomain).
+void modify_domain(const Paths& paths, Store& store, const Domain& d, const std::optional<QmailDefault>& delivery,
                    std::optional<HashMethod> hash, bool dry_run);
 
 

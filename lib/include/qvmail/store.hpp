@@ -259,9 +259,8 @@ public:
     virtual void set_mailbox_host(const DomainRef& d, std::string_view name, const std::string& host) = 0;
     // The mailboxes of a host: (domain, name) pairs.
     virtual std::vector<std::pair<std::string, std::string>> host_mailboxes(const std::string& host) = 0;
-    // The hosts (qvhost). register_host takes effect at once (outside stage/commit).
+    // A host (qvhost). register_host takes effect at once (outside stage/commit).
     virtual std::optional<ClusterHost> cluster_host(std::string_view name) = 0;
-    virtual std::vector<ClusterHost> cluster_hosts() = 0;
     virtual void register_host(const ClusterHost& h) = 0;
 
     // The files backend writes its changes into `tx` here; a database backend has run its statements
