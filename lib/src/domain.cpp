@@ -419,14 +419,20 @@ void add_local_domain(const Paths& paths, Store& store, const SharedDomain& row,
     if (report) report->steps = tx.log();
 }
 
+namespace {
+
+// Stages .qmail-default with `q` when the domain's differs (or is missing, or made by hand).
+void stage_qmail_default(FileTransaction& tx, const Paths& paths, const Domain& d, const QmailDefault& q) {
+    if (!d.delivery || d.delivery->handler != q.handler || d.delivery->vfilter != q.vfilter)
+        tx.write(d.dir / ".qmail-default", format_qmail_default(paths.sbindir, q), 0600, d.owner);
+}
+
+}  // namespace
+
 void update_local_domain(const Paths& paths, Store& store, const Domain& d, const SharedDomain& row, bool dry_run,
                          ChangeReport* report) {
     FileTransaction tx(dry_run);
-    if (!row.handler.empty()) {
-        QmailDefault q{row.vfilter, row.handler};
-        if (!d.delivery || d.delivery->handler != q.handler || d.delivery->vfilter != q.vfilter)
-            tx.write(d.dir / ".qmail-default", format_qmail_default(paths.sbindir, q), 0600, d.owner);
-    }
+    if (!row.handler.empty()) stage_qmail_default(tx, paths, d, QmailDefault{row.vfilter, row.handler});
     std::string hash = d.hash ? std::string(to_string(*d.hash)) : "";
     if (row.hash != hash) {
         if (row.hash.empty()) tx.remove(d.dir / "hash_method");
@@ -691,8 +697,7 @@ RenameDomainResult rename_domain_once(const Paths& paths, Store& store, const st
         if (q.handler.ends_with("@" + from)) q.handler = q.handler.substr(0, q.handler.size() - from.size()) + to;
         else if (!q.handler.empty() && q.handler[0] == '/')
             if (auto m = relocate(q.handler)) q.handler = m->string() + (q.handler.ends_with("/") ? "/" : "");
-        if (q.handler != d.delivery->handler)
-            tx.write(d.dir / ".qmail-default", format_qmail_default(paths.sbindir, q), 0600, d.owner);
+        stage_qmail_default(tx, paths, d, q);
     }
 
     // users/assign, the control files, the alias domains' links
@@ -734,8 +739,7 @@ void modify_domain_once(const Paths& paths, Store& store, const Domain& d, const
     FileTransaction tx(dry_run);
     Domain changed = d;
     if (delivery) {
-        if (!d.delivery || d.delivery->handler != delivery->handler || d.delivery->vfilter != delivery->vfilter)
-            tx.write(d.dir / ".qmail-default", format_qmail_default(paths.sbindir, *delivery), 0600, d.owner);
+        stage_qmail_default(tx, paths, d, *delivery);
         changed.delivery = delivery;
     }
     if (hash) {
