@@ -194,8 +194,8 @@ UserRecord add_user_once(const Paths& paths, Store& store, const AddUserRequest&
     u.scram = req.scram;
 
     // the host it lives on (hostcntrl), when hosts share the database
-    std::string host;
-    if (store.shares_domains()) host = this_host_name(paths);
+    const std::string me = store.shares_domains() ? this_host_name(paths) : "";
+    std::string host = me;
     if (req.host && *req.host != host) {
         if (!store.shares_domains())
             throw Error(Exit::usage, "--host " + *req.host + ": the " + std::string(store.backend()) +
@@ -205,7 +205,7 @@ UserRecord add_user_once(const Paths& paths, Store& store, const AddUserRequest&
                                       "it, from its control/me and control/clusteraddress)");
         host = *req.host;
     }
-    const bool here = host.empty() || host == this_host_name(paths);
+    const bool here = host == me;
 
     FileTransaction tx(dry_run);
     if (here) {
