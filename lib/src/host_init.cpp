@@ -81,40 +81,8 @@ std::optional<std::string> file_text(const fs::path& p) {
     return s.str();
 }
 
-// The program's path: on PATH, else in the system directories (root's PATH may lack them under sudo).
-std::string program_path(const std::string& name) {
-    std::string dirs = std::getenv("PATH") ? std::getenv("PATH") : "";
-    dirs += ":/usr/sbin:/sbin:/usr/bin:/bin";
-    std::size_t at = 0;
-    while (at <= dirs.size()) {
-        std::size_t colon = dirs.find(':', at);
-        std::string dir = dirs.substr(at, colon == std::string::npos ? std::string::npos : colon - at);
-        if (!dir.empty()) {
-            fs::path p = fs::path(dir) / name;
-            if (::access(p.c_str(), X_OK) == 0) return p.string();
-        }
-        if (colon == std::string::npos) break;
-        at = colon + 1;
-    }
-    throw Error(Exit::cantcreat, "cannot find " + name + "(8) to create the system accounts (package passwd)");
-}
-
 void run_admin(const std::vector<std::string>& argv) {
-    ProgramRun run;
-    run.argv = argv;
-    run.argv[0] = program_path(argv[0]);
-    run.env = environment_with({});
-    run.timeout = 60;
-    ProgramResult r = run_program(run);
-    if (!r.exited() || r.exit_code() != 0) {
-        std::string out = r.output;
-        while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-        std::string cmd;
-        for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
-        throw Error(Exit::cantcreat, cmd + " failed (" +
-                                         (r.exited() ? "exit " + std::to_string(r.exit_code()) : std::string("killed")) +
-                                         (out.empty() ? ")" : "): " + out));
-    }
+    run_command(argv, Exit::cantcreat, "to create the system accounts (package passwd)", 60);
 }
 
 // 77 when it is a matter of permission (as the queue's own steps say), else 73 or 74

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "qvmail/error.hpp"
@@ -128,6 +129,43 @@ std::vector<std::string> environment_with(const std::map<std::string, std::optio
     for (const auto& [name, value] : changes)
         if (value) env.push_back(name + "=" + *value);
     return env;
+}
+
+std::optional<std::string> find_program(const std::string& name) {
+    std::string dirs = std::getenv("PATH") ? std::getenv("PATH") : "";
+    dirs += ":/usr/sbin:/sbin:/usr/bin:/bin";
+    std::size_t at = 0;
+    while (at <= dirs.size()) {
+        std::size_t colon = dirs.find(':', at);
+        std::string dir = dirs.substr(at, colon == std::string::npos ? std::string::npos : colon - at);
+        if (!dir.empty()) {
+            std::filesystem::path p = std::filesystem::path(dir) / name;
+            if (::access(p.c_str(), X_OK) == 0) return p.string();
+        }
+        if (colon == std::string::npos) break;
+        at = colon + 1;
+    }
+    return std::nullopt;
+}
+
+void run_command(const std::vector<std::string>& argv, Exit failure, const std::string& why_needed, int timeout) {
+    ProgramRun run;
+    run.argv = argv;
+    auto path = find_program(argv.at(0));
+    if (!path) throw Error(failure, "cannot find " + argv[0] + " " + why_needed);
+    run.argv[0] = *path;
+    run.env = environment_with({});
+    run.timeout = timeout;
+    ProgramResult r = run_program(run);
+    if (!r.exited() || r.exit_code() != 0) {
+        std::string out = r.output;
+        while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+        std::string cmd;
+        for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+        throw Error(failure, cmd + " failed (" +
+                                 (r.exited() ? "exit " + std::to_string(r.exit_code()) : std::string("killed")) +
+                                 (out.empty() ? ")" : "): " + out));
+    }
 }
 
 }  // namespace qv

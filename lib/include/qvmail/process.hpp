@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "qvmail/atomic_file.hpp"
+#include "qvmail/error.hpp"
 
 namespace qv {
 
@@ -38,6 +39,15 @@ struct ProgramResult {
 // Runs it and waits. Throws Error 75 (a temporary failure) when it cannot be started
 // (fork or pipe failed); a program that cannot be executed exits 111 with the reason on its output.
 ProgramResult run_program(const ProgramRun& run);
+
+// A program's path: on PATH, else in the system directories (root's PATH may lack them under sudo);
+// nullopt when it is nowhere.
+std::optional<std::string> find_program(const std::string& name);
+
+// Runs an administrative command (argv[0] looked up with find_program) with this environment and waits.
+// Throws Error `failure` naming the command, its exit status and what it printed when it fails, and when
+// it cannot be found ("cannot find NAME " + why_needed). timeout: seconds, 0 for none.
+void run_command(const std::vector<std::string>& argv, Exit failure, const std::string& why_needed, int timeout = 0);
 
 // This process's environment with `changes` made (nullopt: unset), as NAME=value strings.
 std::vector<std::string> environment_with(const std::map<std::string, std::optional<std::string>>& changes);
