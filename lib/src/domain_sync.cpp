@@ -111,6 +111,8 @@ std::optional<ClusterHost> this_host_address(const Paths& paths) {
         h.smtp_port = static_cast<int>(*n);
     }
     if (h.name.empty()) throw Error(Exit::config, file + " is set, but control/me names no host");
+    h.base_path = paths.base_path.string();
+    h.homes = control_first_line(paths, "clusterhomes").value_or("");
     return h;
 }
 
@@ -144,10 +146,12 @@ SyncResult sync_domains(const Paths& paths, Store& store, bool dry_run) {
     // this host's address, for the mail of its mailboxes that the others take
     if (auto addr = this_host_address(paths)) {
         auto known = store.cluster_host(addr->name);
-        if (!known || known->address != addr->address || known->smtp_port != addr->smtp_port) {
+        if (!known || *known != *addr) {
             if (!dry_run) store.register_host(*addr);
             r.changes.push_back(SyncChange{"register", addr->name,
-                                           addr->address + " port " + std::to_string(addr->smtp_port), {}});
+                                           addr->address + " port " + std::to_string(addr->smtp_port) +
+                                               (addr->homes.empty() ? "" : ", homes " + addr->homes),
+                                           {}});
         }
     }
     std::set<std::string> removed;

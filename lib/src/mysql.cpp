@@ -228,6 +228,7 @@ void MysqlConnection::fail(std::string_view what, unsigned err, std::string_view
             code = Exit::dataerr;
             break;
         case ER_NO_SUCH_TABLE:
+        case ER_BAD_FIELD_ERROR:  // a table made by an earlier version (qmailctl db init adds the column)
             code = Exit::config;
             break;
         case ER_LOCK_DEADLOCK:
@@ -430,10 +431,11 @@ const std::vector<TableDefinition>& indimail_tables() {
          "pw_passwd char(128) not null, host char(64) not null, "
          "timestamp TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL, primary key (pw_name, pw_domain), index (host)) "
          "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"},
-        // qvmail's own: each host's address and SMTP port, for the mail of its mailboxes that other hosts take
+        // qvmail's own: each host's address and SMTP port, for the mail of its mailboxes that other hosts take;
+        // its base path and how the others reach its homes (an rsync destination), for vmoduser --host
         {"qvhost",
          "CREATE TABLE IF NOT EXISTS qvhost (host char(64) not null, address char(46) not null, "
-         "smtp_port int not null, "
+         "smtp_port int not null, base_path char(156) not null default '', homes char(190) not null default '', "
          "timestamp TIMESTAMP DEFAULT CURRENT_TIMESTAMP on update CURRENT_TIMESTAMP NOT NULL, "
          "primary key (host)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"},
         // IndiMail's (ALIASDOMAIN_TABLE_LAYOUT): alias domain -> real domain
@@ -456,6 +458,10 @@ std::vector<std::string> create_missing_tables(MysqlConnection& conn) {
         conn.exec(t.create);
         created.emplace_back(t.name);
     }
+    // columns added since a table was first made (ALTER commits at once: not inside a change)
+    if (have.count("qvhost") && MysqlStatement(conn, "SHOW COLUMNS FROM qvhost LIKE 'homes'").query().empty())
+        conn.exec("ALTER TABLE qvhost ADD COLUMN base_path char(156) not null default '', "
+                  "ADD COLUMN homes char(190) not null default ''");
     return created;
 }
 

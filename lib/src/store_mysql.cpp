@@ -490,15 +490,23 @@ public:
     }
 
     std::optional<ClusterHost> cluster_host(std::string_view name) override {
-        auto rows = table_query("SELECT host, address, smtp_port FROM qvhost WHERE host = ?", {std::string(name)});
+        std::vector<Row> rows;
+        try {
+            rows = MysqlStatement(conn_, "SELECT host, address, smtp_port, base_path, homes FROM qvhost WHERE host = ?")
+                       .query({std::string(name)});
+        } catch (const Error& e) {
+            if (e.code() != Exit::config) throw;
+            // no table yet, or one made before base_path and homes (the next change's ensure_tables adds them)
+            rows = table_query("SELECT host, address, smtp_port, '', '' FROM qvhost WHERE host = ?", {std::string(name)});
+        }
         if (rows.empty()) return std::nullopt;
         return host_from(rows[0]);
     }
 
     void register_host(const ClusterHost& h) override {
         ensure_tables();
-        MysqlStatement(conn_, "REPLACE INTO qvhost (host, address, smtp_port) VALUES (?, ?, ?)")
-            .execute({h.name, h.address, std::int64_t(h.smtp_port)});
+        MysqlStatement(conn_, "REPLACE INTO qvhost (host, address, smtp_port, base_path, homes) VALUES (?, ?, ?, ?, ?)")
+            .execute({h.name, h.address, std::int64_t(h.smtp_port), h.base_path, h.homes});
     }
 
     void stage(FileTransaction&) override {}  // the rows are written already, inside the transaction
@@ -537,7 +545,8 @@ private:
         return d;
     }
     static ClusterHost host_from(const Row& r) {
-        return ClusterHost{r[0].value_or(""), r[1].value_or(""), static_cast<int>(to_u32(r[2]))};
+        return ClusterHost{r[0].value_or(""), r[1].value_or(""), static_cast<int>(to_u32(r[2])), r[3].value_or(""),
+                           r[4].value_or("")};
     }
     static std::vector<SqlValue> domain_values(const SharedDomain& d) {
         return {d.name, d.owner, std::int64_t(d.ids.uid), std::int64_t(d.ids.gid), d.handler,

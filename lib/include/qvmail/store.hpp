@@ -139,11 +139,16 @@ inline SharedDomain alias_domain_row(std::string alias, std::string real) {
 }
 
 // A mail host sharing the database (qvmail's qvhost table): its name (its control/me) and the address and
-// SMTP port the other hosts hand it the mail of its mailboxes on (its control/clusteraddress).
+// SMTP port the other hosts hand it the mail of its mailboxes on (its control/clusteraddress); the base
+// path of its mailbox homes, and how the other hosts reach them (its control/clusterhomes: "local" for a
+// file system they share, else an rsync destination prefix such as "vmail@10.0.0.2:"; "" for none).
 struct ClusterHost {
     std::string name;
     std::string address;
     int smtp_port = 25;
+    std::string base_path;
+    std::string homes;
+    bool operator==(const ClusterHost&) const = default;
 };
 
 class Store {
