@@ -2,6 +2,9 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <ctime>
 
 #include <algorithm>
@@ -13,6 +16,7 @@
 #include "qvmail/error.hpp"
 #include "qvmail/maildir.hpp"
 #include "qvmail/paths.hpp"
+#include "qvmail/process.hpp"
 #include "qvmail/transaction.hpp"
 
 namespace qv {
@@ -169,6 +173,25 @@ UserRecord require_user(Store& store, const Domain& d, std::string_view name) {
 
 namespace {
 
+// Where a mailbox of `d` has its home on `host`: under the base path the domain's row names (one for every
+// host), else under that host's own base path, as its vadduser lays homes out there.
+fs::path home_on_host(Store& store, const Domain& d, std::string_view name, const ClusterHost& host) {
+    auto row = store.shared_domain(d.name);
+    if ((row && !row->base_path.empty()) || host.base_path.empty()) return mailbox_home(d, name);
+    return fs::path(host.base_path) / std::string(mailbox_bucket(name)) / d.name / std::string(name);
+}
+
+ClusterHost require_cluster_host(Store& store, const std::string& host) {
+    if (!store.shares_domains())
+        throw Error(Exit::usage, "--host " + host + ": the " + std::string(store.backend()) +
+                                     " store is not shared between hosts (the MariaDB store is)");
+    auto h = store.cluster_host(host);
+    if (!h)
+        throw Error(Exit::nohost, "no host " + host + " shares this database (its qmailctl sync registers it, from "
+                                  "its control/me and control/clusteraddress)");
+    return *h;
+}
+
 UserRecord add_user_once(const Paths& paths, Store& store, const AddUserRequest& req, bool dry_run, ChangeReport* report) {
     Domain d = require_domain(paths, store, req.address.domain);
     DomainRef ref = d.ref();
@@ -179,9 +202,17 @@ UserRecord add_user_once(const Paths& paths, Store& store, const AddUserRequest&
     auto aliases = store.aliases(ref);
     if (std::find(aliases.begin(), aliases.end(), name) != aliases.end())
         throw Error(Exit::exists, req.address.str() + " is an alias; remove the alias before adding a mailbox");
+    // the host it lives on (hostcntrl), when hosts share the database, and its home there
+    const std::string me = store.shares_domains() ? this_host_name(paths) : "";
+    std::string host = me;
     fs::path home = mailbox_home(d, name);
+    if (req.host && *req.host != host) {
+        home = home_on_host(store, d, name, require_cluster_host(store, *req.host));  // that host's sync makes it
+        host = *req.host;
+    }
+    const bool here = host == me;
     std::error_code ec;
-    if (fs::exists(home, ec))
+    if (here && fs::exists(home, ec))
         throw Error(Exit::exists, "mailbox " + req.address.str() + ": its home " + home.string() +
                                       " already exists (see qmailctl check)");
 
@@ -193,24 +224,8 @@ UserRecord add_user_once(const Paths& paths, Store& store, const AddUserRequest&
     u.quota = req.quota ? *req.quota : default_mailbox_quota(d);
     u.scram = req.scram;
 
-    // the host it lives on (hostcntrl), when hosts share the database
-    const std::string me = store.shares_domains() ? this_host_name(paths) : "";
-    std::string host = me;
-    if (req.host && *req.host != host) {
-        if (!store.shares_domains())
-            throw Error(Exit::usage, "--host " + *req.host + ": the " + std::string(store.backend()) +
-                                         " store is not shared between hosts (the MariaDB store is)");
-        if (!store.cluster_host(*req.host))
-            throw Error(Exit::nohost, "no host " + *req.host + " shares this database (its qmailctl sync registers "
-                                      "it, from its control/me and control/clusteraddress)");
-        host = *req.host;
-    }
-    const bool here = host == me;
-
     FileTransaction tx(dry_run);
-    if (here) {
-        stage_mailbox_home(tx, home, d.owner);
-    }
+    if (here) stage_mailbox_home(tx, home, d.owner);
     store.add_user(ref, u);
     if (!host.empty()) store.set_mailbox_host(ref, name, host);
     if (req.inactive) store.set_active(ref, name, false);
@@ -328,6 +343,87 @@ RenameUserResult rename_user(const Paths& paths, Store& store, const Address& fr
     result.user = renamed;
     result.steps = tx.log();
     return result;
+}
+
+MoveMailboxResult move_mailbox(const Paths& paths, Store& store, const Address& a, const std::string& host,
+                               bool dry_run) {
+    const ClusterHost target = require_cluster_host(store, host);
+    Domain d = require_domain(paths, store, a.domain);
+    const DomainRef ref = d.ref();
+    MoveMailboxResult r;
+    r.user = require_any_user(store, d, a.local).user;
+    const std::string me = this_host_name(paths);
+    r.from_host = store.mailbox_host(ref, a.local).value_or("");
+    if (r.from_host.empty()) r.from_host = me;  // no row: a mailbox of the host that made it, which is this one
+    if (r.from_host == host) return r;
+    if (r.from_host != me)
+        throw Error(Exit::dataerr, a.str() + " lives on host " + r.from_host + ", which holds its Maildir: run " +
+                                       "vmoduser --host there");
+    if (target.homes.empty())
+        throw Error(Exit::config, "host " + host + " does not say how the other hosts reach its mailbox homes: its "
+                                  "control/clusterhomes names an rsync destination (such as vmail@" + target.address +
+                                  ":) or 'local' for a file system the hosts share, and its qmailctl sync registers it");
+    const fs::path old_home(r.user.dir), new_home = home_on_host(store, d, a.local, target);
+    const bool shared = target.homes == "local";
+    const bool same_place = shared && new_home == old_home;  // one file system, one path: only the owner changes
+    std::error_code ec;
+    if (!same_place && (r.user.dir.empty() || !fs::is_directory(old_home / "Maildir", ec)))
+        throw Error(Exit::noinput, a.str() + ": its Maildir " + (old_home / "Maildir").string() +
+                                       " is not on this host; nothing to copy");
+    const std::string dest = (shared ? std::string() : target.homes) + new_home.string() + "/";
+    const fs::path aside = old_home.string() + ".moving";
+    auto copy = [&](const fs::path& from, bool only_new) {
+        std::vector<std::string> argv{"rsync", "--archive", "--mkpath"};
+        if (only_new) argv.push_back("--ignore-existing");
+        argv.push_back(from.string() + "/");
+        argv.push_back(dest);
+        r.steps.push_back("copy " + from.string() + "/ to " + dest + (only_new ? " (the mail that came meanwhile)" : ""));
+        if (!dry_run) run_command(argv, Exit::ioerr, "to copy the mailbox's home (package rsync)");
+    };
+    if (!same_place) copy(old_home, false);  // 1. the copy, while the mailbox is still here
+
+    // 2. the owner and the home, in one transaction (re-read inside, so a change made meanwhile stays)
+    r.moved = true;
+    if (dry_run) {
+        r.user.dir = new_home.string();
+        r.steps.push_back("change the host to " + host + " and the home to " + new_home.string());
+        if (!same_place) r.steps.push_back("remove " + old_home.string());
+        return r;
+    }
+    r.steps.push_back("change the host to " + host + " and the home to " + new_home.string());
+    retry_rolled_back(store, [&] {
+        FoundUser now = require_any_user(store, d, a.local);
+        now.user.dir = new_home.string();
+        store.set_mailbox_host(ref, a.local, host);
+        if (now.active)
+            store.update_user(ref, now.user);
+        else
+            store.update_inactive_user(ref, now.user);
+        FileTransaction tx(false);
+        apply_change(tx, store);
+        r.user = now.user;
+    });
+    if (same_place) return r;
+
+    // 3. the old copy: set aside (a delivery still writing into it fails, is deferred and then goes to the new
+    // host), the mail that reached it during the copy sent after the rest, then removed
+    if (::rename(old_home.c_str(), aside.c_str()) != 0) {
+        r.warnings.push_back("cannot set the old home " + old_home.string() + " aside (" + std::strerror(errno) +
+                             "): it stays; mail that reached it during the copy is not on host " + host);
+        return r;
+    }
+    try {
+        copy(aside, true);
+    } catch (const Error& e) {
+        r.warnings.push_back(std::string(e.what()) + "; the old home stays as " + aside.string());
+        return r;
+    }
+    fs::remove_all(aside, ec);
+    if (ec)
+        r.warnings.push_back("cannot remove the old home " + aside.string() + ": " + ec.message());
+    else
+        r.steps.push_back("remove " + old_home.string());
+    return r;
 }
 
 void update_user(Store& store, const Domain& d, const UserRecord& u, bool dry_run) {

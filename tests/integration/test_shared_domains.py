@@ -280,6 +280,65 @@ class MailboxHosts(SharedCase):
         self.ok(b.run("vdeluser", "rob@example.com"))
         self.assertEqual(a.rows("SELECT host FROM hostcntrl WHERE pw_name IN ('bob', 'rob')"), [])
 
+    def test_a_mailbox_moves_to_another_host(self):
+        a, b = self.a, self.b
+        b.write("control/clusterhomes", "local\n")  # B's homes: on a file system A reaches (one machine here)
+        self.assertEqual(self.sync(b), ["register b.example.net (::1 port 2526, homes local)"])
+        self.ok(a.run("vadduser", "amy@example.com", "--password-stdin", input=b"amy-secret-1\n"))
+        old = a.user_record("example.com", "amy")[5]
+        mail = {"Maildir/new/1.a.example.net": b"Subject: one\n\nnew mail\n",
+                "Maildir/cur/2.a.example.net:2,S": b"Subject: two\n\nread mail\n",
+                "Maildir/.Sent/cur/3.a.example.net:2,S": b"Subject: three\n\nsent mail\n"}
+        for name, text in mail.items():
+            os.makedirs(os.path.dirname(os.path.join(old, name)), exist_ok=True)
+            with open(os.path.join(old, name), "wb") as f:
+                f.write(text)
+        # refused, changing nothing: on B, which does not hold it; to an unknown host; to a host that says
+        # nowhere how its homes are reached; a copy that fails
+        sql("INSERT INTO qvhost (host, address, smtp_port, base_path, homes) VALUES "
+            "('c.example.net', '127.0.0.3', 25, '/srv/c', ''), ('d.example.net', '127.0.0.4', 25, '/srv/d', "
+            "'nosuch.invalid:')", a.database)
+        before = a.snapshot()
+        for h, host, code, text in (
+                (b, "b.example.net", 65, b"amy@example.com lives on host a.example.net, which holds its Maildir"),
+                (a, "nowhere.example.net", 68, b"no host nowhere.example.net shares this database"),
+                (a, "c.example.net", 78, b"host c.example.net does not say how the other hosts reach its mailbox homes"),
+                (a, "d.example.net", 74, b"rsync --archive --mkpath " + old.encode() + b"/ nosuch.invalid:/srv/d/")):
+            p = h.run("vmoduser", "--host", host, "amy@example.com")
+            self.assertEqual(p.returncode, code, p.stderr)
+            self.assertIn(text, p.stderr)
+            self.assertEqual(a.snapshot(), before)
+        p = a.run("vmoduser", "--host", "b.example.net", "--dry-run", "amy@example.com")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        new = os.path.join(b.root, "home", "A2E", "example.com", "amy")
+        self.assertIn(("would copy %s/ to %s/" % (old, new)).encode(), p.stdout)
+        self.assertEqual(a.snapshot(), before)
+
+        # the move: the home copied to B's place, then the host and home changed, then the old copy removed
+        out = self.ok(a.run("vmoduser", "--host", "b.example.net", "amy@example.com")).stdout.decode()
+        self.assertEqual(out, "moved amy@example.com from host a.example.net to b.example.net (home %s)\n" % new)
+        self.assertFalse(os.path.exists(old))
+        for name, text in mail.items():
+            with open(os.path.join(new, name), "rb") as f:
+                self.assertEqual(f.read(), text)
+        self.assertEqual(a.rows("SELECT host, (SELECT pw_dir FROM indimail WHERE pw_name = 'amy') FROM hostcntrl "
+                                "WHERE pw_name = 'amy'"), [["b.example.net", new]])
+        # logins: on B its own; on A handed to B
+        rc, env = vchkpass_env(b, "amy@example.com", "amy-secret-1")
+        self.assertEqual((rc, "PROXY" in env), (0, False))
+        rc, env = vchkpass_env(a, "amy@example.com", "amy-secret-1")
+        self.assertEqual((rc, env.get("HOST")), (0, "::1"))
+        self.assertEqual(self.sync(b), [])  # its home is there: nothing to make
+        # again: nothing to do; back from A, which no longer holds it: refused
+        self.assertEqual(self.ok(a.run("vmoduser", "--host", "b.example.net", "amy@example.com")).stdout,
+                         b"amy@example.com is on host b.example.net already\n")
+        p = a.run("vmoduser", "--host", "a.example.net", "amy@example.com")
+        self.assertEqual(p.returncode, 65, p.stderr)
+        p = b.run("vmoduser", "--host", "a.example.net", "amy@example.com")
+        self.assertEqual(p.returncode, 78, p.stderr)  # A has no control/clusterhomes
+        p = a.run("vmoduser", "--host", "b.example.net", "-q", "5M", "amy@example.com")
+        self.assertEqual(p.returncode, 64, p.stderr)
+
     def test_refusals(self):
         a = self.a
         before = a.snapshot()
@@ -338,6 +397,25 @@ class MailBetweenHosts(unittest.TestCase):
         self.assertTrue(bob.startswith(b.home.root) and amy.startswith(a.home.root))
         b.wait_for(lambda: "on host mail.example.com: routed to example.com:127.0.0.1:%d" % a.port in b.send_log(),
                    "B's log line")
+
+    def test_a_moved_mailbox_gets_its_mail_on_its_new_host(self):
+        a, b = self.a, self.b
+        self.send(b, "amy@example.com", "before the move")
+        amy = a.mailbox("amy@example.com")
+        a.wait_for(lambda: a.maildir_messages(amy), "amy's first mail on A")
+        b.home.write("control/clusterhomes", "local\n")
+        b.run_ok("qmailctl", "sync")
+        a.run_ok("vmoduser", "--host", "mail2.example.com", "amy@example.com")
+        moved = b.mailbox("amy@example.com")
+        self.assertTrue(moved.startswith(b.home.root))
+        self.assertFalse(os.path.exists(amy))
+        self.assertIn(b"Subject: before the move", b.maildir_messages(moved)[0])
+        self.send(a, "amy@example.com", "after the move, through A")
+        self.send(b, "amy@example.com", "after the move, through B")
+        got = b.wait_for(lambda: len(b.maildir_messages(moved)) == 3 and b.maildir_messages(moved), "amy's mail on B")
+        self.assertEqual(sorted(m.split(b"Subject: ")[1].split(b"\n")[0] for m in got),
+                         [b"after the move, through A", b"after the move, through B", b"before the move"])
+        self.assertFalse(os.path.exists(amy))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ struct Args {
     std::vector<std::string> set, clear;
     std::optional<std::string> gecos, quota;
     bool active = false, inactive = false;
+    std::optional<std::string> host;
 };
 
 std::uint32_t named_flags(const std::vector<std::string>& names) {
@@ -39,6 +40,33 @@ std::uint32_t named_flags(const std::vector<std::string>& names) {
     return bits;
 }
 
+// --host: the mailbox moves to another host sharing the database
+int move_to_host(const Program& prog, Reporter& rep, const Paths& paths, Store& store, const Address& addr,
+         const std::string& host) {
+    const bool dry = prog.common.dry_run;
+    MoveMailboxResult r = move_mailbox(paths, store, addr, host, dry);
+    if (r.moved && !dry) audit(prog.name, "moved mailbox " + addr.str() + " from host " + r.from_host + " to " + host);
+    for (auto& w : r.warnings) rep.warning(w);
+    if (rep.json()) {
+        Json j = Json::object();
+        j.set("address", addr.str())
+            .set("status", !r.moved ? "unchanged" : dry ? "would-move" : "moved")
+            .set("from_host", r.from_host)
+            .set("host", host)
+            .set("dir", r.user.dir);
+        if (rep.show_steps()) j.set("steps", r.steps);
+        rep.object(j);
+        return 0;
+    }
+    if (!r.moved) {
+        rep.line(addr.str() + " is on host " + host + " already");
+        return 0;
+    }
+    rep.steps(r.steps);
+    if (!dry) rep.line("moved " + addr.str() + " from host " + r.from_host + " to " + host + " (home " + r.user.dir + ")");
+    return 0;
+}
+
 int run(const Program& prog, const Args& a) {
     Reporter rep(prog.name, prog.common);
     Paths paths = Paths::from_env();
@@ -48,13 +76,17 @@ int run(const Program& prog, const Args& a) {
         if (a.letters.at(f.letter)) letter_bits |= f.bit;
     std::uint32_t set_bits = named_flags(a.set), clear_bits = named_flags(a.clear);
     const bool other = letter_bits || set_bits || clear_bits || a.clear_all || a.gecos || a.quota;
-    if (!other && !a.active && !a.inactive)
-        throw Error(Exit::usage, "nothing to change: give flags, --set, --clear, -x, -c, -q, --active or --inactive");
+    if (!other && !a.active && !a.inactive && !a.host)
+        throw Error(Exit::usage,
+                    "nothing to change: give flags, --set, --clear, -x, -c, -q, --active, --inactive or --host");
+    if (a.host && (other || a.active || a.inactive))
+        throw Error(Exit::usage, "--host moves the mailbox and changes nothing else: give the other changes apart");
     std::optional<std::string> quota = a.quota ? std::optional(normalize_quota(*a.quota)) : std::nullopt;
     std::optional<std::string> gecos = a.gecos ? std::optional(check_gecos(*a.gecos)) : std::nullopt;
 
     auto lock = lock_for_change(paths, prog.common);
     auto store = open_store(paths, prog.mysql);
+    if (a.host) return move_to_host(prog, rep, paths, *store, addr, *a.host);
     Domain d = require_domain(paths, *store, addr.domain);
     // --active first (the other changes then apply to the active mailbox), --inactive last
     if (a.active) {
@@ -142,12 +174,19 @@ int main(int argc, char** argv) {
     app.add_flag("--inactive", a.inactive,
                  "Make the mailbox inactive: it keeps its mail, but its mail bounces and its logins are refused")
         ->excludes(active);
+    app.add_option("-H,--host", a.host,
+                   "Move the mailbox to this host sharing the database (run on the host that holds it): its home "
+                   "is copied there with rsync, then its host changes, then the old copy is removed")
+        ->type_name("HOST");
     add_common_options(app, prog.common, opt_json | opt_dry_run | opt_quiet | opt_verbose | opt_lock_wait);
     add_mysql_options(app, prog);
     app.footer(
         "Exit status: 0 changed; 9 --active/--inactive: the mailbox is in both sets; 64 usage; 65 bad address,\n"
-        "comment or quota; 67 no such mailbox (--active: no such inactive mailbox); 68 no such domain;\n"
-        "73/74/77 files cannot be written; 75 another command holds the lock. See vmoduser(8).");
+        "comment or quota, or --host on a host that does not hold the mailbox; 66 --host: its Maildir is not\n"
+        "here; 67 no such mailbox (--active: no such inactive mailbox); 68 no such domain or host; 69 the\n"
+        "database is down; 73/74/77 files cannot be written or copied; 75 another command holds the lock, or\n"
+        "the database rolled the change back; 78 --host: the host says nowhere how its homes are reached.\n"
+        "See vmoduser(8).");
     app.callback([&] { prog.action = [&] { return run(prog, a); }; });
     prog.positional_completions[&app] = complete_addresses;
     return qv::run(app, prog, argc, argv);

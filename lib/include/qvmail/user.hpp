@@ -64,6 +64,24 @@ struct RenameUserResult {
 };
 RenameUserResult rename_user(const Paths& paths, Store& store, const Address& from, const Address& to, bool dry_run);
 
+// Moves a mailbox to another host sharing the database (vmoduser --host), run on the host that holds it:
+// its home is copied to the new host's place for it (that host's base path, reached as that host's
+// control/clusterhomes says, with rsync), then its host (hostcntrl) and home change in one transaction,
+// then the mail that arrived during the copy follows and the old copy is removed. From the change on,
+// every host hands its mail and logins to the new host. A failure before the change leaves the mailbox
+// where it was. Throws Error 64 (a store that shares nothing), 68 (no domain, or no such host), 67 (no
+// such mailbox), 65 (a mailbox of another host: run it there), 78 (the new host says nowhere how its
+// homes are reached), 74 (the copy failed), 69/75 (the database). `moved` false: already on that host.
+struct MoveMailboxResult {
+    UserRecord user;        // as it is now
+    std::string from_host;
+    bool moved = false;
+    std::vector<std::string> steps;     // the copies and removals, for -v and --dry-run
+    std::vector<std::string> warnings;  // after the change: the old copy not removed, the second copy failed
+};
+MoveMailboxResult move_mailbox(const Paths& paths, Store& store, const Address& a, const std::string& host,
+                               bool dry_run);
+
 // IndiMail's "add" login of a new mailbox (its creation time, for vdeloldusers), recorded while the
 // change that makes it is open (mysql: inside its transaction; files: in the home just made). Fails the
 // change only when the database rolled the transaction back or went away (Error 75, 69); otherwise
