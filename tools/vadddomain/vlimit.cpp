@@ -32,7 +32,6 @@ int run(const Program& prog, const Args& a) {
     if (a.remove && (a.quota || a.count)) throw Error(Exit::usage, "-D removes the limits: give it without -q or -m");
     Paths paths = Paths::from_env();
     std::string name = normalize_domain(a.domain);
-    DomainLimits want;
     // -q: NOQUOTA, or a size (k/m/g) as vadduser -q takes it; -m: a number of messages, or NOQUOTA
     std::optional<std::uint64_t> quota, count;
     if (a.quota && !equal_ignoring_case(*a.quota, "NOQUOTA")) {
