@@ -52,9 +52,11 @@ IdleScan idle_mailboxes(Store& store, const Domain& d, std::int64_t days, std::i
 
 void set_mailbox_active(const Paths& paths, Store& store, const Address& a, bool active, bool dry_run) {
     Domain d = require_domain(paths, store, a.domain);
-    FileTransaction tx(dry_run);
-    store.set_active(d.ref(), a.local, active);
-    apply_change(tx, store);
+    retry_rolled_back(store, [&] {
+        FileTransaction tx(dry_run);
+        store.set_active(d.ref(), a.local, active);
+        apply_change(tx, store);
+    });
 }
 
 }  // namespace qv

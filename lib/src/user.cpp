@@ -281,7 +281,10 @@ void delete_user(const Paths& paths, Store& store, const Address& a, bool dry_ru
     retry_rolled_back(store, [&] { delete_user_once(paths, store, a, dry_run, report); });
 }
 
-RenameUserResult rename_user(const Paths& paths, Store& store, const Address& from, const Address& to, bool dry_run) {
+namespace {
+
+RenameUserResult rename_user_once(const Paths& paths, Store& store, const Address& from, const Address& to,
+                                  bool dry_run) {
     Domain dfrom = require_domain(paths, store, from.domain);
     Domain dto = require_domain(paths, store, to.domain);
     if (dfrom.name == dto.name && from.local == to.local)
@@ -343,6 +346,14 @@ RenameUserResult rename_user(const Paths& paths, Store& store, const Address& fr
     result.user = renamed;
     result.steps = tx.log();
     return result;
+}
+
+}  // namespace
+
+RenameUserResult rename_user(const Paths& paths, Store& store, const Address& from, const Address& to, bool dry_run) {
+    RenameUserResult r;
+    retry_rolled_back(store, [&] { r = rename_user_once(paths, store, from, to, dry_run); });
+    return r;
 }
 
 MoveMailboxResult move_mailbox(const Paths& paths, Store& store, const Address& a, const std::string& host,
@@ -427,9 +438,11 @@ MoveMailboxResult move_mailbox(const Paths& paths, Store& store, const Address& 
 }
 
 void update_user(Store& store, const Domain& d, const UserRecord& u, bool dry_run) {
-    FileTransaction tx(dry_run);
-    store.update_user(d.ref(), u);
-    apply_change(tx, store);
+    retry_rolled_back(store, [&] {
+        FileTransaction tx(dry_run);
+        store.update_user(d.ref(), u);
+        apply_change(tx, store);
+    });
 }
 
 MaildirUsage maildir_usage(const fs::path& maildir) {
