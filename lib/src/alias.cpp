@@ -147,25 +147,29 @@ std::vector<std::string> retarget_forwards(const Paths& paths, Store& store, con
     return changed;
 }
 
-AliasChangeResult change_alias(const Paths& paths, Store& store, const Address& alias, const AliasChange& change,
-                               bool dry_run) {
+namespace {
+
+AliasChangeResult change_alias_once(const Paths& paths, Store& store, const Address& alias, const AliasChange& change,
+                                    bool dry_run) {
     Domain d = require_domain(paths, store, alias.domain);
     DomainRef ref = d.ref();
     AliasChangeResult result;
     const std::string line = result.line = check_alias_line(change.line);
     if (change.kind == AliasChange::update) result.old_line = check_alias_line(change.old_line);
-    std::vector<std::string> lines = store.alias_lines(ref, alias.local);
+    std::vector<std::string> lines = store.alias_lines(ref, alias.local, true);
     auto find = [&](const std::string& want) {
         return std::find_if(lines.begin(), lines.end(), [&](const std::string& l) { return normal_form(l) == want; });
     };
+    std::optional<std::string> taken, added;  // the stored line taken out, the line added
     switch (change.kind) {
         case AliasChange::insert:
             if (find(line) != lines.end()) throw Error(Exit::exists, alias.str() + " has the line " + line + " already");
-            lines.push_back(line);
+            lines.push_back(*(added = line));
             break;
         case AliasChange::remove: {
             auto it = find(line);
             if (it == lines.end()) throw Error(Exit::missing, alias.str() + " has no line " + line);
+            taken = *it;
             lines.erase(it);
             break;
         }
@@ -173,7 +177,8 @@ AliasChangeResult change_alias(const Paths& paths, Store& store, const Address& 
             auto it = find(result.old_line);
             if (it == lines.end()) throw Error(Exit::missing, alias.str() + " has no line " + result.old_line);
             if (find(line) != lines.end()) throw Error(Exit::exists, alias.str() + " has the line " + line + " already");
-            *it = line;
+            taken = *it;
+            *it = *(added = line);
             break;
         }
     }
@@ -208,11 +213,20 @@ AliasChangeResult change_alias(const Paths& paths, Store& store, const Address& 
     result.mailbox_first = store.get_user(ref, alias.local).has_value();
     if (!result.mailbox_first) follow(lines);  // else its lines are never read (and go with the mailbox)
     FileTransaction tx(dry_run);
-    store.set_alias(ref, alias.local, lines);
+    store.change_alias_line(ref, alias.local, taken, added);
     apply_change(tx, store);
     result.steps = tx.log();
     result.lines = std::move(lines);
     return result;
+}
+
+}  // namespace
+
+AliasChangeResult change_alias(const Paths& paths, Store& store, const Address& alias, const AliasChange& change,
+                               bool dry_run) {
+    AliasChangeResult r;
+    retry_rolled_back(store, [&] { r = change_alias_once(paths, store, alias, change, dry_run); });
+    return r;
 }
 
 }  // namespace qv

@@ -259,7 +259,7 @@ public:
         return out;
     }
 
-    std::vector<std::string> alias_lines(const DomainRef& d, std::string_view alias) override {
+    std::vector<std::string> alias_lines(const DomainRef& d, std::string_view alias, bool) override {
         auto st = state_.find(d.name);
         if (st != state_.end()) {
             auto it = st->second.alias_changes.find(std::string(alias));
@@ -327,6 +327,19 @@ public:
             s.alias_changes[std::string(alias)] = std::nullopt;
         else
             s.alias_changes[std::string(alias)] = lines;
+    }
+
+    void change_alias_line(const DomainRef& d, std::string_view alias, const std::optional<std::string>& old,
+                           const std::optional<std::string>& line) override {
+        auto lines = alias_lines(d, alias, false);  // one file, written whole under the admin lock
+        auto it = old ? std::find(lines.begin(), lines.end(), *old) : lines.end();
+        if (it != lines.end() && line)
+            *it = *line;
+        else {
+            if (it != lines.end()) lines.erase(it);
+            if (line) lines.push_back(*line);
+        }
+        set_alias(d, alias, lines);
     }
 
     void rename_domain_rows(const DomainRef&, const std::string&) override {}  // all in the moved directory

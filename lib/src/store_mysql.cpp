@@ -63,12 +63,14 @@ public:
         return out;
     }
 
-    std::vector<std::string> alias_lines(const DomainRef& d, std::string_view alias) override {
+    std::vector<std::string> alias_lines(const DomainRef& d, std::string_view alias, bool lock) override {
+        std::string sql = "SELECT valias_line FROM valias WHERE alias = ? AND domain = ? ORDER BY timestamp, valias_line";
+        if (lock) {
+            change();
+            sql += " FOR UPDATE";
+        }
         std::vector<std::string> out;
-        for (auto& r : MysqlStatement(conn_,
-                                      "SELECT valias_line FROM valias WHERE alias = ? AND domain = ? "
-                                      "ORDER BY timestamp, valias_line")
-                           .query({std::string(alias), d.name}))
+        for (auto& r : MysqlStatement(conn_, sql.c_str()).query({std::string(alias), d.name}))
             out.push_back(r[0].value_or(""));
         return out;
     }
@@ -189,6 +191,17 @@ public:
             .execute({std::string(alias), d.name});
         MysqlStatement insert(conn_, "INSERT INTO valias (alias, domain, valias_line) VALUES (?, ?, ?)");
         for (auto& l : lines) insert.execute({std::string(alias), d.name, l});
+    }
+
+    void change_alias_line(const DomainRef& d, std::string_view alias, const std::optional<std::string>& old,
+                           const std::optional<std::string>& line) override {
+        change();
+        if (old)
+            MysqlStatement(conn_, "DELETE FROM valias WHERE alias = ? AND domain = ? AND valias_line = ?")
+                .execute({std::string(alias), d.name, *old});
+        if (line)
+            MysqlStatement(conn_, "INSERT INTO valias (alias, domain, valias_line) VALUES (?, ?, ?)")
+                .execute({std::string(alias), d.name, *line});
     }
 
     void rename_domain_rows(const DomainRef& d, const std::string& to) override {

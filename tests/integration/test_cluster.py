@@ -161,6 +161,37 @@ class Cluster(unittest.TestCase):
             self.assertEqual({x for x in homes if x.startswith(tag)}, {n for n in expect if n.startswith(tag)})
             self.clean(h)
 
+    def test_concurrent_changes_of_one_alias_and_one_mailbox_on_two_nodes(self):
+        """2 x 30 lines added to one alias and 2 x 30 passwords set on one mailbox, on A and B at once: the
+        changes that collide are rolled back by the cluster and run again, so every command succeeds and
+        no line is lost."""
+        a, b = self.a, self.b
+        self.ok(a.run("vadddomain", "example.com", "-r", "10"))
+        self.ok(a.run("vadduser", "joe@example.com", "--password-stdin", input=b"joe-secret-0\n"))
+        self.ok(b.run("qmailctl", "sync"))
+
+        def run(host, tag, i):
+            if i % 2:
+                p = host.run("vpasswd", "joe@example.com", "--password-stdin", "--lock-wait", "120",
+                             input=("%s-secret-%d\n" % (tag, i)).encode())
+            else:
+                p = host.run("valias", "-i", "&%s%02d@example.org" % (tag, i), "sales@example.com",
+                             "--lock-wait", "120")
+            return p.returncode, p.stderr
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(run, h, tag, i) for i in range(60) for h, tag in ((a, "a"), (b, "b"))]
+            results = [f.result() for f in futures]
+        self.assertEqual([(rc, e) for rc, e in results if rc], [])
+        lines = sorted(r[0] for r in on_node(3, "SELECT valias_line FROM valias WHERE alias = 'sales'", a.database))
+        self.assertEqual(lines, sorted("&%s%02d@example.org" % (t, i) for t in "ab" for i in range(0, 60, 2)))
+        # the password is one of those set, the same through either node
+        for h in (a, b):
+            self.assertTrue(any(login(h, "joe@example.com", "%s-secret-%d" % (t, i)).returncode == 0
+                                for t in "ab" for i in range(1, 60, 2)))
+        for h in (a, b):
+            self.clean(h)
+
 
 @unittest.skipUnless(GALERA, "needs the Galera fixture (QV_GALERA_DIR)")
 class MailBetweenHostsOnTheCluster(test_shared_domains.MailBetweenHosts):

@@ -160,7 +160,10 @@ public:
     virtual std::optional<UserRecord> get_user(const DomainRef& d, std::string_view name) = 0;
     virtual std::vector<UserRecord> users(const DomainRef& d) = 0;
     virtual std::vector<std::string> aliases(const DomainRef& d) = 0;  // alias names
-    virtual std::vector<std::string> alias_lines(const DomainRef& d, std::string_view alias) = 0;
+    // `lock`: inside the change, with the lines locked until commit (mysql), so that two hosts editing one
+    // alias at once cannot both start from the same lines and lose one's edit: the second reads the
+    // first's lines, or the cluster rolls it back (Error 75) and it runs again (retry_rolled_back).
+    virtual std::vector<std::string> alias_lines(const DomainRef& d, std::string_view alias, bool lock = false) = 0;
 
     // Changes, collected until stage() and made durable by commit(). Throw Error 9 when adding
     // something that exists, 67 when changing a mailbox that does not.
@@ -171,6 +174,11 @@ public:
     virtual void remove_user(const DomainRef& d, std::string_view name) = 0;
     // Replaces the delivery lines of an alias; no lines removes it.
     virtual void set_alias(const DomainRef& d, std::string_view alias, const std::vector<std::string>& lines) = 0;
+    // One line of an alias: `old` (as alias_lines gave it) taken out, `line` added (in its place, or last),
+    // leaving the other lines as they are now: with hosts sharing the database, a line another host added
+    // meanwhile stays (mysql: one row each), where set_alias would write back only the lines read before.
+    virtual void change_alias_line(const DomainRef& d, std::string_view alias, const std::optional<std::string>& old,
+                                   const std::optional<std::string>& line) = 0;
     // Inactive mailboxes (IndiMail's indibak table; the files store's <domain dir>/indibak, in vpasswd's
     // format): kept with their homes but unknown to delivery and logins until made active again.
     virtual std::optional<UserRecord> get_inactive_user(const DomainRef& d, std::string_view name) = 0;
