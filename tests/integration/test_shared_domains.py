@@ -338,6 +338,16 @@ class MailboxHosts(SharedCase):
         self.assertEqual(p.returncode, 78, p.stderr)  # A has no control/clusterhomes
         p = a.run("vmoduser", "--host", "b.example.net", "-q", "5M", "amy@example.com")
         self.assertEqual(p.returncode, 64, p.stderr)
+        # an inactive mailbox moves too, and stays inactive (--json)
+        self.ok(a.run("vadduser", "ivy@example.com", "--password-stdin", input=b"ivy-secret-1\n"))
+        self.ok(a.run("vmoduser", "--inactive", "ivy@example.com"))
+        got = json.loads(self.ok(a.run("vmoduser", "--host", "b.example.net", "--json", "ivy@example.com")).stdout)
+        self.assertEqual((got["status"], got["from_host"], got["host"]), ("moved", "a.example.net", "b.example.net"))
+        self.assertTrue(got["dir"].startswith(os.path.join(b.root, "home") + "/"), got["dir"])
+        self.assertTrue(os.path.isdir(os.path.join(got["dir"], "Maildir", "new")))
+        self.assertEqual(a.rows("SELECT pw_dir FROM indibak WHERE pw_name = 'ivy'"), [[got["dir"]]])
+        self.assertEqual(a.rows("SELECT host FROM hostcntrl WHERE pw_name = 'ivy'"), [["b.example.net"]])
+        self.assertNotEqual(vchkpass_env(b, "ivy@example.com", "ivy-secret-1")[0], 0)
 
     def test_refusals(self):
         a = self.a
