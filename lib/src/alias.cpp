@@ -164,7 +164,8 @@ AliasChangeResult change_alias_once(const Paths& paths, Store& store, const Addr
     switch (change.kind) {
         case AliasChange::insert:
             if (find(line) != lines.end()) throw Error(Exit::exists, alias.str() + " has the line " + line + " already");
-            lines.push_back(*(added = line));
+            added = line;
+            lines.push_back(line);
             break;
         case AliasChange::remove: {
             auto it = find(line);
@@ -178,7 +179,8 @@ AliasChangeResult change_alias_once(const Paths& paths, Store& store, const Addr
             if (it == lines.end()) throw Error(Exit::missing, alias.str() + " has no line " + result.old_line);
             if (find(line) != lines.end()) throw Error(Exit::exists, alias.str() + " has the line " + line + " already");
             taken = *it;
-            *it = *(added = line);
+            added = line;
+            *it = line;
             break;
         }
     }

@@ -178,7 +178,9 @@ namespace {
 fs::path home_on_host(Store& store, const Domain& d, std::string_view name, const ClusterHost& host) {
     auto row = store.shared_domain(d.name);
     if ((row && !row->base_path.empty()) || host.base_path.empty()) return mailbox_home(d, name);
-    return fs::path(host.base_path) / std::string(mailbox_bucket(name)) / d.name / std::string(name);
+    Domain there = d;
+    there.base_path = host.base_path;
+    return mailbox_home(there, name);
 }
 
 ClusterHost require_cluster_host(Store& store, const std::string& host) {
@@ -395,13 +397,12 @@ MoveMailboxResult move_mailbox(const Paths& paths, Store& store, const Address& 
 
     // 2. the owner and the home, in one transaction (re-read inside, so a change made meanwhile stays)
     r.moved = true;
+    r.steps.push_back("change the host to " + host + " and the home to " + new_home.string());
     if (dry_run) {
         r.user.dir = new_home.string();
-        r.steps.push_back("change the host to " + host + " and the home to " + new_home.string());
         if (!same_place) r.steps.push_back("remove " + old_home.string());
         return r;
     }
-    r.steps.push_back("change the host to " + host + " and the home to " + new_home.string());
     retry_rolled_back(store, [&] {
         FoundUser now = require_any_user(store, d, a.local);
         now.user.dir = new_home.string();

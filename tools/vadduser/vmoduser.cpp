@@ -42,7 +42,7 @@ std::uint32_t named_flags(const std::vector<std::string>& names) {
 
 // --host: the mailbox moves to another host sharing the database
 int move_to_host(const Program& prog, Reporter& rep, const Paths& paths, Store& store, const Address& addr,
-         const std::string& host) {
+                 const std::string& host) {
     const bool dry = prog.common.dry_run;
     MoveMailboxResult r = move_mailbox(paths, store, addr, host, dry);
     if (r.moved && !dry) audit(prog.name, "moved mailbox " + addr.str() + " from host " + r.from_host + " to " + host);
